@@ -1,0 +1,5 @@
+import sys
+
+from pai_sweep.cli import main
+
+sys.exit(main())

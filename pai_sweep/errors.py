@@ -1,0 +1,37 @@
+"""The one base exception and its thin subclasses. Each message is one line: the problem and the fix."""
+
+
+class PaiSweepError(Exception):
+    """Base of every error pai-sweep raises on purpose; the CLI prints it as one line, no traceback."""
+
+
+class ConfigError(PaiSweepError):
+    """Raised when a config does not compose or validate (unknown key, option, type, value)."""
+
+
+class ModelError(PaiSweepError):
+    """Raised when a model cannot be built (unknown name, bad `_target_`, downsizing that does not apply)."""
+
+
+class DataError(PaiSweepError):
+    """Raised when a data set cannot be loaded (missing folder, offline download, bad `_target_`)."""
+
+
+class IntegrationError(PaiSweepError):
+    """Raised when PerforatedAI cannot work with the model as configured (dims, modules, knobs)."""
+
+
+class AnalysisError(PaiSweepError):
+    """Raised when a folder is not readable PerforatedAI output."""
+
+
+class SweepError(PaiSweepError):
+    """Raised when a sweep cannot start or must stop (bad space, incompatible resume, too many failures)."""
+
+
+class LauncherError(PaiSweepError):
+    """Raised when a trial cannot be submitted (unknown partition, missing shared folder)."""
+
+
+class TrackingError(PaiSweepError):
+    """Raised when the tracking store is misconfigured (malformed URI)."""

@@ -1,0 +1,57 @@
+"""The one interface every launcher implements. The driver only ever talks to this.
+
+A launcher runs `python -m pai_sweep.worker TRIAL_DIR` (the worker writes everything into the
+trial folder) somewhere, and answers "is it still running?". It never reads results or
+writes the study: result.json in the trial folder is the only proof a trial finished.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class JobState(str, enum.Enum):
+    PENDING = "pending"  # queued, not started (SLURM)
+    RUNNING = "running"
+    FINISHED = "finished"  # the process/job ended (read result.json to know how)
+    FAILED = "failed"  # the launcher knows it died (scheduler said so, could not start, cancelled)
+    LOST = "lost"  # the launcher no longer knows this job (e.g. after a driver restart)
+
+
+@dataclass
+class TrialJob:
+    """A handle for one launched trial; `info` is JSON-able and saved to launch.json for re-attaching."""
+
+    trial_number: int
+    trial_dir: Path
+    info: dict[str, Any] = field(default_factory=dict)  # pid / job_id / node / log paths / device
+    reason: str = ""  # filled when the launcher knows why it failed (scheduler reason, log tail)
+
+
+class Launcher(ABC):
+    """Start, poll, cancel. `capacity` is how many trials may run at once."""
+
+    capacity: int = 1
+
+    @abstractmethod
+    def submit(self, trial_number: int, trial_dir: Path) -> TrialJob:
+        """Start the worker for this trial folder (run.yaml is already written)."""
+
+    @abstractmethod
+    def poll(self, job: TrialJob) -> JobState:
+        """Cheap status check; may fill job.reason on failure."""
+
+    @abstractmethod
+    def cancel(self, job: TrialJob, reason: str = "") -> None:
+        """Stop the trial (timeout, pruning, shutdown)."""
+
+    def reattach(self, trial_number: int, trial_dir: Path) -> TrialJob | None:
+        """After a driver restart: a handle to a trial that is still queued/running, else None."""
+        return None
+
+    def close(self) -> None:
+        """Release resources at the end of the sweep (running trials are cancelled by the driver first)."""

@@ -1,0 +1,56 @@
+"""Dataclass schemas for every config group, registered in Hydra's ConfigStore.
+
+The root `Config` is the first entry of conf/config.yaml's defaults list, so every YAML
+option is merged into a typed node: an unknown key or a wrong type fails at compose time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+from pai_sweep.schema.data import DataConfig
+from pai_sweep.schema.dendrites import DendritesConfig
+from pai_sweep.schema.downsize import DownsizeConfig
+from pai_sweep.schema.model import ModelConfig
+from pai_sweep.schema.runtime import LauncherConfig, TrackingConfig
+from pai_sweep.schema.sweep import ObjectiveConfig, SweepConfig
+from pai_sweep.schema.train import OptimizerConfig, SchedulerConfig, TrainConfig
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "DendritesConfig",
+    "DownsizeConfig",
+    "LauncherConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "OptimizerConfig",
+    "SchedulerConfig",
+    "SweepConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "register",
+]
+
+# The parts of a run a worker needs (the rest belongs to the driver).
+RUN_GROUPS = ("model", "downsize", "dendrites", "data", "train")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    downsize: DownsizeConfig = field(default_factory=DownsizeConfig)
+    dendrites: DendritesConfig = field(default_factory=DendritesConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def register() -> None:
+    """Put the root schema in the ConfigStore as `schema` (conf/config.yaml lists it first)."""
+    ConfigStore.instance().store(name="schema", node=Config)

@@ -1,0 +1,36 @@
+"""Schema of the `sweep` and `objective` groups: what the driver searches and optimises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class SweepConfig:
+    name: str = "default"  # the sweep folder and MLflow experiment are named after it
+    dir: str = "sweeps/${sweep.name}"  # running the same command again resumes this folder
+    n_trials: int = 8  # total trials (sampler + rule-guided), counted across resumes
+    in_flight: int = 2  # trials running at once
+    sampler: str = "tpe"  # tpe, random, nsga2, grid
+    seed: int = 0
+    storage: Optional[str] = None  # Optuna storage URL; None: sqlite in the sweep folder
+    guided_share: float = 0.25  # at most this share of n_trials comes from the analysis' recommendations
+    rule_trials: bool = True  # enqueue trials the analysis recommends
+    derived_trials: bool = True  # add each smaller architecture a run measured as a free trial
+    pruner: str = "none"  # none, median
+    max_failures: int = 3  # stop the sweep after this many failed trials
+    trial_timeout: Optional[float] = None  # seconds before a trial is killed (None: no limit)
+    check_first: bool = True  # run `pai-sweep check` once before launching trials
+    space: dict[str, Any] = field(default_factory=dict)  # config key -> distribution (docs/search_space.md)
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "accuracy"  # accuracy, efficiency, scalar
+    metric: str = "val"  # val or test: which score the objective reports
+    use_analysis: bool = True  # score at the architecture the analysis picks, penalties from findings
+    baseline: bool = False  # efficiency: run the model without dendrites first, as the reference
+    tolerance: float = 1.0  # efficiency: score may fall this far below the baseline
+    param_weight: float = 0.0  # scalar: score - param_weight * log2(params / base_params)
+    penalties: dict[str, float] = field(default_factory=lambda: {"dendrites_never_added": 1.0, "instability": 0.5, "overfitting": 0.5})

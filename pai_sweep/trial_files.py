@@ -1,0 +1,144 @@
+"""The files one trial folder holds: the seam between driver, worker, launchers and analysis.
+
+A trial lives in ``<sweep dir>/trials/<number>/``::
+
+    run.yaml        the resolved run config (model, downsize, dendrites, data, train, seed)
+    pai/            PerforatedAI's own output (save_name "pai"; the worker's cwd is the trial dir)
+    metrics.jsonl   one JSON object per epoch, appended by the worker (see EpochRecord)
+    result.json     the completion record (see TrialResult), written atomically, last
+    launch.json     how the launcher started it (pid / SLURM job id), for re-attaching on resume
+    worker.log      the worker's stdout and stderr
+
+result.json is the only proof that a trial finished: PerforatedAI can exit 0 on failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+RUN_CONFIG = "run.yaml"
+PAI_SAVE_NAME = "pai"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+LAUNCH = "launch.json"
+WORKER_LOG = "worker.log"
+
+# TrialResult.status values
+STATUS_COMPLETE = "complete"  # trained to PerforatedAI's completion or the epoch cap
+STATUS_FAILED = "failed"  # crashed, trapped, NaN, timed out, cancelled: see reason
+STATUS_PRUNED = "pruned"  # stopped early by the driver's pruner
+STATUSES = (STATUS_COMPLETE, STATUS_FAILED, STATUS_PRUNED)
+
+
+@dataclass
+class EpochRecord:
+    """One line of metrics.jsonl: what the worker saw at the end of one epoch."""
+
+    epoch: int  # 0-based count of epochs run by the worker (not PerforatedAI's renumbered one)
+    val: float  # the validation score handed to add_validation_score
+    train: float | None = None
+    test: float | None = None
+    loss: float | None = None  # mean training loss of the epoch
+    lr: float | None = None
+    params: int | None = None  # parameter count after this epoch's add_validation_score
+    dendrites: int = 0  # dendrites in the model after this epoch
+    restructured: bool = False  # PerforatedAI restructured the model at this epoch
+    seconds: float = 0.0  # wall seconds of this epoch (train + eval + tracker)
+
+
+@dataclass
+class TrialResult:
+    """result.json: written once, at the very end of a trial (or by the driver on failure)."""
+
+    status: str  # one of STATUSES
+    reason: str  # one line: why it ended ("pai_complete", "epoch_cap", or the failure)
+    best_val: float | None = None  # best validation score seen
+    best_test: float | None = None  # test score at the epoch of best_val
+    final_val: float | None = None
+    params: int | None = None  # parameters of the final (best) model
+    base_params: int | None = None  # parameters of the model handed to perforate (after downsizing)
+    original_params: int | None = None  # parameters before downsizing
+    dendrites: int = 0  # dendrites in the final model
+    epochs: int = 0
+    seconds: float = 0.0
+    maximizing: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)  # launcher facts (job id, node, log), diagnosis
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_COMPLETE
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/inf: store them as null so every reader can parse the file.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write then rename, so a reader never sees half a file (also on a shared file system)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=True) + "\n")
+
+
+def write_result(trial_dir: Path, result: TrialResult) -> None:
+    write_json(Path(trial_dir) / RESULT, dataclasses.asdict(result))
+
+
+def read_result(trial_dir: Path) -> TrialResult | None:
+    """The trial's completion record, or None when it has not finished (or the file is unreadable)."""
+    path = Path(trial_dir) / RESULT
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    known = {f.name for f in dataclasses.fields(TrialResult)}
+    extra = dict(data.get("extra") or {})
+    extra.update({k: v for k, v in data.items() if k not in known})
+    data = {k: v for k, v in data.items() if k in known}
+    data["extra"] = extra
+    if data.get("status") not in STATUSES:
+        return None
+    return TrialResult(**data)
+
+
+def append_metrics(trial_dir: Path, record: EpochRecord) -> None:
+    with open(Path(trial_dir) / METRICS, "a") as fh:
+        fh.write(json.dumps(_clean(dataclasses.asdict(record))) + "\n")
+        fh.flush()
+
+
+def iter_metrics(trial_dir: Path) -> Iterator[EpochRecord]:
+    """Epoch records so far; a half-written last line (worker still writing) is skipped."""
+    path = Path(trial_dir) / METRICS
+    if not path.exists():
+        return
+    known = {f.name for f in dataclasses.fields(EpochRecord)}
+    with open(path) as fh:
+        for line in fh:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            yield EpochRecord(**{k: v for k, v in data.items() if k in known})
+
+
+def read_metrics(trial_dir: Path) -> list[EpochRecord]:
+    return list(iter_metrics(trial_dir))

@@ -1,0 +1,95 @@
+"""Checks a composed config beyond types: names, ranges, combinations. Runs before any work starts.
+
+Each check raises ConfigError with one line that names the key, the problem and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from omegaconf import DictConfig
+
+from pai_sweep.errors import ConfigError
+
+MODELS = ("mlp", "small_cnn", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
+DATASETS = ("digits", "digits32", "cifar10", "cifar100", "image_folder", "custom")
+DOWNSIZE = ("none", "family", "width", "depth")
+PRESETS = ("cnn", "resnet", "transformer", "linear_only", "off", "auto", "custom")
+SWITCH_MODES = ("history", "fixed", "no_switch", "every_time")
+SAMPLERS = ("tpe", "random", "nsga2", "grid")
+OBJECTIVES = ("accuracy", "efficiency", "scalar")
+LAUNCHERS = ("local", "slurm", "submitit_local")
+TRACKING = ("mlflow", "off")
+
+
+def one_of(key: str, value: Any, valid: Iterable[str]) -> None:
+    valid = tuple(valid)
+    if value not in valid:
+        raise ConfigError(f"{key}={value!r} is not known; valid values: {', '.join(valid)}")
+
+
+def positive(key: str, value: Any, allow_zero: bool = False) -> None:
+    if value is None or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{key}={value!r} must be {bound}")
+
+
+def threshold_schedule(value: Any) -> list[float]:
+    """improvement_threshold as PerforatedAI takes it: a number or a non-empty list of numbers >= 0."""
+    items = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+    try:
+        numbers = [float(v) for v in items]
+    except (TypeError, ValueError):
+        numbers = []
+    if not numbers or any(n < 0 for n in numbers):
+        raise ConfigError(
+            f"dendrites.improvement_threshold={value!r} must be a number >= 0 or a list of them, "
+            "e.g. 0.001 or [0.001,0.0001,0]"
+        )
+    return numbers
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """The groups a worker uses (model, downsize, dendrites, data, train)."""
+    one_of("model.name", cfg.model.name, MODELS)
+    if cfg.model.name == "custom" and not cfg.model._target_:
+        raise ConfigError("model=custom needs model._target_=your.module.ModelClass (an importable callable)")
+    one_of("downsize.name", cfg.downsize.name, DOWNSIZE)
+    positive("model.width_mult", cfg.model.width_mult)
+    positive("downsize.width_mult", cfg.downsize.width_mult)
+    d = cfg.dendrites
+    one_of("dendrites.preset", d.preset, PRESETS)
+    one_of("dendrites.switch_mode", d.switch_mode, SWITCH_MODES)
+    positive("dendrites.max_dendrites", d.max_dendrites, allow_zero=True)
+    positive("dendrites.n_epochs_to_switch", d.n_epochs_to_switch)
+    positive("dendrites.history_lookback", d.history_lookback)
+    positive("dendrites.max_dendrite_tries", d.max_dendrite_tries)
+    positive("dendrites.candidate_weight_initialization_multiplier", d.candidate_weight_initialization_multiplier)
+    threshold_schedule(d.improvement_threshold)
+    for ident in d.module_ids_to_track:
+        if not str(ident).startswith("."):
+            raise ConfigError(f"dendrites.module_ids_to_track entry {ident!r} must start with '.' (e.g. '.{ident}')")
+    if 0 not in list(d.output_dimensions):
+        raise ConfigError(f"dendrites.output_dimensions={list(d.output_dimensions)} must mark the neuron axis with 0, e.g. [-1,0,-1,-1]")
+    one_of("data.name", cfg.data.name, DATASETS)
+    if cfg.data.name == "custom" and not cfg.data._target_:
+        raise ConfigError("data=custom needs data._target_=your.module.make_datasets (returns train, val, test)")
+    if not 0 < cfg.data.val_fraction < 1:
+        raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
+    positive("train.batch_size", cfg.train.batch_size)
+    positive("train.max_epochs", cfg.train.max_epochs)
+    one_of("train.graphs", cfg.train.graphs, ("end", "every_epoch"))
+
+
+def validate(cfg: DictConfig) -> None:
+    """The whole config: run groups plus sweep, objective, launcher and tracking."""
+    validate_run(cfg)
+    one_of("sweep.sampler", cfg.sweep.sampler, SAMPLERS)
+    positive("sweep.n_trials", cfg.sweep.n_trials)
+    positive("sweep.in_flight", cfg.sweep.in_flight)
+    if not 0 <= cfg.sweep.guided_share <= 1:
+        raise ConfigError(f"sweep.guided_share={cfg.sweep.guided_share} must be between 0 and 1")
+    one_of("objective.name", cfg.objective.name, OBJECTIVES)
+    one_of("objective.metric", cfg.objective.metric, ("val", "test"))
+    one_of("launcher.name", cfg.launcher.name, LAUNCHERS)
+    one_of("tracking.name", cfg.tracking.name, TRACKING)
