@@ -31,4 +31,6 @@ class TrackingConfig:
     name: str = "mlflow"  # mlflow or off
     uri: Optional[str] = None  # None: MLflow's default (sqlite:///<cwd>/mlflow.db); or http://host:port
     experiment: Optional[str] = None  # None: the sweep name
-    log_artifacts: bool = True
+    log_artifacts: bool = True  # PerforatedAI CSVs/PNG, findings, report, run.yaml per trial
+    request_timeout: int = 10  # seconds per HTTP call: a dead server must not stall the sweep
+    max_retries: int = 1  # HTTP retries per call (MLflow's own default of 7 waits minutes)

@@ -1,0 +1,505 @@
+"""MLflow tracking: one parent run per sweep, one child run per trial. The only module that imports mlflow.
+
+The driver is the only caller (workers never log), so a sqlite store is never written by
+two processes. Tracking never raises into the sweep: what cannot be logged (server down,
+store locked) is queued in ``<sweep dir>/tracking_backlog.jsonl`` and retried on the next
+call, at the end of the sweep, and when the sweep resumes. Logging is idempotent: a child
+run is found again by its tags (parent run + trial number) and is not logged twice.
+
+mlflow is imported lazily (about 1.5 s), so validating a config or `pai-sweep --help` never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from pai_sweep import trial_files
+from pai_sweep.errors import TrackingError
+from pai_sweep.trial_files import atomic_write_text
+
+BACKLOG = "tracking_backlog.jsonl"
+TAG_ROLE = "pai_sweep.role"  # "sweep" (parent) or "trial" (child)
+TAG_SWEEP_DIR = "pai_sweep.sweep_dir"  # the resolved sweep folder: finds the parent again on resume
+TAG_TRIAL = "pai_sweep.trial"  # the Optuna trial number of a child run
+TAG_DONE = "pai_sweep.logged"  # set last: a child without it was cut off and is logged again
+PARENT_TAG = "mlflow.parentRunId"
+
+# Per-epoch metric name -> EpochRecord field (logged with step = epoch).
+EPOCH_METRICS = {"val": "val", "train": "train", "test": "test", "loss": "loss", "lr": "lr",
+                 "params": "params", "dendrites": "dendrites", "epoch_seconds": "seconds"}
+# Final metric name -> TrialResult field.
+RESULT_METRICS = {"best_val": "best_val", "best_test": "best_test", "final_val": "final_val",
+                  "final_params": "params", "base_params": "base_params", "original_params": "original_params",
+                  "final_dendrites": "dendrites", "epochs": "epochs", "train_seconds": "seconds"}
+FINISHED_STATES = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}
+ARTIFACTS = (("pai", ("*.csv", "*.png"), "pai"), ("analysis", ("findings.json", "report.md", "*.png"), "analysis"),
+             (".", (trial_files.RUN_CONFIG, trial_files.RESULT, trial_files.METRICS), ""))
+_DB_SCHEMES = ("postgresql", "mysql", "mssql")
+_SCHEMES = ("http", "https", "sqlite", *_DB_SCHEMES, "databricks", "databricks-uc", "file")
+_MAX_PARAM = 6000  # MLflow's limit on a parameter value
+_BAD_KEY = re.compile(r"[^\w\-. /]")
+
+
+# ---------------------------------------------------------------- configuration
+
+def validate_tracking(tracking_cfg) -> str | None:
+    """Check tracking.name and tracking.uri before the sweep starts; the URI to use (None: off).
+
+    Raises TrackingError with one line naming the problem and the valid forms.
+    """
+    name = _get(tracking_cfg, "name", "mlflow")
+    if name == "off":
+        return None
+    if name != "mlflow":
+        raise TrackingError(f"tracking.name={name!r} is not known; valid values: mlflow, off")
+    uri = _get(tracking_cfg, "uri")
+    if uri is None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or None
+    return None if uri is None else _check_uri(str(uri))
+
+
+def _check_uri(uri: str) -> str:
+    hint = ("use sqlite:///ABS/PATH/mlflow.db, http(s)://HOST:PORT, a database URL "
+            "(postgresql://USER@HOST/DB), or null for MLflow's default sqlite mlflow.db in the working folder")
+    bad = f"tracking.uri={uri!r} is not a valid tracking URI"
+    if not uri or uri != uri.strip() or " " in uri:
+        raise TrackingError(f"{bad} (empty or contains spaces); {hint}")
+    if "://" not in uri:
+        raise TrackingError(f"{bad} (no scheme: a bare path would be MLflow's retired file store); {hint}")
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in _SCHEMES:
+        raise TrackingError(f"{bad} (unknown scheme {parts.scheme!r}; valid: {', '.join(_SCHEMES)}); {hint}")
+    if scheme in ("http", "https", *_DB_SCHEMES):
+        try:
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            port_ok = False
+        if not parts.hostname or not port_ok:
+            raise TrackingError(f"{bad} (missing host or bad port); {hint}")
+    if scheme == "sqlite":
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        if not path or path.startswith(":memory:"):
+            raise TrackingError(f"{bad} (sqlite needs a file: sqlite:///ABS/PATH/mlflow.db; an in-memory store loses the sweep)")
+    if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+        raise TrackingError(f"{bad} (MLflow 3 retired the file store); {hint}")
+    return uri
+
+
+def make_tracker(tracking_cfg, experiment: str, sweep_dir: Path) -> "Tracker":
+    """The tracker for a sweep: MlflowTracker, or a Tracker that does nothing when tracking=off."""
+    name = _get(tracking_cfg, "name", "mlflow")
+    uri = validate_tracking(tracking_cfg)
+    if name == "off":
+        return Tracker()
+    return MlflowTracker(
+        uri=uri,
+        experiment=_get(tracking_cfg, "experiment") or experiment,
+        sweep_dir=Path(sweep_dir),
+        log_artifacts=bool(_get(tracking_cfg, "log_artifacts", True)),
+        request_timeout=int(_get(tracking_cfg, "request_timeout", 10)),
+        max_retries=int(_get(tracking_cfg, "max_retries", 1)),
+    )
+
+
+def _get(cfg, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+    return default if value is None else value
+
+
+# ---------------------------------------------------------------- plain-data helpers
+
+def flatten(config: Any, prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"model.name": "small_cnn", ...}; lists stay one JSON value."""
+    if hasattr(config, "_metadata"):  # a DictConfig: resolve interpolations first
+        from omegaconf import OmegaConf
+
+        config = OmegaConf.to_container(config, resolve=True)
+    out: dict[str, str] = {}
+    for key, value in (config or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+            out[_BAD_KEY.sub("_", name)[:250]] = text[:_MAX_PARAM]
+    return out
+
+
+def trial_record(trial) -> dict[str, Any]:
+    """What the tracker needs from an Optuna FrozenTrial, as JSON-safe data (kept in the backlog)."""
+    def ms(dt):
+        return int(dt.timestamp() * 1000) if dt is not None else None
+
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "values": list(trial.values) if trial.values is not None else None,
+        "params": {k: _jsonable(v) for k, v in trial.params.items()},
+        "user_attrs": {k: _jsonable(v) for k, v in trial.user_attrs.items()},
+        "start_ms": ms(trial.datetime_start),
+        "end_ms": ms(trial.datetime_complete),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def git_commit(cwd: Path | None = None) -> dict[str, str]:
+    """The commit of the git repository the sweep runs in (the user's code), when there is one."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {}
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"mlflow.source.git.commit": head.stdout.strip(), "git.dirty": str(dirty).lower()}
+
+
+# ---------------------------------------------------------------- trackers
+
+class Tracker:
+    """The interface the driver calls; this base records nothing (tracking=off)."""
+
+    enabled = False
+    uri: str | None = None
+
+    def start_sweep(self, config: dict) -> None:
+        """Open (or on resume, reopen) the sweep's parent run with the flattened config as params."""
+
+    def log_trial(self, study_trial, trial_dir: Path | None = None) -> None:
+        """Log one finished trial as a child run (sampler, rule-enqueued, derived or baseline)."""
+
+    def finish_sweep(self, summary: dict, report_dir: Path | None = None) -> None:
+        """Log the sweep summary and report folder to the parent run and close it."""
+
+    def close(self) -> None:
+        """Last retry of the backlog; says in one line what is still not logged."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class MlflowTracker(Tracker):
+    enabled = True
+
+    def __init__(self, uri: str | None, experiment: str, sweep_dir: Path, log_artifacts: bool = True,
+                 request_timeout: int = 10, max_retries: int = 1, say: Callable[[str], None] | None = None):
+        self.sweep_dir = Path(sweep_dir).resolve()
+        self.experiment = experiment
+        self.log_artifacts = log_artifacts
+        self.say = say or (lambda line: print(f"pai-sweep: tracking: {line}", file=sys.stderr, flush=True))
+        self.backlog_path = self.sweep_dir / BACKLOG
+        self.backlog: list[dict] = _read_backlog(self.backlog_path)
+        self._uri = uri
+        self._http = (uri or "").startswith(("http://", "https://"))
+        if self._http:
+            # MLflow retries 7 times with backoff by default (minutes per call against a dead server).
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(request_timeout))
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        self._client = None
+        self._experiment_id: str | None = None
+        self._parent_id: str | None = None
+        self._git = git_commit()
+        self._failing = False
+
+    # -- the driver's calls: each one queues, then drains the queue in order; none raises
+
+    @property
+    def uri(self) -> str:
+        if self._uri is None:
+            import mlflow
+
+            self._uri = mlflow.get_tracking_uri()  # MLflow's default: sqlite:///<cwd>/mlflow.db
+        return self._uri
+
+    def start_sweep(self, config: dict) -> None:
+        self._submit({"op": "sweep", "config": flatten(config)})
+
+    def log_trial(self, study_trial, trial_dir: Path | None = None) -> None:
+        record = study_trial if isinstance(study_trial, dict) else trial_record(study_trial)
+        self._submit({"op": "trial", "trial": record, "trial_dir": str(Path(trial_dir).resolve()) if trial_dir else None})
+
+    def finish_sweep(self, summary: dict, report_dir: Path | None = None) -> None:
+        self._submit({"op": "finish", "summary": {k: _jsonable(v) for k, v in (summary or {}).items()},
+                      "report_dir": str(Path(report_dir).resolve()) if report_dir else None})
+
+    def close(self) -> None:
+        self._drain()
+        if self.backlog:
+            self.say(f"{len(self.backlog)} item(s) not logged to {self._uri or 'the default store'} "
+                     f"({', '.join(_describe(i) for i in self.backlog)}); they wait in {self.backlog_path} "
+                     "and are logged when the sweep resumes")
+
+    def pending(self) -> list[str]:
+        """What is queued and not logged yet, e.g. ["trial 3", "sweep end"]."""
+        return [_describe(item) for item in self.backlog]
+
+    # -- queue
+
+    def _submit(self, item: dict) -> None:
+        key = _item_key(item)
+        self.backlog = [i for i in self.backlog if _item_key(i) != key] + [item]
+        self._drain()
+
+    def _drain(self) -> None:
+        done, kept = 0, []
+        while self.backlog:
+            item = self.backlog[0]
+            try:
+                self._apply(item)
+            except Exception as exc:  # any store failure: keep the item, the sweep goes on
+                if _transient(exc):
+                    if not self._failing:
+                        self.say(f"{_describe(item)} not logged to {self._uri or 'the default store'} "
+                                 f"({type(exc).__name__}: {_first_line(exc)}); queued in {self.backlog_path}, retried on the next call")
+                    self._failing = True
+                    break
+                # The store refused this item itself: keep it for a later look, do not block the rest.
+                self.say(f"{_describe(item)} refused by {self._uri or 'the default store'} ({_first_line(exc)}); kept in {self.backlog_path}")
+                kept.append(self.backlog.pop(0))
+                continue
+            self.backlog.pop(0)
+            done += 1
+        else:
+            if done and self._failing:
+                self.say("caught up: the store answers again, queued items logged")
+            self._failing = False
+        self.backlog = kept + self.backlog
+        if done or kept or self.backlog or self.backlog_path.exists():
+            self._save_backlog()
+
+    def _save_backlog(self) -> None:
+        if not self.backlog:
+            self.backlog_path.unlink(missing_ok=True)
+            return
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.backlog_path, "".join(json.dumps(i) + "\n" for i in self.backlog))
+
+    def _apply(self, item: dict) -> None:
+        if item["op"] == "sweep":
+            self._open_parent(item["config"])
+        elif item["op"] == "trial":
+            self._open_parent({})
+            self._log_child(item["trial"], Path(item["trial_dir"]) if item["trial_dir"] else None)
+        else:
+            self._open_parent({})
+            self._finish_parent(item["summary"], Path(item["report_dir"]) if item["report_dir"] else None)
+
+    # -- MLflow
+
+    def _mlflow(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            uri = self.uri
+            if uri.startswith("sqlite:///"):
+                Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            self._client = MlflowClient(tracking_uri=uri)
+        return self._client
+
+    def _experiment(self) -> str:
+        if self._experiment_id is None:
+            client = self._mlflow()
+            exp = client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                location = None
+                if self.uri.startswith("sqlite:///"):
+                    # Next to the database, not in whatever folder the driver happens to run in.
+                    db = Path(self.uri[len("sqlite:///"):])
+                    location = (db.parent / "mlruns" / _BAD_KEY.sub("_", self.experiment)).resolve().as_uri()
+                self._experiment_id = client.create_experiment(self.experiment, artifact_location=location)
+            else:
+                if exp.lifecycle_stage == "deleted":
+                    client.restore_experiment(exp.experiment_id)
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    def _search(self, filter_string: str):
+        return self._mlflow().search_runs([self._experiment()], filter_string=filter_string, max_results=50)
+
+    def _open_parent(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        client = self._mlflow()
+        if self._parent_id is None:
+            found = self._search(f"tags.`{TAG_SWEEP_DIR}` = '{_quote(str(self.sweep_dir))}' and tags.`{TAG_ROLE}` = 'sweep'")
+            if found:
+                self._parent_id = found[0].info.run_id
+                if found[0].info.status != "RUNNING":
+                    client.update_run(self._parent_id, status="RUNNING")
+            else:
+                tags = {TAG_ROLE: "sweep", TAG_SWEEP_DIR: str(self.sweep_dir), **self._git}
+                self._parent_id = client.create_run(self._experiment(), tags=tags, run_name=self.sweep_dir.name).info.run_id
+        if params:
+            # A resumed sweep keeps its first values (MLflow refuses to change a logged param).
+            have = client.get_run(self._parent_id).data.params
+            new = [Param(k, v) for k, v in params.items() if k not in have]
+            if new:
+                client.log_batch(self._parent_id, params=new)
+
+    def _log_child(self, rec: dict, trial_dir: Path | None) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        client = self._mlflow()
+        number = rec["number"]
+        finished = rec["state"] in FINISHED_STATES
+        for run in self._search(f"tags.`{PARENT_TAG}` = '{self._parent_id}' and tags.`{TAG_TRIAL}` = '{number}'"):
+            if run.data.tags.get(TAG_DONE) == "true":
+                return  # logged before (resume): never twice
+            client.delete_run(run.info.run_id)  # cut off half-way: log it again from scratch
+        attrs = rec["user_attrs"]
+        origin = str(attrs.get("origin", "sampler"))
+        result = trial_files.read_result(trial_dir) if trial_dir else None
+        tags = {PARENT_TAG: self._parent_id, TAG_ROLE: "trial", TAG_TRIAL: str(number), TAG_SWEEP_DIR: str(self.sweep_dir),
+                "origin": origin, "optuna.state": rec["state"], **self._git}
+        tags["status"] = result.status if result else rec["state"].lower()
+        if result:
+            tags["reason"] = result.reason
+        if origin.startswith("rule:"):
+            tags["rule"] = origin[len("rule:"):]
+        tags.update(_launch_tags(trial_dir))
+        run = client.create_run(self._experiment(), start_time=rec["start_ms"], tags=tags, run_name=f"trial-{number}")
+        run_id = run.info.run_id
+
+        params = flatten(_read_yaml(trial_dir / trial_files.RUN_CONFIG)) if trial_dir else {}
+        for key, value in rec["params"].items():
+            params.setdefault(_BAD_KEY.sub("_", key), str(value)[:_MAX_PARAM])
+        now = int(time.time() * 1000)
+        metrics = []
+        for record in trial_files.read_metrics(trial_dir) if trial_dir else []:
+            for name, field in EPOCH_METRICS.items():
+                value = _number(getattr(record, field))
+                if value is not None:
+                    metrics.append(Metric(name, value, now, record.epoch))
+        finals: dict[str, float | None] = {}
+        for i, value in enumerate(rec["values"] or []):
+            finals["objective" if i == 0 else f"objective_{i}"] = _number(value)
+        if result:
+            for name, field in RESULT_METRICS.items():
+                finals[name] = _number(getattr(result, field))
+            if result.params and result.original_params:
+                finals["param_ratio_vs_original"] = result.params / result.original_params
+            if result.params and result.base_params:
+                finals["param_growth_vs_base"] = result.params / result.base_params - 1.0
+        more_tags = {}
+        for key, value in attrs.items():
+            if _number(value) is not None:
+                finals[key if key not in EPOCH_METRICS else f"final_{key}"] = _number(value)
+            elif key != "origin":
+                more_tags[f"attr.{key}"] = (value if isinstance(value, str) else json.dumps(value))[:5000]
+        metrics += [Metric(_BAD_KEY.sub("_", k), v, now, 0) for k, v in finals.items() if v is not None]
+        client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
+                         tags=[RunTag(k, v) for k, v in more_tags.items()])
+        if self.log_artifacts and trial_dir:
+            for sub, patterns, dest in ARTIFACTS:
+                for path in sorted({p for pat in patterns for p in (trial_dir / sub).glob(pat) if p.is_file()}):
+                    client.log_artifact(run_id, str(path), dest or None)
+        if finished:
+            client.set_terminated(run_id, FINISHED_STATES[rec["state"]], end_time=rec["end_ms"])
+            client.set_tag(run_id, TAG_DONE, "true")
+        else:
+            client.set_terminated(run_id, "KILLED")  # not finished yet: logged again once it is
+
+    def _finish_parent(self, summary: dict, report_dir: Path | None) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        client = self._mlflow()
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"sweep.{k}", _number(v), now, 0) for k, v in summary.items() if _number(v) is not None]
+        tags = [RunTag(f"sweep.{k}", (v if isinstance(v, str) else json.dumps(v))[:5000])
+                for k, v in summary.items() if _number(v) is None]
+        client.log_batch(self._parent_id, metrics=metrics, tags=tags)
+        if report_dir and report_dir.is_dir() and self.log_artifacts:
+            client.log_artifacts(self._parent_id, str(report_dir), "report")
+        client.set_terminated(self._parent_id, "FINISHED")
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _item_key(item: dict) -> str:
+    return f"trial:{item['trial']['number']}" if item["op"] == "trial" else item["op"]
+
+
+def _describe(item: dict) -> str:
+    return {"sweep": "sweep start", "finish": "sweep end"}.get(item["op"]) or f"trial {item['trial']['number']}"
+
+
+def _transient(exc: BaseException) -> bool:
+    """Server down, timeout, locked database: worth retrying. A refused value is not."""
+    code = getattr(exc, "error_code", None)
+    return code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST", "INVALID_STATE")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else "")[:200]
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _read_backlog(path: Path) -> list[dict]:
+    items = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                items.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line: that item was not saved
+    return items
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _launch_tags(trial_dir: Path | None) -> dict[str, str]:
+    """SLURM job id and node from the launcher's launch.json, when the trial ran on SLURM."""
+    if not trial_dir:
+        return {}
+    try:
+        launch = json.loads((trial_dir / trial_files.LAUNCH).read_text())
+    except (OSError, ValueError):
+        return {}
+    tags = {}
+    for key, tag in (("slurm_job_id", "slurm.job_id"), ("job_id", "slurm.job_id"), ("node", "slurm.node"), ("launcher", "launcher")):
+        if launch.get(key) not in (None, "") and tag not in tags:
+            tags[tag] = str(launch[key])
+    return tags
