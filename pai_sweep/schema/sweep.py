@@ -18,7 +18,9 @@ class SweepConfig:
     guided_share: float = 0.25  # at most this share of n_trials comes from the analysis' recommendations
     rule_trials: bool = True  # enqueue trials the analysis recommends
     derived_trials: bool = True  # add each smaller architecture a run measured as a free trial
-    pruner: str = "none"  # none, median
+    pruner: str = "none"  # none, median (reads metrics.jsonl while a trial runs)
+    pruner_warmup: int = 2  # median pruner: epochs a trial always runs before it can be pruned
+    pruner_startup: int = 2  # median pruner: finished trials needed before pruning starts
     max_failures: int = 3  # stop the sweep after this many failed trials
     trial_timeout: Optional[float] = None  # seconds before a trial is killed (None: no limit)
     check_first: bool = True  # run `pai-sweep check` once before launching trials
@@ -29,6 +31,7 @@ class SweepConfig:
 class ObjectiveConfig:
     name: str = "accuracy"  # accuracy, efficiency, scalar
     metric: str = "val"  # val or test: which score the objective reports
+    direction: Optional[str] = None  # maximize/minimize; None: from dendrites.maximizing_score (must agree)
     use_analysis: bool = True  # score at the architecture the analysis picks, penalties from findings
     baseline: bool = False  # efficiency: run the model without dendrites first, as the reference
     tolerance: float = 1.0  # efficiency: score may fall this far below the baseline
