@@ -1,0 +1,540 @@
+"""Apply a DendritesConfig to PerforatedAI 3.2.9 safely. The only module that imports perforatedai.
+
+Every trap in reference/perforatedai.md has its prevention here:
+- configuration_confirmed / unwrapped_modules_confirmed / checked_skipped_modules set, so the
+  library never opens its terminal UI or stops in pdb over skipped modules;
+- parameters outside perforated and tracked modules are tracked (norm and embedding layers by
+  class name, any other loose parameter by id) and said so in the log;
+- a `module` attribute (DataParallel) is refused before the library sees it;
+- output_dimensions are checked on one example batch before perforating, because a mismatch
+  makes the library call sys.exit(0) on the first backward pass;
+- unknown `dendrites.extra` knob names raise (3.2.9 ignores them with a print);
+- the save name is sanitised, the device set explicitly, the mha fast path disabled for
+  transformers (it skips the dendrites of TransformerEncoderLayer under no_grad).
+
+Importing this module is cheap (torch and perforatedai are imported on first use), so
+`check_knobs` can run at compose time.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from pai_sweep.errors import ConfigError, IntegrationError
+from pai_sweep.schema.dendrites import DendritesConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+SAVE_NAME = "pai"
+
+SWITCH_MODES = {
+    "history": "DOING_HISTORY",
+    "fixed": "DOING_FIXED_SWITCH",
+    "no_switch": "DOING_NO_SWITCH",
+    "every_time": "DOING_SWITCH_EVERY_TIME",
+}
+
+# Every GPA.pc.set_<name> of perforatedai 3.2.9 (tests check this against the installed library).
+KNOWN_KNOBS = frozenset(
+    """candidate_weight_init_by_main candidate_weight_initialization_multiplier checked_skipped_modules
+    config_file configuration_confirmed confirm_correct_sizes d_type dashboard_debug dashboard_events_enabled
+    dashboard_url debugging_output_dimensions device dont_give_up_unless_learning_rate_lowered
+    drawing_extra_graphs drawing_pai extra_verbose find_best_lr first_fixed_switch_num fixed_switch_num
+    global_candidates history_lookback improvement_threshold improvement_threshold_raw
+    initial_history_after_switches learn_dendrites_live library_extra_scores
+    library_extra_scores_without_graphing library_validation_score max_dendrite_tries max_dendrites
+    maximizing_score module_by_name_processing_classes module_ids_to_perforate module_ids_to_track
+    module_names_to_not_save module_names_to_perforate module_names_to_track module_names_with_processing
+    modules_processing_classes modules_to_perforate modules_to_replace modules_to_track modules_with_processing
+    n_epochs_to_switch no_extra_n_modes output_dimensions pai_forward_function pai_saves param_vals_setting
+    parameter_ids_to_track perforated_backpropagation replacement_modules reset_best_score_on_switch
+    retain_all_dendrites save_name save_old_graph_scores silent strict_loading switch_mode test_saves
+    testing_dendrite_capacity unwrapped_modules_confirmed use_cuda using_safe_tensors verbose
+    weight_decay_accepted weight_tying_experimental""".split()
+)
+
+# Knobs pai-sweep sets itself on every run: a value in dendrites.extra would re-open a trap.
+RESERVED_KNOBS = {
+    "configuration_confirmed": "pai-sweep confirms the configuration (False opens an interactive UI)",
+    "unwrapped_modules_confirmed": "pai-sweep tracks loose parameters itself (False stops in pdb)",
+    "checked_skipped_modules": "pai-sweep checks skipped modules itself (False stops in pdb)",
+    "testing_dendrite_capacity": "the capacity test is `pai-sweep check` (preflight), not a training run",
+    "save_name": "the trial folder's pai/ is fixed",
+    "config_file": "each trial starts from a fresh folder and the config in code",
+    "device": "set train.device",
+    "use_cuda": "set train.device",
+    "test_saves": "set train.test_saves",
+    "drawing_pai": "False crashes the library's plotting code",
+    "debugging_output_dimensions": "pai-sweep checks output dimensions before training",
+}
+
+# The dendrites group has a field for these: use the field, not dendrites.extra.
+FIELD_KNOBS = tuple(
+    f.name for f in dataclasses.fields(DendritesConfig) if f.name in KNOWN_KNOBS
+)
+
+# Parameter-holding layers that are tracked (kept as-is, saved and reloaded) when no perforated
+# module contains them; the library stops in pdb on an untracked norm layer.
+AUTO_TRACK_TYPES = (
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LazyBatchNorm1d", "LazyBatchNorm2d",
+    "LazyBatchNorm3d", "LayerNorm", "GroupNorm", "RMSNorm", "InstanceNorm1d", "InstanceNorm2d",
+    "InstanceNorm3d", "LocalResponseNorm", "Embedding", "EmbeddingBag", "PReLU",
+)
+
+# The score names the worker adds; the best-architecture table lists them after the validation score.
+TRAIN_SCORE = "Train"
+TEST_SCORE = "Test"
+
+
+def dendrites_config(cfg: Any) -> DendritesConfig:
+    """A DendritesConfig from a DictConfig, dict or DendritesConfig (unknown keys raise ConfigError)."""
+    if isinstance(cfg, DendritesConfig):
+        return cfg
+    if hasattr(cfg, "_metadata"):  # DictConfig
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    data = dict(cfg or {})
+    known = {f.name for f in dataclasses.fields(DendritesConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"dendrites has unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+    return DendritesConfig(**data)
+
+
+def _close(name: str, names: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(matches)}?)" if matches else ""
+
+
+def check_knobs(dendrites_cfg: Any, live: bool = False) -> None:
+    """Raise IntegrationError for a `dendrites.extra` name PerforatedAI does not have, or one pai-sweep owns.
+
+    live=False checks against KNOWN_KNOBS (cheap, for compose time); live=True asks the
+    installed library (the worker does both).
+    """
+    d = dendrites_config(dendrites_cfg)
+    known = live_knobs() if live else KNOWN_KNOBS
+    for name in d.extra:
+        if name not in known:
+            raise IntegrationError(
+                f"dendrites.extra.{name} is not a PerforatedAI setting{_close(name, known)}; "
+                f"perforatedai silently ignores unknown names, so fix or remove it"
+            )
+        if name in RESERVED_KNOBS:
+            raise IntegrationError(f"dendrites.extra.{name} cannot be set: {RESERVED_KNOBS[name]}")
+        if name in FIELD_KNOBS:
+            raise IntegrationError(f"dendrites.extra.{name}: use dendrites.{name} instead (it is a field of the group)")
+
+
+def live_knobs() -> frozenset[str]:
+    """The knob names of the installed perforatedai (its config answers any set_<name>, so list the class)."""
+    gpa, _ = _pai()
+    return frozenset(n[4:] for n in dir(gpa.pc) if n.startswith("set_"))
+
+
+def _pai():
+    # Imported on first use: perforatedai prints a line and pulls in torch and matplotlib.
+    from perforatedai import globals_perforatedai as GPA
+    from perforatedai import utils_perforatedai as UPA
+
+    return GPA, UPA
+
+
+# ---------------------------------------------------------------- model inspection (torch only)
+
+
+@dataclass
+class ModelPlan:
+    """What perforate_model will do with a model, predicted before it runs."""
+
+    perforated: list[str] = field(default_factory=list)  # module paths (".head") that get dendrites
+    tracked: list[str] = field(default_factory=list)  # module paths kept as-is but tracked
+    track_names: list[str] = field(default_factory=list)  # class names added to module_names_to_track
+    track_params: list[str] = field(default_factory=list)  # loose parameter ids added to parameter_ids_to_track
+    notes: list[str] = field(default_factory=list)  # lines for the log
+    transformer: bool = False  # the model holds attention layers (mha fast path must be off)
+
+
+def _walk(model: "nn.Module", names_perf, ids_perf, names_track, ids_track) -> tuple[list[str], list[str]]:
+    # Mirrors the library's convert_module: tracking wins over perforating, a match stops the descent.
+    perforated: list[str] = []
+    tracked: list[str] = []
+    seen: set[int] = {id(model)}
+
+    def visit(module, prefix: str) -> None:
+        for name, child in module.named_children():
+            if id(child) in seen:  # the library keeps the first path of a module reachable twice
+                continue
+            seen.add(id(child))
+            path = f"{prefix}.{name}"
+            cls = type(child).__name__
+            if path in ids_track or cls in names_track:
+                tracked.append(path)
+            elif path in ids_perf or cls in names_perf:
+                perforated.append(path)
+            else:
+                visit(child, path)
+
+    visit(model, "")
+    return perforated, tracked
+
+
+def _covered(param_id: str, roots: Iterable[str]) -> bool:
+    return any(param_id.startswith(root + ".") for root in roots)
+
+
+def refuse_wrappers(model: "nn.Module") -> None:
+    """DataParallel/DDP wrappers and any attribute named `module` stop the library in pdb."""
+    from torch import nn
+
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        raise IntegrationError(
+            f"the model is wrapped in {type(model).__name__}: pass the bare model (one GPU per trial; "
+            "pai-sweep runs trials in parallel instead)"
+        )
+    for path, _ in model.named_modules():
+        if "module" in path.split("."):
+            raise IntegrationError(
+                f"the model has a submodule named 'module' (.{path}), which PerforatedAI takes for a "
+                "DataParallel wrapper and stops in pdb: rename the attribute"
+            )
+
+
+def plan_model(model: "nn.Module", dendrites_cfg: Any) -> ModelPlan:
+    """Predict perforated/tracked modules and track every loose parameter; raise on configs that cannot work."""
+    from torch import nn
+
+    d = dendrites_config(dendrites_cfg)
+    refuse_wrappers(model)
+    paths = {"." + p for p, _ in model.named_modules() if p}
+    for key in ("module_ids_to_perforate", "module_ids_to_track"):
+        for ident in getattr(d, key):
+            if ident not in paths:
+                raise IntegrationError(
+                    f"dendrites.{key} entry {ident!r} names no module of this model{_close(ident, paths)}; "
+                    f"module paths look like {', '.join(sorted(paths)[:4])}"
+                )
+    if type(model).__name__ in d.module_names_to_perforate:
+        raise IntegrationError(
+            f"dendrites.module_names_to_perforate names the whole model's class {type(model).__name__}: "
+            "list the layer types inside it instead"
+        )
+    plan = ModelPlan(track_names=list(d.module_names_to_track))
+    plan.transformer = any(isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.MultiheadAttention))
+                           for m in model.modules())
+    names_perf, ids_perf = set(d.module_names_to_perforate), set(d.module_ids_to_perforate)
+    ids_track = set(d.module_ids_to_track)
+    perforated, tracked = _walk(model, names_perf, ids_perf, set(plan.track_names), ids_track)
+    if not perforated:
+        kinds = sorted({type(m).__name__ for m in model.modules()} - {type(model).__name__})
+        raise IntegrationError(
+            f"no module of the model matches dendrites.module_names_to_perforate={list(d.module_names_to_perforate)} "
+            f"or module_ids_to_perforate={list(d.module_ids_to_perforate)}; its module types are: {', '.join(kinds)}"
+        )
+    # Loose parameters: norm/embedding layers are tracked by class, anything else by parameter id.
+    modules = dict(model.named_modules())
+    for name, _param in model.named_parameters():
+        pid = "." + name
+        if _covered(pid, perforated + tracked):
+            continue
+        owner = modules[name.rsplit(".", 1)[0]] if "." in name else model
+        cls = type(owner).__name__
+        if cls in AUTO_TRACK_TYPES and owner is not model:
+            if cls not in plan.track_names:
+                plan.track_names.append(cls)
+                plan.notes.append(f"tracking {cls} layers (their parameters are in no perforated module)")
+            perforated, tracked = _walk(model, names_perf, ids_perf, set(plan.track_names), ids_track)
+        else:
+            plan.track_params.append(pid)
+    if plan.track_params:
+        plan.notes.append(f"tracking loose parameters {', '.join(plan.track_params)} (in no perforated or tracked module)")
+    plan.perforated, plan.tracked = perforated, tracked
+    return plan
+
+
+def _override_dims(d: DendritesConfig) -> dict[str, list[int]]:
+    out = {}
+    for path, dims in d.output_dimension_overrides.items():
+        dims = [int(v) for v in dims]
+        if dims.count(0) != 1:
+            raise ConfigError(f"dendrites.output_dimension_overrides.{path}={dims} must mark the neuron axis with exactly one 0")
+        out["." + str(path).lstrip(".")] = dims
+    return out
+
+
+def effective_dims(module: "nn.Module", dims: list[int]) -> list[int]:
+    """The library's own shortening: Linear keeps [batch, neuron], Conv1d three axes, when the rest are -1."""
+    from torch import nn
+
+    dims = list(dims)
+    if isinstance(module, nn.Linear) and all(v == -1 for v in dims[2:]):
+        return dims[:2]
+    if isinstance(module, nn.Conv1d) and all(v == -1 for v in dims[3:]):
+        return dims[:3]
+    return dims
+
+
+def _suggest(module: "nn.Module", ndim: int) -> list[int]:
+    from torch import nn
+
+    if ndim == 3 and isinstance(module, nn.Linear):
+        return [-1, -1, 0]  # [batch, tokens, features]
+    return [-1, 0] + [-1] * max(0, ndim - 2)
+
+
+def check_output_dimensions(model: "nn.Module", plan: ModelPlan, dendrites_cfg: Any, example: Any) -> None:
+    """Run one batch and compare each perforated module's output rank with its output_dimensions.
+
+    A mismatch would end the process with sys.exit(0) on the first backward pass.
+    """
+    import torch
+
+    d = dendrites_config(dendrites_cfg)
+    overrides = _override_dims(d)
+    unknown = sorted(set(overrides) - set(plan.perforated))
+    if unknown:
+        raise IntegrationError(
+            f"dendrites.output_dimension_overrides names {', '.join(p.lstrip('.') for p in unknown)}, which is not a "
+            f"perforated module; perforated modules: {', '.join(p.lstrip('.') for p in plan.perforated)}"
+        )
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = []
+    for path in plan.perforated:
+        module = model.get_submodule(path.lstrip("."))
+
+        def hook(_m, _inp, out, path=path):
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            if isinstance(out, torch.Tensor) and path not in shapes:
+                shapes[path] = tuple(out.shape)
+
+        hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    except Exception as exc:
+        raise IntegrationError(f"the model failed on one example batch of the data ({_one_line(exc)}): check model and data shapes") from exc
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    for path in plan.perforated:
+        if path not in shapes:
+            continue  # not used in forward: the library raises no dims error for it
+        module = model.get_submodule(path.lstrip("."))
+        dims = overrides.get(path) or effective_dims(module, d.output_dimensions)
+        shape = shapes[path]
+        if len(dims) != len(shape):
+            key = f"dendrites.output_dimension_overrides={{{path.lstrip('.')}: {_suggest(module, len(shape))}}}"
+            given = "output_dimension_overrides" if path in overrides else "output_dimensions"
+            raise IntegrationError(
+                f"dendrites.{given}={dims} does not fit module {path.lstrip('.')} ({type(module).__name__}) whose output "
+                f"is {list(shape)} ({len(shape)}-D; PerforatedAI would exit 0 on the first backward pass): set {key}"
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- configuring and perforating
+
+
+def sanitise_save_name(name: str) -> str:
+    """'/' makes the library sys.exit(1); other odd characters it rewrites itself."""
+    clean = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._")
+    return clean or SAVE_NAME
+
+
+def _configure(d: DendritesConfig, plan: ModelPlan, device: Any, test_saves: bool, capacity_test: bool) -> None:
+    GPA, _ = _pai()
+    pc = GPA.pc
+    check_knobs(d, live=True)
+    # The traps first: no UI, no pdb over skipped modules, no 3-dendrite smoke test in real runs.
+    pc.set_configuration_confirmed(True)
+    pc.set_unwrapped_modules_confirmed(True)
+    pc.set_checked_skipped_modules(True)
+    pc.set_testing_dendrite_capacity(bool(capacity_test))
+    pc.set_device(device)
+    pc.set_test_saves(bool(test_saves))
+    pc.set_drawing_pai(True)  # False crashes the plotting code with an IndexError
+    # What to perforate and track.
+    pc.set_module_names_to_perforate(list(d.module_names_to_perforate))
+    pc.set_module_ids_to_perforate(list(d.module_ids_to_perforate))
+    pc.set_module_names_to_track(list(plan.track_names))
+    pc.set_module_ids_to_track(list(d.module_ids_to_track))
+    pc.set_parameter_ids_to_track(list(plan.track_params))
+    pc.set_output_dimensions([int(v) for v in d.output_dimensions])
+    # The knobs a sweep tunes.
+    pc.set_max_dendrites(int(d.max_dendrites))
+    threshold = d.improvement_threshold
+    if isinstance(threshold, (list, tuple)) or hasattr(threshold, "__len__") and not isinstance(threshold, str):
+        threshold = [float(v) for v in threshold]
+    else:
+        threshold = float(threshold)
+    pc.set_improvement_threshold(threshold)
+    pc.set_improvement_threshold_raw(float(d.improvement_threshold_raw))
+    pc.set_candidate_weight_initialization_multiplier(float(d.candidate_weight_initialization_multiplier))
+    if d.switch_mode not in SWITCH_MODES:
+        raise ConfigError(f"dendrites.switch_mode={d.switch_mode!r} is not known; valid values: {', '.join(SWITCH_MODES)}")
+    pc.set_switch_mode(getattr(pc, SWITCH_MODES[d.switch_mode]))
+    pc.set_n_epochs_to_switch(int(d.n_epochs_to_switch))
+    pc.set_history_lookback(int(d.history_lookback))
+    pc.set_initial_history_after_switches(int(d.initial_history_after_switches))
+    pc.set_fixed_switch_num(int(d.fixed_switch_num))
+    pc.set_first_fixed_switch_num(int(d.first_fixed_switch_num))
+    pc.set_max_dendrite_tries(int(d.max_dendrite_tries))
+    pc.set_retain_all_dendrites(bool(d.retain_all_dendrites))
+    pc.set_find_best_lr(bool(d.find_best_lr))
+    pc.set_maximizing_score(bool(d.maximizing_score))
+    for name, value in d.extra.items():
+        getattr(pc, f"set_{name}")(value)
+
+
+@dataclass
+class Perforated:
+    """The perforated model and what was done to get it (for the log and result.json)."""
+
+    model: Any
+    plan: ModelPlan
+    graphs: str
+
+
+def perforate(
+    model: "nn.Module",
+    dendrites_cfg: Any,
+    *,
+    device: Any = "cpu",
+    example_input: Any = None,
+    save_name: str = SAVE_NAME,
+    graphs: str = "end",
+    test_saves: bool = True,
+    capacity_test: bool = False,
+    log: Callable[[str], None] = print,
+) -> Perforated:
+    """Configure GPA.pc from the dendrites config and perforate `model` (in the current working directory).
+
+    Call once per process, in a fresh folder: the library keeps global state and re-reads
+    ./<save_name>/<save_name>_config.json. With example_input (one batch) the output
+    dimensions are checked before the library sees the model.
+    """
+    import torch
+
+    d = dendrites_config(dendrites_cfg)
+    if graphs not in ("end", "every_epoch"):
+        raise ConfigError(f"train.graphs={graphs!r} is not known; valid values: end, every_epoch")
+    plan = plan_model(model, d)
+    if example_input is not None:
+        check_output_dimensions(model, plan, d, example_input)
+    for note in plan.notes:
+        log(f"pai-sweep: {note}")
+    if plan.transformer:
+        # The fast path reads raw linear weights under no_grad and skips the dendrites.
+        torch.backends.mha.set_fastpath_enabled(False)
+        log("pai-sweep: attention layers found: torch.backends.mha fast path disabled")
+    device = torch.device(device)
+    _configure(d, plan, device, test_saves, capacity_test)
+    GPA, UPA = _pai()
+    model = UPA.perforate_model(model, save_name=sanitise_save_name(save_name), maximizing_score=bool(d.maximizing_score))
+    for path, dims in _override_dims(d).items():
+        model.get_submodule(path.lstrip(".")).set_this_output_dimensions(list(dims))
+    model = model.to(device)
+    if graphs == "end":
+        stub_plots()
+    return Perforated(model=model, plan=plan, graphs=graphs)
+
+
+# ---------------------------------------------------------------- the tracker
+
+
+def setup_optimizer(model: "nn.Module", opt_cls: type, opt_args: dict, sched_cls: type | None, sched_args: dict | None):
+    """(optimizer, scheduler) through the tracker, from deep copies of the same args every time."""
+    GPA, _ = _pai()
+    tracker = GPA.pai_tracker
+    tracker.set_optimizer(opt_cls)
+    if sched_cls is not None:
+        tracker.set_scheduler(sched_cls)
+    args = {"params": model.parameters(), **copy.deepcopy(dict(opt_args))}
+    return tracker.setup_optimizer(model, args, copy.deepcopy(dict(sched_args or {})) if sched_cls is not None else None)
+
+
+def add_scores(model: "nn.Module", val: float, train: float | None = None, test: float | None = None):
+    """Extra scores first, then the validation score. Returns (model, restructured, complete) as bools."""
+    GPA, _ = _pai()
+    tracker = GPA.pai_tracker
+    if train is not None:
+        tracker.add_extra_score(float(train), TRAIN_SCORE)
+    if test is not None:
+        tracker.add_extra_score(float(test), TEST_SCORE)
+    model, restructured, complete = tracker.add_validation_score(float(val), model)
+    # restructured is 0/1 on normal epochs and a bool on completion paths
+    return model, bool(restructured), bool(complete)
+
+
+def dendrite_count() -> int:
+    GPA, _ = _pai()
+    try:
+        return int(GPA.pai_tracker.member_vars["num_dendrites_added"])
+    except (AttributeError, KeyError, TypeError):
+        return 0
+
+
+def count_params(model: "nn.Module") -> int:
+    _, UPA = _pai()
+    return int(UPA.count_params(model))
+
+
+# ---------------------------------------------------------------- graphs
+
+
+class _NullPlot:
+    """Stands in for matplotlib.pyplot inside the tracker module: every call does nothing."""
+
+    def __getattr__(self, name: str) -> "_NullPlot":
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "_NullPlot":
+        return self
+
+    def __iter__(self):
+        return iter(())
+
+
+_REAL_PLT: Any = None
+
+
+def stub_plots() -> None:
+    """Make the tracker's per-epoch drawing free; the CSVs are still written every epoch.
+
+    The library writes its CSVs inside the drawing functions and renders a 28x14-inch PNG every
+    epoch (~0.5 s). Relies on the private module-level name `plt` of perforatedai 3.2.9's
+    tracker module (the version is pinned); `finish_graphs()` draws the PNG once with the real one.
+    """
+    global _REAL_PLT
+    from perforatedai import tracker_perforatedai as TPA
+
+    if _REAL_PLT is None:
+        _REAL_PLT = TPA.plt
+    TPA.plt = _NullPlot()
+
+
+def finish_graphs() -> None:
+    """Restore the real pyplot and let the tracker draw its PNG (and rewrite its CSVs) once."""
+    global _REAL_PLT
+    if _REAL_PLT is None:
+        return
+    from perforatedai import tracker_perforatedai as TPA
+
+    TPA.plt, _REAL_PLT = _REAL_PLT, None
+    GPA, _ = _pai()
+    GPA.pai_tracker.save_graphs()

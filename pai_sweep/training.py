@@ -1,0 +1,294 @@
+"""The PAI epoch loop, built on one small API (`PAISession`) that a user's own training function can use too.
+
+    def my_train_fn(session, data):                    # train.train_fn=mypkg.train.my_train_fn
+        model, opt = session.model, session.optimizer()
+        while True:
+            ...train one epoch of `model` with `opt`...
+            val, train, test = ...scores...
+            model, restructured, complete = session.report(val, train=train, test=test, loss=mean_loss)
+            if complete:
+                break
+            if restructured:
+                opt = session.optimizer()                  # rebuilt with the configured args
+
+`report` hands the scores to PerforatedAI (extra scores before the validation score), rebuilds
+the optimizer after a restructure, enforces train.max_epochs, refuses NaN/inf, and appends
+one EpochRecord to metrics.jsonl. With dendrites.enabled=false the same calls train the
+plain model (no PerforatedAI at all), so baselines run through the same loop.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pai_sweep.errors import ConfigError, PaiSweepError
+from pai_sweep.trial_files import EpochRecord, append_metrics
+
+
+class TrialFailure(PaiSweepError):
+    """Raised when training itself goes wrong (NaN/inf loss or score); the message is the trial's reason."""
+
+
+def resolve_class(path: str, default_module: str, key: str) -> type:
+    """A class from a bare name in `default_module` (e.g. Adam) or a full import path (pkg.mod.Class)."""
+    module_name, _, name = str(path).rpartition(".")
+    module_name = module_name or default_module
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): use a {default_module} class name or a full import path") from exc
+
+
+def resolve_callable(path: str, key: str) -> Callable:
+    module_name, _, name = str(path).rpartition(".")
+    if not module_name:
+        raise ConfigError(f"{key}={path!r} must be a full import path, e.g. mypkg.train.my_train_fn")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): check the module path and that it is installed") from exc
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    if isinstance(cfg, dict):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "_metadata"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+class PAISession:
+    """What a training function needs from PerforatedAI, and nothing else.
+
+    Attributes: model (the current model: use the one report() returns), device, epoch (epochs
+    reported so far), max_epochs, maximizing, enabled (dendrites on), records (EpochRecords).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        train_cfg: Any,
+        enabled: bool = True,
+        maximizing: bool = True,
+        patience: int = 10,
+        device: Any = "cpu",
+        trial_dir: str | Path | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.model = model
+        self.device = device
+        self.enabled = enabled
+        self.maximizing = maximizing
+        self.max_epochs = int(_get(train_cfg, "max_epochs", 60))
+        self.epoch = 0
+        self.records: list[EpochRecord] = []
+        self.trial_dir = Path(trial_dir) if trial_dir is not None else None
+        self.log = log
+        self.end_reason = ""
+        self._patience = int(patience)  # plain model: stop where PerforatedAI would add the first dendrite
+        opt = _get(train_cfg, "optimizer")
+        sched = _get(train_cfg, "scheduler")
+        self._opt_cls = resolve_class(_get(opt, "type", "Adam"), "torch.optim", "train.optimizer.type")
+        self._opt_args = dict(_plain(_get(opt, "args", {})) or {})
+        sched_type = _get(sched, "type") if sched is not None else None
+        self._sched_cls = resolve_class(sched_type, "torch.optim.lr_scheduler", "train.scheduler.type") if sched_type else None
+        self._sched_args = dict(_plain(_get(sched, "args", {})) or {}) if sched_type else {}
+        self._optimizer = None
+        self.scheduler = None
+        self._tick = time.perf_counter()
+
+    # -- the API a training function uses
+
+    def optimizer(self):
+        """The optimizer for the current model, built from the configured type and args (after every restructure)."""
+        if self._optimizer is None:
+            self._build_optimizer()
+        return self._optimizer
+
+    def report(self, val: float, train: float | None = None, test: float | None = None, loss: float | None = None):
+        """End of one epoch: returns (model, restructured, complete). Stop when complete is True."""
+        for name, value in (("validation score", val), ("train score", train), ("test score", test), ("training loss", loss)):
+            if value is not None and not _finite(value):
+                raise TrialFailure(
+                    f"{name} is {value} at epoch {self.epoch}: training diverged; lower train.optimizer.args.lr "
+                    "or check the data for NaN"
+                )
+        restructured = complete = False
+        if self.enabled:
+            from pai_sweep import perforate
+
+            self.model, restructured, complete = perforate.add_scores(self.model, val, train, test)
+            if complete:
+                self.end_reason = "pai_complete"
+            elif restructured:
+                self._build_optimizer()  # the tracker cleared both: same type, same args
+            params, dendrites = perforate.count_params(self.model), perforate.dendrite_count()
+        else:
+            self._step_plain_scheduler(val)
+            params, dendrites = sum(p.numel() for p in self.model.parameters()), 0
+            if self._plateaued(val):
+                complete, self.end_reason = True, "no_improvement"
+        now = time.perf_counter()
+        record = EpochRecord(
+            epoch=self.epoch, val=float(val), train=_opt_float(train), test=_opt_float(test), loss=_opt_float(loss),
+            lr=self._lr(), params=params, dendrites=dendrites, restructured=restructured, seconds=round(now - self._tick, 4),
+        )
+        self._tick = now
+        self.records.append(record)
+        if self.trial_dir is not None:
+            append_metrics(self.trial_dir, record)
+        self.epoch += 1
+        if not complete and self.epoch >= self.max_epochs:
+            complete, self.end_reason = True, "epoch_cap"
+        return self.model, restructured, complete
+
+    # -- summaries
+
+    def best(self) -> EpochRecord | None:
+        """The record with the best validation score (the first one on ties)."""
+        best = None
+        for rec in self.records:
+            if best is None or (rec.val > best.val if self.maximizing else rec.val < best.val):
+                best = rec
+        return best
+
+    # -- internals
+
+    def _build_optimizer(self) -> None:
+        if self.enabled:
+            from pai_sweep import perforate
+
+            self._optimizer, self.scheduler = perforate.setup_optimizer(
+                self.model, self._opt_cls, self._opt_args, self._sched_cls, self._sched_args
+            )
+        else:
+            import copy
+
+            self._optimizer = self._opt_cls(self.model.parameters(), **copy.deepcopy(self._opt_args))
+            self.scheduler = self._sched_cls(self._optimizer, **copy.deepcopy(self._sched_args)) if self._sched_cls else None
+
+    def _step_plain_scheduler(self, val: float) -> None:
+        # With dendrites the tracker steps the scheduler; without, the loop does, the same way.
+        import torch
+
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val)
+        else:
+            self.scheduler.step()
+
+    def _plateaued(self, val: float) -> bool:
+        best = self.best()
+        if best is None:
+            return False
+        if (val > best.val) if self.maximizing else (val < best.val):
+            return False
+        since = self.epoch - best.epoch
+        return since >= self._patience
+
+    def _lr(self) -> float | None:
+        opt = self._optimizer
+        if opt is None:
+            return None
+        try:
+            return float(opt.param_groups[0]["lr"])
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# ---------------------------------------------------------------- the built-in loop
+
+
+def loss_function(name: str, task: str):
+    import torch.nn.functional as F
+
+    if name == "cross_entropy":
+        return F.cross_entropy
+    if name == "mse":
+        return lambda out, y: F.mse_loss(out.reshape(y.shape) if out.numel() == y.numel() else out, y.float())
+    return resolve_callable(name, "train.loss")
+
+
+def evaluate(model: Any, loader: Any, device: Any, task: str, loss_fn: Callable) -> float:
+    """Accuracy in percent (classification) or mean loss (regression) over a loader."""
+    import torch
+
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            if task == "classification":
+                correct += int((out.argmax(dim=1) == y).sum())
+            else:
+                loss_sum += float(loss_fn(out, y)) * len(y)
+            total += len(y)
+    model.train()
+    if total == 0:
+        return 0.0
+    return 100.0 * correct / total if task == "classification" else loss_sum / total
+
+
+def train_epoch(model: Any, loader: Any, optimizer: Any, device: Any, loss_fn: Callable, max_batches: int | None = None) -> float:
+    """One pass over the training data; returns the mean loss (NaN if any batch loss was NaN)."""
+    model.train()
+    loss_sum, seen = 0.0, 0
+    for i, (x, y) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        value = float(loss)
+        if not math.isfinite(value):
+            return value
+        loss.backward()
+        optimizer.step()
+        loss_sum += value * len(y)
+        seen += len(y)
+    return loss_sum / max(seen, 1)
+
+
+def classification_loop(session: PAISession, data: Any, train_cfg: Any, max_batches: int | None = None) -> None:
+    """The built-in train_fn: train, score train/val/test, report, until complete."""
+    task = getattr(data, "task", "classification")
+    loss_fn = loss_function(str(_get(train_cfg, "loss", "cross_entropy")), task)
+    model, optimizer = session.model, session.optimizer()
+    while True:
+        loss = train_epoch(model, data.train, optimizer, session.device, loss_fn, max_batches)
+        if not math.isfinite(loss):
+            raise TrialFailure(
+                f"training loss is {loss} at epoch {session.epoch}: training diverged; lower train.optimizer.args.lr"
+            )
+        val = evaluate(model, data.val, session.device, task, loss_fn)
+        train = evaluate(model, data.train, session.device, task, loss_fn) if max_batches is None else None
+        test = evaluate(model, data.test, session.device, task, loss_fn)
+        model, restructured, complete = session.report(val, train=train, test=test, loss=loss)
+        if complete:
+            return
+        if restructured:
+            optimizer = session.optimizer()

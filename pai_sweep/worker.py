@@ -1,0 +1,291 @@
+"""One trial in one process: `python -m pai_sweep.worker TRIAL_DIR`.
+
+Reads TRIAL_DIR/run.yaml (groups model, downsize, dendrites, data, train), works in TRIAL_DIR
+(PerforatedAI writes ./pai/), and always ends with TRIAL_DIR/result.json: status complete or
+failed with a one-line reason, whatever happened (exception, pdb trap, the library's
+sys.exit(0), NaN). Only a killed process leaves no result.json; the caller marks that failed.
+
+Importing this module does not import torch (the CLI uses spawn_worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bdb
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pai_sweep.errors import ConfigError, PaiSweepError
+from pai_sweep.trial_files import (
+    METRICS,
+    PAI_SAVE_NAME,
+    RESULT,
+    RUN_CONFIG,
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    WORKER_LOG,
+    TrialResult,
+    read_result,
+    write_result,
+)
+
+RUN_GROUPS = ("model", "downsize", "dendrites", "data", "train")
+
+
+def spawn_worker(
+    trial_dir: str | Path,
+    env: dict[str, str] | None = None,
+    log_path: str | Path | None = None,
+    extra_args: list[str] | tuple[str, ...] = (),
+) -> subprocess.Popen:
+    """Start the worker for a trial folder: stdin closed, cwd = the folder, output to worker.log.
+
+    It runs in its own process group, so `os.killpg(proc.pid, signal.SIGTERM)` stops it with
+    any children. `env` entries are added to (not replacing) the current environment.
+    """
+    trial_dir = Path(trial_dir).resolve()
+    log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **(env or {})}
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pai_sweep.worker", str(trial_dir), *extra_args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=trial_dir,
+            env=full_env,
+            start_new_session=True,
+        )
+
+
+def load_run_config(trial_dir: Path) -> Any:
+    """run.yaml as a typed config (each group merged into its schema: unknown keys fail here)."""
+    from omegaconf import OmegaConf
+
+    from pai_sweep.schema import DataConfig, DendritesConfig, DownsizeConfig, ModelConfig, TrainConfig
+
+    path = Path(trial_dir) / RUN_CONFIG
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: write the run config (groups {', '.join(RUN_GROUPS)}) first")
+    raw = OmegaConf.load(path)
+    schemas = {"model": ModelConfig, "downsize": DownsizeConfig, "dendrites": DendritesConfig, "data": DataConfig, "train": TrainConfig}
+    try:
+        merged = {k: OmegaConf.merge(OmegaConf.structured(schema), raw.get(k) or {}) for k, schema in schemas.items()}
+    except Exception as exc:
+        raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from exc
+    return OmegaConf.create(merged)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line naming the cause and, where known, the fix."""
+    if isinstance(exc, PaiSweepError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, bdb.BdbQuit):
+        where = _library_frame(exc)
+        return (
+            f"PerforatedAI stopped in its debugger (pdb.set_trace{where}); its message is in worker.log just "
+            "above '(Pdb)': usually a module to track (norm layers), a score that is not a number, or a "
+            "perforated module without gradient"
+        )
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code in (0, None):
+            return (
+                "PerforatedAI exited with code 0 before training finished: the output_dimensions of a perforated "
+                "module do not fit its output (worker.log names it); set "
+                "dendrites.output_dimension_overrides.<module>=[...]"
+            )
+        return f"PerforatedAI exited with code {code}{_library_frame(exc)}; its message is at the end of worker.log"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return f"out of memory ({type(exc).__name__}): lower train.batch_size or the model size"
+    return f"{type(exc).__name__}: {text}{_last_frame(exc)}"[:600]
+
+
+def _library_frame(exc: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "perforatedai" in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" in {Path(f.filename).stem}.{f.name}"
+
+
+def _last_frame(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
+
+
+def close_stdin() -> None:
+    """No terminal: pdb then reads EOF and raises BdbQuit instead of waiting for a key forever."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    except OSError:
+        pass
+    sys.stdin = open(os.devnull)
+
+
+def clean_partial(trial_dir: Path) -> bool:
+    """Remove what an interrupted earlier attempt left (pai/, metrics.jsonl). True if there was any."""
+    found = False
+    for name in (PAI_SAVE_NAME, METRICS, "resume.json"):
+        path = trial_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+            found = True
+        elif path.exists():
+            path.unlink()
+            found = True
+    return found
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA device is visible here: use train.device=cpu or auto")
+    return name
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: bool = False, max_batches: int | None = None) -> None:
+    """Build data and model, perforate, train; fills `result` as it goes (so a failure keeps what was known)."""
+    import torch
+
+    from pai_sweep import perforate
+    from pai_sweep.data import load_data
+    from pai_sweep.models import apply_downsize, build_model
+    from pai_sweep.training import PAISession, classification_loop, resolve_callable
+
+    train_cfg, d = cfg.train, perforate.dendrites_config(cfg.dendrites)
+    perforate.check_knobs(d)
+    device = resolve_device(str(train_cfg.device))
+    result.extra["device"] = device
+    seed_everything(int(train_cfg.seed))
+    data = load_data(cfg.data, batch_size=int(train_cfg.batch_size), seed=int(train_cfg.seed))
+    if data.task != "classification" and d.maximizing_score:
+        raise ConfigError(
+            f"the data's task is {data.task}: the score is the validation loss (lower is better); "
+            "set dendrites.maximizing_score=false and train.loss=mse"
+        )
+    result.maximizing = bool(d.maximizing_score)
+    original = build_model(cfg.model, data.input_shape, data.num_classes)
+    result.original_params = sum(p.numel() for p in original.parameters())
+    model_cfg = apply_downsize(cfg.model, cfg.downsize)
+    if cfg.downsize.name != "none":
+        seed_everything(int(train_cfg.seed))
+        model = build_model(model_cfg, data.input_shape, data.num_classes)
+    else:
+        model = original
+    result.base_params = sum(p.numel() for p in model.parameters())
+    print(f"pai-sweep: model {model_cfg.name}: {result.base_params:,} parameters (original {result.original_params:,})", flush=True)
+    enabled = bool(d.enabled) or capacity_test
+    if enabled:
+        example, _ = next(iter(data.train))
+        done = perforate.perforate(
+            model, d, device=device, example_input=example[:2], graphs=str(train_cfg.graphs),
+            test_saves=bool(train_cfg.test_saves), capacity_test=capacity_test,
+        )
+        model = done.model
+        result.extra["perforated"] = len(done.plan.perforated)
+        result.extra["auto_tracked"] = done.plan.track_names[len(d.module_names_to_track):] + done.plan.track_params
+    else:
+        model = model.to(device)
+    session = PAISession(
+        model, train_cfg=train_cfg, enabled=enabled, maximizing=bool(d.maximizing_score),
+        patience=int(d.n_epochs_to_switch), device=device, trial_dir=trial_dir,
+    )
+    try:
+        if train_cfg.train_fn:
+            resolve_callable(train_cfg.train_fn, "train.train_fn")(session, data)
+        else:
+            classification_loop(session, data, train_cfg, max_batches=max_batches)
+    finally:
+        _summarise(session, result)
+    if enabled and train_cfg.graphs == "end":
+        try:
+            perforate.finish_graphs()
+        except Exception as exc:  # the CSVs are already written; a plotting failure must not fail the trial
+            result.extra["graph_error"] = failure_reason(exc)
+    result.status = STATUS_COMPLETE
+    result.reason = session.end_reason or "train_fn_returned"
+    if torch.cuda.is_available():
+        result.extra["max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def _summarise(session: Any, result: TrialResult) -> None:
+    result.epochs = session.epoch
+    best = session.best()
+    if best is not None:
+        result.best_val, result.best_test = best.val, best.test
+    if session.records:
+        last = session.records[-1]
+        result.final_val, result.params, result.dendrites = last.val, last.params, last.dendrites
+
+
+def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: int | None = None) -> TrialResult:
+    """Run the trial in `trial_dir` (chdir there) and write result.json; never raises."""
+    start = time.time()
+    trial_dir = Path(trial_dir).resolve()
+    os.chdir(trial_dir)
+    close_stdin()
+    existing = read_result(trial_dir)
+    if existing is not None:
+        print(f"pai-sweep: {trial_dir / RESULT} exists ({existing.status}); nothing to do", flush=True)
+        return existing
+    if clean_partial(trial_dir):
+        print("pai-sweep: removed the output of an interrupted earlier attempt; starting again", flush=True)
+    result = TrialResult(status=STATUS_FAILED, reason="")
+    try:
+        cfg = load_run_config(trial_dir)
+        train_trial(cfg, trial_dir, result, capacity_test=capacity_test, max_batches=max_batches)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and BdbQuit from the library included
+        result.status = STATUS_FAILED
+        result.reason = failure_reason(exc)
+        traceback.print_exc()
+        print(f"pai-sweep: trial failed: {result.reason}", flush=True)
+    result.seconds = round(time.time() - start, 3)
+    write_result(trial_dir, result)
+    print(f"pai-sweep: {result.status}: {result.reason}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pai_sweep.worker", description="Run one trial in TRIAL_DIR.")
+    parser.add_argument("trial_dir")
+    parser.add_argument("--capacity-test", action="store_true", help="the library's 3-dendrite smoke test (preflight)")
+    parser.add_argument("--max-batches", type=int, default=None, help="train on at most this many batches per epoch")
+    args = parser.parse_args(argv)
+    result = run_trial(args.trial_dir, capacity_test=args.capacity_test, max_batches=args.max_batches)
+    # The exit code is a convenience; result.json is the record.
+    return 0 if result.status == STATUS_COMPLETE else 1
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    # os._exit: no library atexit hook or lingering thread can change the code or hang the exit.
+    os._exit(code)
