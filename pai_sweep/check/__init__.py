@@ -1,0 +1,33 @@
+"""`pai-sweep check`: will this model work with PerforatedAI as configured, and what will it cost?
+
+    result = run_check(cfg, out_dir)          # CheckResult(ok, verdict, ...); writes out_dir/check.json
+    d = diagnose(log_text, exc)               # Diagnosis(cause, explanation, fix) of a failed trial, or None
+    dendrites = resolve_auto_preset(run_cfg)  # dendrites=auto -> concrete module choices and dims
+
+Parts: inspect (what gets perforated/tracked/left unwrapped), dims (output_dimensions from
+one forward pass), cost (parameter projection), verdict (direction, device, loop, capacity
+test), auto (the `auto` preset), diagnose (known crash signatures). Only `perforate` and
+`preflight` touch perforatedai; this package never imports it. Names resolve lazily, so
+`from pai_sweep.check import diagnose` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CheckResult": "pai_sweep.check.verdict",
+    "run_check": "pai_sweep.check.verdict",
+    "Diagnosis": "pai_sweep.check.diagnose",
+    "diagnose": "pai_sweep.check.diagnose",
+    "resolve_auto_preset": "pai_sweep.check.auto",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'pai_sweep.check' has no attribute {name!r}")

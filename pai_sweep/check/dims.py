@@ -1,0 +1,180 @@
+"""output_dimensions for every module that would be perforated, inferred from one forward pass.
+
+A perforated module's dims list has one entry per axis of its output: 0 marks the neuron
+axis (the one whose size is the module's out_features/out_channels), -1 every other axis.
+PerforatedAI 3.2.9 checks them on the first backward pass: a wrong length, or a fixed
+size that differs, ends the process with sys.exit(0). A 0 on the wrong axis passes that
+check silently and grows dendrites per token/pixel instead of per neuron.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from pai_sweep.check.inspect import ModuleInfo, setting
+
+OK = "ok"
+MISMATCH = "mismatch"  # the library would exit 0 on it
+WRONG_AXIS = "wrong_axis"  # runs, but the neuron axis is not where out_features sits
+UNUSED = "unused"  # never called in forward: no gradient, the library stops in pdb
+NOT_TENSOR = "not_tensor"  # output is a tuple/dict: the library needs a processor and stops in pdb
+
+
+@dataclass
+class ModuleDims:
+    path: str
+    type: str
+    status: str
+    shape: list[int] | None = None  # output shape on the sample batch
+    configured: list[int] | None = None  # what the library would use (override, else global, shortened)
+    inferred: list[int] | None = None  # what fits the output
+    source: str = "global"  # "global" or "override"
+
+    def message(self) -> str:
+        if self.status == MISMATCH:
+            return f"{self.path} ({self.type}) output {self.shape}: configured {self.configured} does not fit; {self.path} expects {self.inferred}"
+        if self.status == WRONG_AXIS:
+            return f"{self.path} ({self.type}) output {self.shape}: configured {self.configured} puts the neuron axis where out_features is not; {self.path} expects {self.inferred}"
+        if self.status == UNUSED:
+            return f"{self.path} ({self.type}) is never called in forward: no gradient reaches it and the library stops in pdb; track it (dendrites.module_ids_to_track=[{self.path}])"
+        if self.status == NOT_TENSOR:
+            return f"{self.path} ({self.type}) returns a tuple, not one tensor: the library stops in pdb; perforate the layers inside it instead"
+        return f"{self.path} ({self.type}) output {self.shape}: {self.configured} fits"
+
+
+@dataclass
+class DimsReport:
+    modules: list[ModuleDims] = field(default_factory=list)  # in forward-call order (unused ones last)
+
+    @property
+    def problems(self) -> list[ModuleDims]:
+        return [m for m in self.modules if m.status != OK]
+
+    @property
+    def fatal(self) -> list[ModuleDims]:
+        return [m for m in self.modules if m.status in (MISMATCH, UNUSED, NOT_TENSOR)]
+
+    def inferred(self) -> dict[str, list[int]]:
+        return {m.path: m.inferred for m in self.modules if m.inferred is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"modules": [vars(m).copy() for m in self.modules], "problems": [m.message() for m in self.problems]}
+
+
+def override_key(path: str) -> str:
+    """The key of dendrites.output_dimension_overrides for a module path: no leading dot ("head")."""
+    return path.lstrip(".")
+
+
+def configured_dims(module: nn.Module, path: str, dendrites_cfg: Any) -> tuple[list[int], str]:
+    """The dims the library would give this module: its override, else the global list (shortened as 3.2.9 does)."""
+    overrides = dendrites_cfg.get("output_dimension_overrides", None) if hasattr(dendrites_cfg, "get") else getattr(dendrites_cfg, "output_dimension_overrides", None)
+    for key, dims in dict(overrides or {}).items():
+        if override_key(str(key)) == override_key(path):
+            return [int(d) for d in dims], "override"
+    dims = [int(d) for d in setting(dendrites_cfg, "output_dimensions", [-1, 0, -1, -1])]
+    # The library shortens an all -1 tail for Linear (to 2 axes) and Conv1d (to 3 axes).
+    if isinstance(module, nn.Linear) and all(d == -1 for d in dims[2:]):
+        dims = dims[:2]
+    if isinstance(module, nn.Conv1d) and all(d == -1 for d in dims[3:]):
+        dims = dims[:3]
+    return dims, "global"
+
+
+def infer_dims(shape: list[int], neurons: int | None, conv_like: bool) -> list[int]:
+    """-1 everywhere but 0 on the neuron axis: the non-batch axis whose size is `neurons`."""
+    rank = len(shape)
+    if rank < 2:
+        return [0] if rank == 1 else []
+    matches = [i for i in range(1, rank) if neurons is not None and shape[i] == neurons]
+    if len(matches) == 1:
+        axis = matches[0]
+    elif matches:
+        # several axes have that size: channels-first for convolutions, features-last otherwise
+        axis = 1 if conv_like and 1 in matches else matches[-1]
+    else:
+        axis = 1 if conv_like or rank == 4 else rank - 1
+    return [0 if i == axis else -1 for i in range(rank)]
+
+
+def library_accepts(dims: list[int], shape: list[int]) -> bool:
+    """3.2.9's checks: exactly one 0, same length as the output, every other entry -1, 1 or the exact size."""
+    if len(dims) != len(shape) or dims.count(0) != 1:
+        return False
+    return all(d in (0, -1, 1) or d == s for d, s in zip(dims, shape))
+
+
+@contextlib.contextmanager
+def probing(model: nn.Module) -> Iterator[None]:
+    """eval + no_grad without side effects; the transformer fast path off so inner Linear layers are called."""
+    was_training = model.training
+    mha = getattr(torch.backends, "mha", None)
+    fastpath = mha.get_fastpath_enabled() if mha is not None else None
+    model.eval()
+    if mha is not None:
+        mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+        if mha is not None:
+            mha.set_fastpath_enabled(fastpath)
+
+
+def forward_shapes(model: nn.Module, paths: list[str], sample: Any) -> tuple[dict[str, Any], list[str]]:
+    """Output shape (list of ints, or the output's type name) of each module path, and the call order."""
+    shapes: dict[str, Any] = {}
+    order: list[str] = []
+    handles = []
+
+    def hook_for(path: str):
+        def hook(_module, _inputs, output):
+            if path not in shapes:
+                order.append(path)
+                shapes[path] = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        return hook
+
+    for path in paths:
+        target = model if path == "" else model.get_submodule(path.lstrip("."))
+        handles.append(target.register_forward_hook(hook_for(path)))
+    try:
+        with probing(model):
+            model(sample)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes, order
+
+
+def check_dims(model: nn.Module, perforated: list[ModuleInfo], dendrites_cfg: Any, sample: Any) -> DimsReport:
+    """Compare configured and inferred dims of every perforated module on one sample batch."""
+    shapes, order = forward_shapes(model, [m.path for m in perforated], sample)
+    by_path = {m.path: m for m in perforated}
+    report = DimsReport()
+    for path in order + [m.path for m in perforated if m.path not in shapes]:
+        info = by_path[path]
+        module = model if path == "" else model.get_submodule(path.lstrip("."))
+        configured, source = configured_dims(module, path, dendrites_cfg)
+        shape = shapes.get(path)
+        if shape is None:
+            report.modules.append(ModuleDims(path, info.type, UNUSED, None, configured, None, source))
+            continue
+        if isinstance(shape, str):
+            report.modules.append(ModuleDims(path, info.type, NOT_TENSOR, None, configured, None, source))
+            continue
+        conv_like = not isinstance(module, nn.Linear) and len(shape) >= 3 and info.neurons is not None and shape[1] == info.neurons
+        inferred = infer_dims(shape, info.neurons, conv_like or isinstance(module, (nn.Conv2d, nn.Conv3d, nn.Conv1d)))
+        if not library_accepts(configured, shape):
+            status = MISMATCH
+        elif info.neurons is not None and shape[configured.index(0)] != info.neurons:
+            status = WRONG_AXIS  # an axis of another size: dendrites per token/pixel, not per neuron
+        else:
+            status = OK
+        report.modules.append(ModuleDims(path, info.type, status, shape, configured, inferred, source))
+    return report
