@@ -1,15 +1,22 @@
-"""`pai-sweep sweep`: not implemented yet (see the open issues)."""
+"""`pai-sweep [OVERRIDES]` / `pai-sweep sweep [OVERRIDES]`: run or resume a sweep (docs/sweeps.md)."""
 
 from __future__ import annotations
 
-from pai_sweep.errors import PaiSweepError
-
 
 def sweep_command_parser(subparsers) -> None:
-    p = subparsers.add_parser("sweep", help="(not implemented yet)")
-    p.add_argument("overrides", nargs="*")
+    p = subparsers.add_parser(
+        "sweep",
+        help="run (or resume) a sweep; the same command again continues it",
+        description="Run a sweep: Hydra overrides such as model=mlp sweep.n_trials=4 sweep.in_flight=2.",
+    )
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. sweep.n_trials=4 +recipe=quick_cpu")
     p.set_defaults(func=sweep_command)
 
 
 def sweep_command(args) -> int:
-    raise PaiSweepError("'pai-sweep sweep' is not implemented yet")
+    from pai_sweep.compose import compose
+    from pai_sweep.driver import run_sweep
+
+    cfg = compose(args.overrides)
+    summary = run_sweep(cfg)
+    return 0 if summary.get("counted", 0) else 1

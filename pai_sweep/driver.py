@@ -1,0 +1,115 @@
+"""Run (or resume) a sweep from a composed config: the one entry point the CLI calls.
+
+Everything that can be checked is checked before a folder is made or a trial runs: the search
+space, the objective's direction, the pruner, and (on resume) that the folder's config fits.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from omegaconf import OmegaConf
+
+from pai_sweep.errors import SweepError, TrackingError
+from pai_sweep.launchers import Launcher, make_launcher
+from pai_sweep.objective import directions
+from pai_sweep.progress import Progress
+from pai_sweep.search_space import parse_space
+from pai_sweep.sweep.loop import SweepLoop
+from pai_sweep.sweep.study import check_and_save_config, make_pruner, open_study
+from pai_sweep.sweep.summary import build_summary, write_summary
+
+__all__ = ["run_sweep"]
+
+
+class _NoTracker:
+    """Used when tracking is off or cannot start: the sweep runs the same without it."""
+
+    def start_sweep(self, config: dict) -> None: ...
+
+    def log_trial(self, study_trial: Any, trial_dir: Path | None) -> None: ...
+
+    def finish_sweep(self, summary: dict, report_dir: Path | None) -> None: ...
+
+
+def _tracker(cfg: Any, sweep_dir: Path, progress: Progress) -> Any:
+    if cfg.tracking.name == "off":
+        return _NoTracker()
+    try:
+        from pai_sweep.tracking import make_tracker
+
+        return make_tracker(cfg.tracking, experiment=cfg.tracking.experiment or cfg.sweep.name, sweep_dir=sweep_dir)
+    except TrackingError:
+        raise  # a malformed URI is a config mistake: say so before anything runs
+    except Exception as exc:  # noqa: BLE001 - tracking never stops a sweep
+        progress.note(f"tracking off for this sweep: {exc}")
+        return _NoTracker()
+
+
+def _guarded(progress: Progress, what: str, fn, *args) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - tracking and reports never stop a sweep
+        progress.note(f"{what} failed: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _write_report(sweep_dir: Path) -> Path | None:
+    try:
+        from pai_sweep.report import write_sweep_report
+    except ImportError:
+        return None
+    return write_sweep_report(sweep_dir)
+
+
+def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None = None) -> dict[str, Any]:
+    """Run the sweep `cfg` describes until sweep.n_trials trials ran; returns summary.json's content."""
+    space = parse_space(cfg.sweep.space, cfg)
+    dirs = directions(cfg.objective, cfg.dendrites.maximizing_score)
+    make_pruner(cfg.sweep, len(dirs))  # fails now, not after the folder exists
+    sweep_dir = Path(cfg.sweep.dir)
+    progress = Progress(stream, total=int(cfg.sweep.n_trials))
+    tracker = _tracker(cfg, sweep_dir, progress)
+    resuming = check_and_save_config(cfg, sweep_dir)
+    study = open_study(cfg, sweep_dir, space, dirs)
+    stored = len(study.trials)
+    progress.note(
+        f"sweep '{cfg.sweep.name}' in {sweep_dir} ({f'resuming: {stored} trials stored' if resuming else 'new'}); "
+        f"{cfg.sweep.n_trials} trials, {cfg.sweep.in_flight} at a time, objective {cfg.objective.name} ({', '.join(dirs)})"
+    )
+    launcher = launcher or make_launcher(cfg.launcher, sweep_dir, int(cfg.sweep.in_flight))
+    _guarded(progress, "tracking", tracker.start_sweep, OmegaConf.to_container(cfg, resolve=True))
+    loop = SweepLoop(cfg, sweep_dir, study, space, launcher, progress, tracker)
+    stopped = None
+    previous = _sigterm_as_interrupt()
+    try:
+        loop.run()
+    except SweepError as exc:
+        stopped = str(exc)
+        raise
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        launcher.close()
+        summary = build_summary(cfg, study, sweep_dir, stopped)
+        write_summary(summary, sweep_dir, progress)
+        report_dir = _guarded(progress, "report", _write_report, sweep_dir)
+        _guarded(progress, "tracking", tracker.finish_sweep, summary, report_dir)
+    return summary
+
+
+def _sigterm_as_interrupt():
+    # SIGTERM (a scheduler or `kill`) stops the sweep like Ctrl-C: running trials are marked and re-queued.
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,152 @@
+"""One finished trial folder -> what the driver tells Optuna (state, values, constraints, attrs).
+
+result.json is the only proof a trial finished; a complete trial is analysed (history,
+findings, the architecture the analysis picks) and the objective turns that into values.
+The analysis' view of each trial is saved as trials/<n>/analysis.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+
+from pai_sweep.errors import PaiSweepError
+from pai_sweep.objective import Baseline, compute_values
+from pai_sweep.trial_files import RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, write_json
+
+ANALYSIS_FILE = "analysis.json"
+
+
+@dataclass
+class Outcome:
+    state: TrialState
+    reason: str
+    result: TrialResult | None = None
+    values: list[float] | None = None
+    constraints: dict[str, float] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    history: Any = None
+    findings: list[Any] = field(default_factory=list)
+    choice: Any = None
+
+
+def log_tail(trial_dir: Path, lines: int = 4, limit: int = 400) -> str:
+    """The last lines of the worker's log, on one line (the reason a trial died is usually there)."""
+    try:
+        text = (Path(trial_dir) / WORKER_LOG).read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
+    return " | ".join(tail)[-limit:]
+
+
+def missing_result_reason(trial_dir: Path, returncode: int | None) -> str:
+    code = f" (exit code {returncode})" if returncode is not None else ""
+    tail = log_tail(trial_dir)
+    return f"exited without result.json{code}" + (f": {tail}" if tail else "")
+
+
+def _analysis_context(analysis: Any, trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> Any:
+    """RuleContext from the trial's run.yaml plus what only the driver knows (the baseline)."""
+    from omegaconf import OmegaConf
+
+    try:
+        run = OmegaConf.to_container(OmegaConf.load(Path(trial_dir) / RUN_CONFIG), resolve=True)
+    except (OSError, ValueError):
+        run = {}
+    run.update(
+        baseline_score=baseline.score if baseline else None,
+        baseline_params=baseline.params if baseline else None,
+        original_params=result.original_params,
+    )
+    return analysis.RuleContext.from_run_config(run)
+
+
+def analyse(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> tuple[Any, list, Any, str | None]:
+    """(history, findings, choice, error) from pai_sweep.analysis; a failing analysis never stops the sweep."""
+    try:
+        from pai_sweep import analysis
+    except ImportError as exc:
+        return None, [], None, f"analysis unavailable: {exc}"
+    try:
+        history = analysis.read_history(trial_dir)
+        context = _analysis_context(analysis, trial_dir, result, baseline)
+        findings = list(analysis.run_rules(history, context))
+        choice = analysis.choose_architecture(history, context)
+    except Exception as exc:  # noqa: BLE001 - the raw result still gives a value
+        return None, [], None, f"analysis failed: {type(exc).__name__}: {exc}"
+    return history, findings, choice, None
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if hasattr(obj, "__dict__"):
+        return {k: _plain(v) for k, v in vars(obj).items() if not k.startswith("_")}
+    return str(obj)
+
+
+def evaluate(
+    trial_dir: Path, result: TrialResult | None, cfg: Any, baseline: Baseline | None, returncode: int | None = None, apply_penalties: bool = True
+) -> Outcome:
+    if result is None:
+        return Outcome(TrialState.FAIL, missing_result_reason(trial_dir, returncode))
+    if result.status == STATUS_PRUNED:
+        return Outcome(TrialState.PRUNED, result.reason, result)
+    if result.status != STATUS_COMPLETE:
+        return Outcome(TrialState.FAIL, result.reason or "failed without a reason", result)
+    history, findings, choice, error = analyse(trial_dir, result, baseline)
+    try:
+        ov = compute_values(result, history, findings, choice, cfg.objective, baseline, apply_penalties=apply_penalties)
+    except PaiSweepError as exc:
+        return Outcome(TrialState.FAIL, str(exc), result, history=history, findings=findings, choice=choice)
+    attrs = dict(ov.attrs)
+    attrs["findings"] = sorted({str(getattr(f, "rule_id", f)) for f in findings})
+    row0 = _no_dendrite_score(history, cfg.objective.metric)
+    if row0 is not None:
+        attrs["no_dendrite_score"] = row0
+    if error:
+        attrs["analysis_error"] = error
+    write_json(
+        Path(trial_dir) / ANALYSIS_FILE,
+        {"choice": _plain(choice), "findings": _plain(findings), "objective": attrs, "values": ov.values, "constraints": ov.constraints},
+    )
+    return Outcome(TrialState.COMPLETE, result.reason, result, ov.values, ov.constraints, attrs, history, findings, choice)
+
+
+def _no_dendrite_score(history: Any, metric: str) -> float | None:
+    from pai_sweep.sweep.feedback import best_arch_rows
+
+    for row in best_arch_rows(history):
+        if row.get("dendrites") == 0:
+            value = row.get(metric, row.get(metric.capitalize()))
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def describe(outcome: Outcome) -> dict[str, Any]:
+    """The user attrs every finished trial carries."""
+    r = outcome.result
+    attrs: dict[str, Any] = {"status": outcome.state.name.lower(), "reason": outcome.reason}
+    if r is not None:
+        attrs.update(best_val=r.best_val, best_test=r.best_test, dendrites=r.dendrites, n_params=r.params, epochs=r.epochs, seconds=r.seconds)
+    attrs.update(outcome.attrs)
+    if outcome.choice is not None:
+        attrs.update(chosen_val=getattr(outcome.choice, "val", None), chosen_params=getattr(outcome.choice, "params", None))
+    return json.loads(json.dumps(attrs, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

@@ -1,0 +1,181 @@
+"""Feedback from one analysed trial into the study: rule-recommended trials and derived trials.
+
+Rule trials: a finding's recommendation (config key -> absolute value, or "+5" / "-1" / "x0.5"
+relative to the trial's own value) becomes the parent's params with those keys changed,
+fitted into the search space, and is enqueued unless an identical trial exists or is queued.
+Derived trials: a run that grew k dendrites also measured every smaller accepted architecture
+(best-architecture rows 0..k-1); each becomes a finished trial with max_dendrites = that count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+from typing import Any, Iterable, Mapping
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.trial import FrozenTrial
+
+from pai_sweep.objective import Baseline, compute_values
+from pai_sweep.search_space import MISSING, SearchSpace
+from pai_sweep.sweep.study import DERIVED, RULE
+
+MAX_DENDRITES = "dendrites.max_dendrites"
+_RELATIVE = re.compile(r"^\s*([+\-x*])\s*([0-9.eE+\-]+)\s*$")
+
+
+def resolve_key(key: str, space: SearchSpace) -> str | None:
+    """A recommendation key as a searched key: exact, under dendrites., or a unique dotted suffix."""
+    if key in space:
+        return key
+    if f"dendrites.{key}" in space:
+        return f"dendrites.{key}"
+    matches = [k for k in space.keys if k.endswith("." + key)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def apply_change(current: Any, change: Any) -> Any:
+    """An absolute value, or a relative string: '+5', '-1', 'x0.5' / '*0.5'."""
+    if isinstance(change, str):
+        m = _RELATIVE.match(change)
+        if m and isinstance(current, (int, float)) and not isinstance(current, bool):
+            op, amount = m.group(1), float(m.group(2))
+            return current + amount if op == "+" else current - amount if op == "-" else current * amount
+    return change
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    return json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True, default=str)
+
+
+def known_param_sets(study: optuna.Study, space: SearchSpace) -> set[str]:
+    """Every stored trial's params (running, waiting, finished), decoded, for deduplication."""
+    return {params_key(space.decode(t.params or t.system_attrs.get("fixed_params", {}))) for t in study.get_trials(deepcopy=False)}
+
+
+def recommended_params(
+    finding: Any, parent_params: Mapping[str, Any], space: SearchSpace, config: Any
+) -> dict[str, Any] | None:
+    """The parent's params changed as the finding recommends, inside the space; None when nothing applies."""
+    rec = getattr(finding, "recommendation", None) or {}
+    params = dict(parent_params)
+    changed = False
+    for raw_key, change in dict(rec).items():
+        key = resolve_key(str(raw_key), space)
+        if key is None:
+            continue
+        current = params.get(key, OmegaConf.select(config, key, default=None))
+        current = OmegaConf.to_container(current) if OmegaConf.is_config(current) else current
+        fitted = space.fit(key, apply_change(current, change))
+        if fitted is MISSING:
+            continue
+        params[key] = fitted
+        changed = changed or fitted != parent_params.get(key)
+    if not changed:
+        return None
+    params = space.complete(params)
+    return params if space.contains(params) else None
+
+
+def enqueue_rule_trials(
+    study: optuna.Study,
+    findings: Iterable[Any],
+    parent_number: int,
+    parent_params: Mapping[str, Any],
+    space: SearchSpace,
+    config: Any,
+    room: int,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Enqueue up to `room` new trials from the findings; returns (rule_id, params) of each."""
+    seen = known_param_sets(study, space)
+    added: list[tuple[str, dict[str, Any]]] = []
+    for finding in findings:
+        if len(added) >= room:
+            break
+        params = recommended_params(finding, parent_params, space, config)
+        if params is None or params_key(params) in seen:
+            continue
+        rule_id = str(getattr(finding, "rule_id", "unknown"))
+        study.enqueue_trial(
+            space.encode(params), user_attrs={"origin": f"{RULE}{rule_id}", "parent": parent_number, "params": _jsonable(params)}
+        )
+        seen.add(params_key(params))
+        added.append((rule_id, params))
+    return added
+
+
+def _row_value(row: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in row and row[name] is not None:
+            return row[name]
+    return None
+
+
+def best_arch_rows(history: Any) -> list[dict[str, Any]]:
+    """history.best_arch (a DataFrame or list of dicts) as plain dicts."""
+    table = getattr(history, "best_arch", None)
+    if table is None:
+        return []
+    if hasattr(table, "to_dict"):
+        return [dict(r) for r in table.to_dict("records")]
+    return [dict(r) for r in table]
+
+
+def derived_trials(
+    history: Any,
+    parent: FrozenTrial | None,
+    parent_number: int,
+    parent_params: Mapping[str, Any],
+    space: SearchSpace,
+    result: Any,
+    objective_cfg: Any,
+    baseline: Baseline | None,
+) -> list[FrozenTrial]:
+    """One finished trial per accepted smaller architecture the run passed through."""
+    if MAX_DENDRITES not in space:
+        return []
+    rows = [r for r in best_arch_rows(history) if bool(_row_value(r, "accepted") if "accepted" in r else True)]
+    counts = [int(_row_value(r, "dendrites")) for r in rows if _row_value(r, "dendrites") is not None]
+    if not counts:
+        return []
+    reached = max(counts)
+    out = []
+    for row in rows:
+        count = int(row["dendrites"])
+        if count >= reached or space.fit(MAX_DENDRITES, count) != count:
+            continue  # the run's own final architecture, or a count outside the searched range
+        params = space.complete({**parent_params, MAX_DENDRITES: count})
+        choice = SimpleNamespace(
+            dendrites=count, val=_row_value(row, "val"), test=_row_value(row, "test", "Test"), params=_row_value(row, "params")
+        )
+        try:
+            ov = compute_values(result, history, [], choice, objective_cfg, baseline, apply_penalties=False)
+        except Exception:  # noqa: BLE001 - a row without a usable score is skipped, not fatal
+            continue
+        attrs = {
+            "origin": DERIVED,
+            "parent": parent_number,
+            "params": _jsonable(params),
+            "status": "complete",
+            "reason": f"architecture with {count} dendrite(s) measured by trial {parent_number}",
+            "dendrites": count,
+            "chosen_val": _jsonable(choice.val),
+            "chosen_params": _jsonable(choice.params),
+            "trial_dir": parent.user_attrs.get("trial_dir") if parent is not None else None,
+        }
+        out.append(
+            optuna.trial.create_trial(
+                params=space.encode(params),
+                distributions=space.distributions(params),
+                values=ov.values,
+                constraints=ov.constraints or None,
+                user_attrs=attrs,
+            )
+        )
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

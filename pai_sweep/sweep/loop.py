@@ -1,0 +1,344 @@
+"""The ask-and-tell loop: keep `sweep.in_flight` trials running, tell each as soon as it ends.
+
+The driver is the only writer of the study. A trial is: ask -> trials/<n>/run.yaml ->
+launcher.submit -> poll (pruning from metrics.jsonl, timeout) -> result.json -> analysis ->
+tell -> feedback (derived trials, rule-recommended trials). A slot is refilled the moment a
+trial ends; nothing waits for a batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+from pai_sweep.errors import PaiSweepError, SweepError
+from pai_sweep.launchers.base import JobState, Launcher, TrialJob
+from pai_sweep.objective import Baseline
+from pai_sweep.progress import Progress
+from pai_sweep.schema import RUN_GROUPS
+from pai_sweep.search_space import SearchSpace, apply_params, suggest
+from pai_sweep.sweep import feedback
+from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
+from pai_sweep.sweep.study import (
+    BASELINE,
+    RULE,
+    SAMPLER,
+    STALE_REASON,
+    STOPPED_REASON,
+    counts_toward_budget,
+    is_real_failure,
+    origin,
+    trial_by_number,
+)
+from pai_sweep.trial_files import RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, iter_metrics, read_result, write_result
+from pai_sweep.validate import validate_run
+
+
+@dataclass
+class Running:
+    trial: optuna.trial.Trial
+    origin: str
+    params: dict[str, Any]
+    trial_dir: Path
+    job: TrialJob | None  # None: found finished on resume, only needs telling
+    started: float = field(default_factory=time.monotonic)
+    reported: int = 0  # metrics.jsonl lines already reported to the pruner
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+class SweepLoop:
+    def __init__(self, cfg: Any, sweep_dir: Path, study: optuna.Study, space: SearchSpace, launcher: Launcher,
+                 progress: Progress, tracker: Any = None):
+        self.cfg, self.sweep_dir, self.study, self.space = cfg, Path(sweep_dir), study, space
+        self.launcher, self.progress, self.tracker = launcher, progress, tracker
+        self.running: dict[int, Running] = {}
+        self.deferred: list[tuple[Running, TrialResult | None, int | None]] = []
+        self.baseline: Baseline | None = None
+        self.baseline_pending = False
+        self.needs_baseline = bool(cfg.objective.baseline)
+        self.pruning = cfg.sweep.pruner != "none"
+        self.timeout = cfg.sweep.trial_timeout
+        self.poll_interval = float(cfg.launcher.poll_interval)
+
+    # ---------------------------------------------------------------- counts
+    def _trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def budget_left(self) -> int:
+        done = sum(1 for t in self._trials() if counts_toward_budget(t))
+        running = sum(1 for r in self.running.values() if r.origin == SAMPLER or r.origin.startswith(RULE))
+        return int(self.cfg.sweep.n_trials) - done - running
+
+    def counts(self) -> str:
+        trials = self._trials()
+        done = sum(1 for t in trials if counts_toward_budget(t))
+        failed = sum(1 for t in trials if is_real_failure(t))
+        return self.progress.counts(done, len(self.running), failed, self._best())
+
+    def _best(self) -> str | None:
+        try:
+            best = self.study.best_trials if len(self.study.directions) > 1 else [self.study.best_trial]
+        except ValueError:
+            return None
+        if not best:
+            return None
+        t = max(best, key=lambda t: t.values[0]) if self.study.directions[0].name == "MAXIMIZE" else min(best, key=lambda t: t.values[0])
+        vals = ", ".join(f"{v:.4g}" for v in t.values)
+        return f"#{t.number} ({origin(t)}) {vals}"
+
+    # ---------------------------------------------------------------- start-up
+    def prepare(self) -> None:
+        """Baseline first; trials a dead driver left running: tell the finished, re-run the rest."""
+        trials = self._trials()
+        for t in trials:
+            if origin(t) == BASELINE and t.state == TrialState.COMPLETE:
+                self.baseline = Baseline(float(t.user_attrs["score"]), t.user_attrs.get("chosen_params") or t.user_attrs.get("n_params"))
+        baseline_known = self.baseline is not None or any(origin(t) == BASELINE and t.state in (TrialState.FAIL, TrialState.WAITING) for t in trials)
+        for t in trials:
+            if t.state != TrialState.RUNNING:
+                continue
+            trial_dir = Path(t.user_attrs.get("trial_dir") or self.sweep_dir / "trials" / str(t.number))
+            handle = trial_by_number(self.study, t.number)
+            params = self.space.decode(t.params)
+            if read_result(trial_dir) is not None:
+                self.running[t.number] = Running(handle, origin(t), params, trial_dir, None)
+                continue
+            job = self.launcher.reattach(t.number, trial_dir)
+            if job is not None:
+                self.launcher.cancel(job, STALE_REASON)
+            self._restart(handle, origin(t), t.params, trial_dir, STALE_REASON)
+            baseline_known = baseline_known or origin(t) == BASELINE
+        if self.needs_baseline and not baseline_known and not any(origin(t) == BASELINE for t in trials):
+            # The plain model (dendrites off) is the reference of every later trial.
+            self.study.enqueue_trial({}, user_attrs={"origin": BASELINE})
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        self.baseline_pending = self.baseline is None and any(origin(t) == BASELINE for t in waiting)
+
+    def _restart(self, handle: optuna.trial.Trial, trial_origin: str, stored_params: dict, trial_dir: Path, reason: str) -> None:
+        """Mark a trial the driver could not finish, and queue the same params to run again."""
+        if trial_dir.exists() and read_result(trial_dir) is None:
+            write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason=reason))
+        handle.set_user_attr("status", "failed")
+        handle.set_user_attr("reason", reason)
+        self.study.tell(handle, state=TrialState.FAIL)
+        attrs = {"origin": trial_origin, "rerun_of": handle.number}
+        self.study.enqueue_trial(dict(stored_params), user_attrs=attrs)
+        self.progress.note(f"trial {handle.number} {reason}: marked failed, its params queued to run again")
+
+    # ---------------------------------------------------------------- main loop
+    def run(self) -> None:
+        self.prepare()
+        try:
+            while True:
+                changed = self._poll_all()
+                changed = self._refill() or changed
+                if not self.running and self.deferred:
+                    self._flush_deferred()  # the baseline will not run (budget spent): score without it
+                if not self.running and not self.deferred:
+                    break
+                if not changed:
+                    time.sleep(self.poll_interval)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _refill(self) -> bool:
+        launched = False
+        while len(self.running) < self.launcher.capacity and self.budget_left() > 0:
+            failures = [t for t in self._trials() if is_real_failure(t)]
+            if len(failures) >= self.cfg.sweep.max_failures:
+                last = failures[-1]
+                raise SweepError(
+                    f"sweep stopped: {len(failures)} trials failed (sweep.max_failures={self.cfg.sweep.max_failures}); "
+                    f"last: trial {last.number}: {last.user_attrs.get('reason', '?')}. Fix the cause "
+                    f"(see {self.sweep_dir}/trials/{last.number}/worker.log) or raise sweep.max_failures, then run the same command to resume"
+                )
+            self._launch()
+            launched = True
+        return launched
+
+    def _launch(self) -> None:
+        trial = self.study.ask()
+        trial_origin = str(trial.user_attrs.get("origin", SAMPLER))
+        trial_dir = self.sweep_dir / "trials" / str(trial.number)
+        trial.set_user_attr("origin", trial_origin)
+        trial.set_user_attr("trial_dir", str(trial_dir))
+        try:
+            if trial_origin == BASELINE:
+                params: dict[str, Any] = {}
+                run_cfg = apply_params(self.cfg, {"dendrites.enabled": False})
+            else:
+                params = suggest(trial, self.space)
+                run_cfg = apply_params(self.cfg, params)
+            trial.set_user_attr("params", feedback._jsonable(params))
+            trial.set_user_attr("status", "running")
+            validate_run(run_cfg)
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            run_yaml = OmegaConf.create({g: OmegaConf.to_container(run_cfg[g], resolve=True) for g in RUN_GROUPS})
+            (trial_dir / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_yaml))
+            job = self.launcher.submit(trial.number, trial_dir)
+        except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone
+            reason = str(exc) if isinstance(exc, PaiSweepError) else f"could not start: {type(exc).__name__}: {exc}"
+            run = Running(trial, trial_origin, params if "params" in locals() else {}, trial_dir, None)
+            self._tell(run, Outcome(TrialState.FAIL, reason))
+            return
+        run = Running(trial, trial_origin, params, trial_dir, job)
+        self.running[trial.number] = run
+        if trial_origin == BASELINE:
+            self.baseline_pending = True
+        self.progress.started(trial.number, trial_origin, str(job.info.get("device", "?")), params if trial_origin != BASELINE else {"dendrites.enabled": False})
+
+    def _poll_all(self) -> bool:
+        changed = False
+        for run in list(self.running.values()):
+            if run.job is None:
+                self._finish(run, read_result(run.trial_dir), None)
+                changed = True
+                continue
+            state = self.launcher.poll(run.job)
+            if state in (JobState.RUNNING, JobState.PENDING):
+                changed = self._watch(run) or changed
+                continue
+            result = read_result(run.trial_dir)
+            if result is None and run.job.reason:
+                result = TrialResult(status=STATUS_FAILED, reason=run.job.reason)
+                write_result(run.trial_dir, result)
+            self._finish(run, result, run.job.info.get("returncode"))
+            changed = True
+        return changed
+
+    def _watch(self, run: Running) -> bool:
+        """Pruning and timeout checks for a running trial; True when it was stopped."""
+        if self.pruning:
+            records = list(iter_metrics(run.trial_dir))
+            for rec in records[run.reported:]:
+                if rec.val is not None and math.isfinite(rec.val):
+                    run.trial.report(float(rec.val), step=int(rec.epoch))
+            if len(records) > run.reported:
+                run.reported = len(records)
+                if run.origin != BASELINE and run.trial.should_prune():
+                    epoch = records[-1].epoch
+                    self._stop_job(run, STATUS_PRUNED, f"pruned at epoch {epoch}: below the median of earlier trials")
+                    return True
+        if self.timeout and time.monotonic() - run.started > float(self.timeout):
+            self._stop_job(run, STATUS_FAILED, f"timed out after {float(self.timeout):g} s")
+            return True
+        return False
+
+    def _stop_job(self, run: Running, status: str, reason: str) -> None:
+        self.launcher.cancel(run.job, reason)
+        result = read_result(run.trial_dir)
+        if result is None or result.status != status:
+            # The worker's partial outputs stay; result.json records why the driver stopped it.
+            result = TrialResult(status=status, reason=reason, epochs=run.reported)
+            write_result(run.trial_dir, result)
+        self._finish(run, result, None)
+
+    # ---------------------------------------------------------------- finishing
+    def _finish(self, run: Running, result: TrialResult | None, returncode: int | None) -> None:
+        self.running.pop(run.number, None)
+        if self.baseline_pending and run.origin != BASELINE and self.cfg.objective.name != "accuracy":
+            self.deferred.append((run, result, returncode))  # its constraint needs the baseline's score
+            self.progress.note(f"trial {run.number} ended; waits for the baseline before it is scored")
+            return
+        is_baseline = run.origin == BASELINE
+        outcome = evaluate(run.trial_dir, result, self.cfg, self.baseline, returncode, apply_penalties=not is_baseline)
+        self._tell(run, outcome)
+        if is_baseline:
+            if outcome.state == TrialState.COMPLETE:
+                score = outcome.attrs["score"]
+                self.baseline = Baseline(float(score), outcome.attrs.get("chosen_params") or (result.params if result else None))
+                self.progress.note(f"baseline (no dendrites): score {score:.4g}, {self.baseline.params} params")
+            self._flush_deferred()
+
+    def _flush_deferred(self) -> None:
+        self.baseline_pending = False
+        pending, self.deferred = self.deferred, []
+        for item in pending:
+            self._finish(*item)
+
+    def _tell(self, run: Running, outcome: Outcome) -> None:
+        trial = run.trial
+        for key, value in describe(outcome).items():
+            trial.set_user_attr(key, value)
+        if outcome.state == TrialState.COMPLETE:
+            for name, value in outcome.constraints.items():
+                trial.set_constraint(name, float(value))
+            self.study.tell(trial, outcome.values)
+        else:
+            self.study.tell(trial, state=outcome.state)
+        frozen = self.study.trials[trial.number]
+        self._report(run, outcome)
+        self._track(frozen, run.trial_dir)
+        if outcome.state == TrialState.COMPLETE and run.origin != BASELINE:
+            self._feedback(run, outcome, frozen)
+
+    def _report(self, run: Running, outcome: Outcome) -> None:
+        if outcome.state == TrialState.COMPLETE:
+            a = outcome.attrs
+            detail = f"{a.get('score', float('nan')):.4g} at {a.get('chosen_dendrites')} dendrite(s), {a.get('chosen_params')} params"
+            if a.get("no_dendrite_score") is not None:
+                detail += f" (without dendrites {a['no_dendrite_score']:.4g})"
+            if a.get("findings"):
+                detail += f"; findings: {', '.join(a['findings'])}"
+            state = "complete"
+        else:
+            detail, state = outcome.reason, outcome.state.name.lower()
+        self.progress.finished(run.number, state, detail, self.counts())
+
+    def _track(self, frozen: optuna.trial.FrozenTrial, trial_dir: Path | None) -> None:
+        if self.tracker is None:
+            return
+        try:
+            self.tracker.log_trial(frozen, trial_dir)
+        except Exception as exc:  # noqa: BLE001 - tracking never stops a sweep
+            self.progress.note(f"tracking: could not log trial {frozen.number}: {exc}")
+
+    def _feedback(self, run: Running, outcome: Outcome, frozen: optuna.trial.FrozenTrial) -> None:
+        sweep = self.cfg.sweep
+        if sweep.derived_trials and outcome.history is not None:
+            derived = feedback.derived_trials(
+                outcome.history, frozen, run.number, run.params, self.space, outcome.result, self.cfg.objective, self.baseline
+            )
+            for t in derived:
+                self.study.add_trial(t)
+                self._track(self.study.trials[-1], run.trial_dir)
+            if derived:
+                counts = ", ".join(str(t.user_attrs["dendrites"]) for t in derived)
+                self.progress.note(f"trial {run.number}: added {len(derived)} derived trial(s) for max_dendrites={counts}")
+        if sweep.rule_trials and outcome.findings:
+            used = sum(1 for t in self._trials() if origin(t).startswith(RULE))
+            room = min(int(sweep.guided_share * sweep.n_trials) - used, self.budget_left())
+            if room > 0:
+                added = feedback.enqueue_rule_trials(self.study, outcome.findings, run.number, run.params, self.space, self.cfg, room)
+                for rule_id, params in added:
+                    self.progress.note(f"trial {run.number}: rule {rule_id} queued a trial: {feedback.params_key(params)}")
+
+    # ---------------------------------------------------------------- shutdown
+    def stop(self) -> None:
+        """Cancel what runs (Ctrl-C, too many failures); each is marked and queued to run again on resume."""
+        for run in list(self.running.values()):
+            self.running.pop(run.number, None)
+            if run.job is not None:
+                try:
+                    self.launcher.cancel(run.job, STOPPED_REASON)
+                except Exception:  # noqa: BLE001 - keep stopping the others
+                    pass
+            try:
+                self._restart(run.trial, run.origin, run.trial.params, run.trial_dir, STOPPED_REASON)
+            except Exception:  # noqa: BLE001 - the next start marks it as stale instead
+                pass
+        try:
+            self._flush_deferred()
+        except Exception:  # noqa: BLE001 - they have result.json: the next start tells them
+            pass

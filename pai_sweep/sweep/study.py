@@ -1,0 +1,172 @@
+"""The study on disk: create or load it, check a resumed folder fits the config, tags and counts.
+
+Every trial carries user attrs; `origin` says where it came from:
+sampler | rule:<rule_id> | derived | baseline. Trials a dead or stopped driver left running are
+marked FAIL with a restart reason, and their params are enqueued again, so the sweep ends with
+the configured number of trials that really ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from pai_sweep.errors import SweepError
+from pai_sweep.search_space import SearchSpace
+
+SAMPLER, BASELINE, DERIVED, RULE = "sampler", "baseline", "derived", "rule:"
+STALE_REASON = "driver stopped while running"
+STOPPED_REASON = "cancelled: the sweep stopped"
+RESTART_REASONS = (STALE_REASON, STOPPED_REASON)  # such trials are re-run and do not count
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+CONFIG_FILE = "config.yaml"
+HASH_FILE = "config.hash"
+# A resumed sweep must search the same thing; budget, launcher and tracking may change.
+COMPAT_KEYS = ("sweep.space", "sweep.storage", "objective", "model", "downsize", "dendrites", "data", "train")
+
+
+def origin(trial: FrozenTrial) -> str:
+    return str(trial.user_attrs.get("origin", SAMPLER))
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """Sampler and rule trials that really ran; derived, baseline and restarted ones do not count."""
+    o = origin(trial)
+    return (o == SAMPLER or o.startswith(RULE)) and trial.state in FINISHED and trial.user_attrs.get("reason") not in RESTART_REASONS
+
+
+def is_real_failure(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("reason") not in RESTART_REASONS and origin(trial) != DERIVED
+
+
+def _compat(config: dict) -> dict:
+    out = {}
+    for key in COMPAT_KEYS:
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        out[key] = node
+    return out
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    return {prefix: value}
+
+
+def _digest(compat: dict) -> str:
+    return hashlib.sha256(json.dumps(compat, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_and_save_config(cfg: Any, sweep_dir: Path) -> bool:
+    """Save config.yaml + config.hash; on resume, fail naming the keys that changed. True when resuming."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    new = OmegaConf.to_container(cfg, resolve=True)
+    new_compat = _compat(new)
+    path, hash_path = sweep_dir / CONFIG_FILE, sweep_dir / HASH_FILE
+    resuming = path.exists()
+    if resuming and hash_path.exists() and hash_path.read_text().strip() != _digest(new_compat):
+        old_compat = _compat(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+        old_flat, new_flat = _flatten(old_compat, ""), _flatten(new_compat, "")
+        changed = sorted(k for k in set(old_flat) | set(new_flat) if old_flat.get(k, "<absent>") != new_flat.get(k, "<absent>"))
+        shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+        raise SweepError(
+            f"{sweep_dir} holds sweep '{cfg.sweep.name}' run with a different config ({shown or 'config'} changed); "
+            "use a new sweep.name (or sweep.dir), or delete the folder to start over"
+        )
+    (sweep_dir / f".{CONFIG_FILE}.tmp").write_text(OmegaConf.to_yaml(OmegaConf.create(new)))
+    (sweep_dir / f".{CONFIG_FILE}.tmp").replace(path)
+    hash_path.write_text(_digest(new_compat) + "\n")
+    return resuming
+
+
+def storage_url(cfg: Any, sweep_dir: Path) -> str:
+    return cfg.sweep.storage or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
+
+
+def make_sampler(sweep_cfg: Any, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    name = sweep_cfg.sampler
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(_grid(space), seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # multivariate+group: conditional keys (`when`) are modelled jointly with their parents.
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=max(2, min(10, sweep_cfg.n_trials // 2))
+        )
+
+
+def _grid(space: SearchSpace) -> dict[str, list]:
+    grid = {}
+    for p in space:
+        d = p.distribution
+        if p.when:
+            raise SweepError(f"sweep.sampler=grid cannot search the conditional key {p.key}; drop its 'when' or use tpe")
+        if isinstance(d, CategoricalDistribution):
+            grid[p.key] = list(d.choices)
+        elif isinstance(d, IntDistribution) and not d.log:
+            grid[p.key] = list(range(d.low, d.high + 1, d.step))
+        elif getattr(d, "step", None):
+            n = int(round((d.high - d.low) / d.step))
+            grid[p.key] = [d.low + i * d.step for i in range(n + 1)]
+        else:
+            raise SweepError(f"sweep.sampler=grid needs a step or choices for {p.key}; add step: or use tpe")
+    return grid
+
+
+def make_pruner(sweep_cfg: Any, n_objectives: int) -> optuna.pruners.BasePruner:
+    if sweep_cfg.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if sweep_cfg.pruner != "median":
+        raise SweepError(f"sweep.pruner={sweep_cfg.pruner!r} is not known; valid values: none, median")
+    if n_objectives > 1:
+        raise SweepError("sweep.pruner=median needs a single-value objective (Optuna cannot prune multi-objective trials); use sweep.pruner=none")
+    return optuna.pruners.MedianPruner(n_startup_trials=sweep_cfg.pruner_startup, n_warmup_steps=sweep_cfg.pruner_warmup)
+
+
+def open_study(cfg: Any, sweep_dir: Path, space: SearchSpace, directions: list[str]) -> optuna.Study:
+    url = storage_url(cfg, sweep_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = make_pruner(cfg.sweep, len(directions))
+    # A seed offset by the trials already stored: a resumed sampler does not replay old suggestions.
+    try:
+        existing = optuna.load_study(study_name=cfg.sweep.name, storage=url)
+        offset = len(existing.trials)
+    except KeyError:
+        offset = 0
+    sampler = make_sampler(cfg.sweep, space, int(cfg.sweep.seed) + offset)
+    try:
+        study = optuna.create_study(
+            storage=url, study_name=cfg.sweep.name, directions=directions, sampler=sampler, pruner=pruner, load_if_exists=True
+        )
+    except Exception as exc:  # noqa: BLE001 - storage errors come in many types
+        raise SweepError(f"cannot open the study at {url}: {exc}; check sweep.storage") from exc
+    if [d.name.lower() for d in study.directions] != directions:
+        raise SweepError(
+            f"study '{cfg.sweep.name}' at {url} optimises {[d.name.lower() for d in study.directions]}, the config asks for {directions}; "
+            "use a new sweep.name or delete the study"
+        )
+    return study
+
+
+def trial_by_number(study: optuna.Study, number: int) -> optuna.trial.Trial:
+    """A live handle on a stored trial (to report, set attrs and constraints on it)."""
+    frozen = study.trials[number] if study.trials[number].number == number else next(t for t in study.trials if t.number == number)
+    return optuna.trial.Trial(study, frozen._trial_id)

@@ -1,0 +1,89 @@
+"""summary.json and the final table: every trial, where it came from, and whether dendrites helped."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from pai_sweep.progress import Progress
+from pai_sweep.sweep.study import BASELINE, DERIVED, counts_toward_budget, origin
+from pai_sweep.trial_files import write_json
+
+COLUMNS = ["trial", "origin", "state", "values", "dendrites", "params", "no_dendrites", "findings", "reason"]
+
+
+def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    a = t.user_attrs
+    return {
+        "trial": t.number,
+        "origin": origin(t),
+        "state": t.state.name.lower(),
+        "values": [round(v, 4) for v in t.values] if t.values else None,
+        "dendrites": a.get("chosen_dendrites", a.get("dendrites")),
+        "params": a.get("chosen_params", a.get("n_params")),
+        "no_dendrites": a.get("no_dendrite_score"),
+        "findings": ",".join(a.get("findings", [])) or None,
+        "reason": None if t.state == TrialState.COMPLETE else a.get("reason"),
+        "parent": a.get("parent"),
+        "settings": a.get("params"),
+        "trial_dir": a.get("trial_dir"),
+    }
+
+
+def dendrite_verdict(trials: list[optuna.trial.FrozenTrial], maximize: bool) -> dict[str, Any]:
+    """Did dendrites help? Each run's chosen architecture against its own 0-dendrite row, and the baseline."""
+    sign = 1.0 if maximize else -1.0
+    gains = []
+    for t in trials:
+        a = t.user_attrs
+        if t.state == TrialState.COMPLETE and origin(t) not in (DERIVED, BASELINE) and a.get("no_dendrite_score") is not None:
+            gains.append((sign * (float(a["score"]) - float(a["no_dendrite_score"])), t.number, a.get("chosen_dendrites")))
+    verdict: dict[str, Any] = {"trials_compared": len(gains), "helped": sum(1 for g in gains if g[0] > 0 and (g[2] or 0) > 0)}
+    if gains:
+        best = max(gains)
+        verdict.update(best_gain=best[0], best_gain_trial=best[1])
+    base = [t for t in trials if origin(t) == BASELINE and t.state == TrialState.COMPLETE]
+    if base:
+        verdict["baseline_score"] = base[0].user_attrs.get("score")
+    text = (
+        f"dendrites helped in {verdict['helped']} of {len(gains)} analysed trials"
+        + (f" (largest gain {verdict['best_gain']:+.4g} in trial {verdict['best_gain_trial']})" if gains else "")
+        + (f"; baseline without dendrites: {verdict['baseline_score']:.4g}" if base else "")
+    )
+    verdict["text"] = text
+    return verdict
+
+
+def build_summary(cfg: Any, study: optuna.Study, sweep_dir: Path, stopped: str | None = None) -> dict[str, Any]:
+    trials = study.get_trials(deepcopy=False)
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    try:
+        best = [t.number for t in study.best_trials]
+    except (ValueError, RuntimeError):
+        best = []
+    return {
+        "name": cfg.sweep.name,
+        "dir": str(sweep_dir),
+        "objective": cfg.objective.name,
+        "directions": [d.name.lower() for d in study.directions],
+        "n_trials": int(cfg.sweep.n_trials),
+        "counted": sum(1 for t in trials if counts_toward_budget(t)),
+        "states": dict(Counter(t.state.name.lower() for t in trials)),
+        "origins": dict(Counter(origin(t) for t in trials)),
+        "best_trials": best,
+        "dendrites": dendrite_verdict(trials, maximize),
+        "stopped": stopped,
+        "trials": [trial_row(t) for t in trials],
+    }
+
+
+def write_summary(summary: dict[str, Any], sweep_dir: Path, progress: Progress) -> None:
+    write_json(Path(sweep_dir) / "summary.json", summary)
+    progress.note(f"sweep {summary['name']}: {summary['counted']}/{summary['n_trials']} trials, states {summary['states']}")
+    progress.table([r for r in summary["trials"] if r["state"] != "waiting"], COLUMNS)
+    if summary["best_trials"]:
+        progress.note(f"best: trial(s) {', '.join(map(str, summary['best_trials']))}; {summary['dendrites']['text']}")
