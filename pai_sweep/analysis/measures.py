@@ -1,0 +1,126 @@
+"""Numbers several rules share: gains per architecture, the 'worth it' threshold, switch windows, noise."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pai_sweep.analysis.context import RuleContext
+from pai_sweep.analysis.history import RunHistory
+
+WORTH_SHARE = 0.25  # a dendrite is worth keeping if it gives >= 25% of the best single dendrite's gain...
+WORTH_FLOOR = 0.001  # ...and at least 0.1% of the baseline score (relative)
+WINDOW = 3  # epochs looked at before / after a switch
+
+
+def sign(ctx: RuleContext) -> float:
+    return 1.0 if ctx.maximizing else -1.0
+
+
+def improvement(a: float, b: float, ctx: RuleContext) -> float:
+    """How much better b is than a (negative when worse), whatever the score's direction."""
+    return (b - a) * sign(ctx)
+
+
+def rel(x: float, base: float) -> float:
+    return x / abs(base) if base else math.inf if x else 0.0
+
+
+def arch_gains(history: RunHistory, ctx: RuleContext) -> pd.DataFrame:
+    """Accepted architectures with gain (vs the previous count) and cumulative gain (vs no dendrites)."""
+    acc = history.accepted[["dendrites", "params", "val"]].copy()
+    if acc.empty:
+        return acc.assign(gain=[], total=[])
+    vals = acc["val"].to_numpy(dtype=float)
+    acc["gain"] = [0.0] + [improvement(vals[i - 1], vals[i], ctx) for i in range(1, len(vals))]
+    acc["total"] = [improvement(vals[0], v, ctx) for v in vals]
+    return acc.reset_index(drop=True)
+
+
+def worth_threshold(gains: pd.DataFrame) -> float:
+    """The smallest gain that counts as a real improvement for this run."""
+    if gains.empty:
+        return 0.0
+    best = max([g for g in gains["gain"].iloc[1:] if g > 0], default=0.0)
+    return max(WORTH_SHARE * best, WORTH_FLOOR * abs(float(gains["val"].iloc[0])), 1e-12)
+
+
+def optimal_count(history: RunHistory, ctx: RuleContext) -> tuple[int, pd.DataFrame, float]:
+    """Diminishing returns: the smallest dendrite count after which all further gains add up to less than the threshold."""
+    gains = arch_gains(history, ctx)
+    if gains.empty:
+        return 0, gains, 0.0
+    threshold = worth_threshold(gains)
+    g = gains["gain"].to_numpy()
+    for k in range(len(g)):
+        if g[k + 1 :].sum() < threshold:
+            return int(gains["dendrites"].iloc[k]), gains, threshold
+    return int(gains["dendrites"].iloc[-1]), gains, threshold
+
+
+def noise(values: np.ndarray) -> float:
+    """Typical epoch-to-epoch change (median absolute difference)."""
+    if len(values) < 2:
+        return 0.0
+    return float(np.median(np.abs(np.diff(values))))
+
+
+def switch_windows(history: RunHistory, ctx: RuleContext, window: int = WINDOW) -> list[dict[str, Any]]:
+    """For each switch in the final history: scores just before and after it, and the drop after it."""
+    out = []
+    s = history.scores
+    if s.empty:
+        return out
+    vals = dict(zip(s["epoch"].astype(int), s["val"].astype(float)))
+    for _, sw in history.switches.iterrows():
+        e, d = int(sw["epoch"]), int(sw["dendrites"])
+        if e not in vals:
+            continue
+        prev_seg = s[(s["dendrites"] == d - 1)]
+        before = prev_seg[prev_seg["epoch"] <= e]["val"].to_numpy(dtype=float)
+        after = s[(s["epoch"] > e) & (s["epoch"] <= e + window)]["val"].to_numpy(dtype=float)
+        base = vals[e]
+        worst_after = (after.min() if ctx.maximizing else after.max()) if len(after) else math.nan
+        drop = max(0.0, -improvement(base, worst_after, ctx)) if len(after) else math.nan
+        recent = improvement(before[-window - 1], base, ctx) if len(before) > window else math.nan
+        out.append({
+            "dendrites": d, "epoch": e, "score_at_switch": base, "worst_after": worst_after,
+            "drop": drop, "rel_drop": rel(drop, base) if len(after) else math.nan,
+            "noise_before": noise(before[-2 * window :]),
+            "gain_last_epochs": recent, "rel_gain_last_epochs": rel(recent, before[-window - 1]) if len(before) > window else math.nan,
+            "segment_gain": improvement(before[0], base, ctx) if len(before) else math.nan,
+            "segment_epochs": len(before), "epochs_after": len(after),
+        })
+    return out
+
+
+def scaled(current: Any, factor: float, relative: str, *, integer: bool = False, minimum: float | None = None) -> Any:
+    """An absolute recommendation from the current value (numbers and lists), else the relative string."""
+    if current is None:
+        return relative
+
+    def one(v):
+        x = v * factor
+        if minimum is not None:
+            x = max(x, minimum)
+        return int(round(x)) if integer else float(f"{x:.6g}")
+
+    if isinstance(current, (list, tuple)):
+        return [one(v) for v in current]
+    return one(current)
+
+
+def shifted(current: Any, delta: int, *, minimum: int = 1) -> Any:
+    return f"{delta:+d}" if current is None else max(minimum, int(current) + delta)
+
+
+def r(x: Any, digits: int = 4) -> Any:
+    """Round for evidence (keeps JSON short and readable)."""
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) else round(float(x), digits)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
