@@ -49,6 +49,36 @@ def threshold_schedule(value: Any) -> list[float]:
     return numbers
 
 
+def validate_model_downsize(model: DictConfig, downsize: DictConfig) -> None:
+    """Sizes that can be built, and a downsizing that fits the model (family ladder); no torch import."""
+    from pai_sweep.errors import ModelError
+    from pai_sweep.models.downsize import apply_downsize
+
+    for key in ("depth", "n_heads", "n_layers", "patch"):
+        if model.get(key) is not None and model[key] < 1:
+            raise ConfigError(f"model.{key}={model[key]} must be >= 1")
+    if model.name == "small_cnn" and not model.channels:
+        raise ConfigError("model.channels=[] leaves small_cnn without convolutions: give at least one, e.g. [8,16]")
+    try:
+        apply_downsize(model, downsize)
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def validate_data(data: DictConfig) -> None:
+    """Fractions, limit, image size, and the field each source needs (folders are checked when data loads)."""
+    from pai_sweep.data.checks import check_fields, data_spec
+    from pai_sweep.errors import DataError
+
+    try:
+        spec = data_spec(data)
+        check_fields(spec)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from exc
+    if spec.name == "image_folder" and not spec.root:
+        raise ConfigError("data=image_folder needs data.root=PATH (a folder with train/<class>/*.png and val/<class>/...)")
+
+
 def validate_run(cfg: DictConfig) -> None:
     """The groups a worker uses (model, downsize, dendrites, data, train)."""
     one_of("model.name", cfg.model.name, MODELS)
@@ -57,6 +87,7 @@ def validate_run(cfg: DictConfig) -> None:
     one_of("downsize.name", cfg.downsize.name, DOWNSIZE)
     positive("model.width_mult", cfg.model.width_mult)
     positive("downsize.width_mult", cfg.downsize.width_mult)
+    validate_model_downsize(cfg.model, cfg.downsize)
     d = cfg.dendrites
     one_of("dendrites.preset", d.preset, PRESETS)
     one_of("dendrites.switch_mode", d.switch_mode, SWITCH_MODES)
@@ -76,6 +107,7 @@ def validate_run(cfg: DictConfig) -> None:
         raise ConfigError("data=custom needs data._target_=your.module.make_datasets (returns train, val, test)")
     if not 0 < cfg.data.val_fraction < 1:
         raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
+    validate_data(cfg.data)
     positive("train.batch_size", cfg.train.batch_size)
     positive("train.max_epochs", cfg.train.max_epochs)
     one_of("train.graphs", cfg.train.graphs, ("end", "every_epoch"))
@@ -92,4 +124,8 @@ def validate(cfg: DictConfig) -> None:
     one_of("objective.name", cfg.objective.name, OBJECTIVES)
     one_of("objective.metric", cfg.objective.metric, ("val", "test"))
     one_of("launcher.name", cfg.launcher.name, LAUNCHERS)
+    if cfg.launcher.name in ("slurm", "submitit_local"):
+        from pai_sweep.launchers.slurm import check_config  # submitit's own parameter names
+
+        check_config(cfg.launcher)
     one_of("tracking.name", cfg.tracking.name, TRACKING)

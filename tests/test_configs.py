@@ -24,6 +24,7 @@ REQUIRED = {
     ("model", "custom"): ["model._target_=torch.nn.Identity"],
     ("data", "custom"): ["data._target_=builtins.tuple"],
     ("data", "image_folder"): ["data.root=/some/folder"],
+    ("downsize", "family"): ["model=resnet50"],  # a family swap needs a model with a smaller family
 }
 
 
