@@ -1,0 +1,138 @@
+"""What the SLURM scheduler says about our jobs: one batched, cached squeue (sacct for older jobs) per poll round.
+
+Every scheduler command runs with a timeout, so a slow or dead controller never hangs the driver;
+a failed call keeps the last known states and is retried on the next round.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from pai_sweep.errors import LauncherError
+from pai_sweep.launchers.base import JobState
+
+COMMAND_TIMEOUT_S = 30.0
+MIN_INTERVAL_S = 1.0  # never ask the scheduler more often than this, whatever launcher.poll_interval says
+
+_PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING", "SUSPENDED",
+            "PREEMPTED", "STOPPED"}  # PREEMPTED: requeued next (PreemptMode=REQUEUE)
+_RUNNING = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
+
+
+@dataclass
+class JobRecord:
+    state: str  # SLURM's state word, e.g. RUNNING, CANCELLED (the "by UID" suffix is in `detail`)
+    node: str = ""
+    exit_code: str = ""
+    detail: str = ""  # the full State text and the scheduler's Reason
+
+
+def to_job_state(slurm_state: str) -> JobState:
+    if slurm_state in _PENDING:
+        return JobState.PENDING
+    if slurm_state in _RUNNING:
+        return JobState.RUNNING
+    if slurm_state == "COMPLETED":
+        return JobState.FINISHED
+    return JobState.FAILED  # FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, ...
+
+
+def run_command(args: list[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
+    """stdout of a scheduler command; LauncherError with its message when it fails or times out."""
+    if shutil.which(args[0]) is None:
+        raise LauncherError(f"'{args[0]}' is not on PATH: run the driver where SLURM's commands work (a login node)")
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LauncherError(f"'{' '.join(args[:2])} ...' did not answer within {timeout:.0f}s: is slurmctld up?") from None
+    if proc.returncode != 0:
+        message = " ".join((proc.stderr or proc.stdout).split()) or f"exit code {proc.returncode}"
+        raise LauncherError(f"'{' '.join(args[:2])} ...' failed: {message}")
+    return proc.stdout
+
+
+def partitions() -> list[str]:
+    """Partition names from sinfo (the default one without its '*')."""
+    out = run_command(["sinfo", "-h", "-o", "%P"])
+    return sorted({line.strip().rstrip("*") for line in out.splitlines() if line.strip()})
+
+
+def parse_sacct(text: str) -> dict[str, JobRecord]:
+    """`sacct -X -P -o JobID,State,NodeList,ExitCode,Reason` -> records by job id (steps skipped)."""
+    records: dict[str, JobRecord] = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) < 5 or not parts[0] or "." in parts[0]:
+            continue
+        job_id, state, node, exit_code, reason = (p.strip() for p in parts[:5])
+        word = state.split()[0] if state else "UNKNOWN"
+        detail = state if reason in ("", "None") else f"{state}, reason {reason}"
+        records[job_id] = JobRecord(word, "" if node.startswith("None") else node, exit_code, detail)
+    return records
+
+
+def parse_squeue(text: str) -> dict[str, JobRecord]:
+    """`squeue -h -o %i|%T|%N|%r` -> records by job id."""
+    records: dict[str, JobRecord] = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) >= 4 and parts[0].strip():
+            job_id, state, node, reason = (p.strip() for p in parts[:4])
+            detail = state if reason in ("", "None") else f"{state}, reason {reason}"
+            records[job_id] = JobRecord(state, "" if node.startswith("(") else node, "", detail)
+    return records
+
+
+class SlurmQueue:
+    """States of the jobs we follow, refreshed for all of them at once at most every `interval` seconds."""
+
+    def __init__(self, interval: float):
+        self.interval = max(MIN_INTERVAL_S, float(interval))
+        self.records: dict[str, JobRecord] = {}
+        self.active: set[str] = set()  # jobs not yet seen in a final state
+        self.last_refresh = float("-inf")
+        self.last_error = ""
+        self.calls = 0  # scheduler commands run (for tests and the curious)
+
+    def follow(self, job_id: str) -> None:
+        self.active.add(job_id)
+        self.last_refresh = float("-inf")  # a new job: ask at the next poll
+
+    def get(self, job_id: str, force: bool = False) -> JobRecord | None:
+        if job_id not in self.records and job_id not in self.active:
+            self.follow(job_id)
+        if force or time.monotonic() - self.last_refresh >= self.interval:
+            self.refresh()
+        return self.records.get(job_id)
+
+    def refresh(self) -> None:
+        self.last_refresh = time.monotonic()
+        ids = sorted(self.active)
+        if not ids:
+            return
+        # squeue asks the controller (current, also for requeued jobs); sacct covers jobs it has forgotten.
+        found: dict[str, JobRecord] = {}
+        try:
+            self.calls += 1
+            found = parse_squeue(run_command(["squeue", "-h", "-t", "all", "-o", "%i|%T|%N|%r", "-j", ",".join(ids)]))
+        except LauncherError as exc:  # also when every id is unknown to the controller
+            self.last_error = str(exc)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            try:
+                self.calls += 1
+                found.update(parse_sacct(run_command(["sacct", "-X", "-P", "-n", "-o",
+                                                      "JobID,State,NodeList,ExitCode,Reason", "-j", ",".join(missing)])))
+                self.last_error = ""
+            except LauncherError as exc:
+                self.last_error = str(exc)
+        elif found:
+            self.last_error = ""
+        for job_id, record in found.items():
+            if job_id in self.active:
+                self.records[job_id] = record
+                if to_job_state(record.state) in (JobState.FINISHED, JobState.FAILED):
+                    self.active.discard(job_id)

@@ -1,0 +1,119 @@
+"""The slurm launcher's config and its mapping to sbatch, without a cluster (sbatch and sinfo faked on PATH)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from pai_sweep.compose import compose
+from pai_sweep.errors import ConfigError, LauncherError
+from pai_sweep.launchers import make_launcher
+from pai_sweep.launchers.slurm import slurm_parameter_names
+
+FAKE_SBATCH = """#!/bin/sh
+cp "$1" "{record}"
+echo "Submitted batch job 4242"
+"""
+FAKE_SINFO = """#!/bin/sh
+printf 'debug*\\ngpu\\n'
+"""
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch) -> Path:
+    """sbatch that records the script it is given; sinfo that lists partitions debug and gpu."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "submitted.sh"
+    for name, text in (("sbatch", FAKE_SBATCH.format(record=record)), ("sinfo", FAKE_SINFO), ("srun", "#!/bin/sh\n")):
+        path = bin_dir / name
+        path.write_text(text)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return record
+
+
+def test_launcher_options_map_to_sbatch_flags(tmp_path, fake_slurm):
+    cfg = compose(["launcher=slurm", "launcher.partition=gpu", "launcher.account=lab", "launcher.qos=high",
+                   "launcher.gpus_per_trial=1", "launcher.cpus_per_trial=6", "launcher.mem_gb=12",
+                   "launcher.time_min=45", "+launcher.additional_parameters.constraint=a100",
+                   "launcher.setup=['module load cuda','source /opt/venv/bin/activate']"])
+    trial = tmp_path / "sweep" / "trials" / "3"
+    trial.mkdir(parents=True)
+    (trial / "run.yaml").write_text("model: {}\n")
+    launcher = make_launcher(cfg.launcher, tmp_path / "sweep", 2)
+    job = launcher.submit(3, trial)
+    script = fake_slurm.read_text()
+    for flag in ("--partition=gpu", "--account=lab", "--qos=high", "--gpus-per-node=1", "--cpus-per-task=6",
+                 "--mem=12GB", "--time=45", "--constraint=a100", "--job-name=pai-sweep-3", "--signal=USR2@90"):
+        assert f"#SBATCH {flag}\n" in script, flag
+    # setup lines run under `set -e`: a failing one ends the job instead of running the worker elsewhere
+    assert "set -e\nmodule load cuda\nsource /opt/venv/bin/activate\nset +e" in script
+    assert job.info["job_id"] == "4242" and launcher.capacity == 2
+    launch = json.loads((trial / "launch.json").read_text())
+    assert launch["job_id"] == "4242" and launch["launcher"] == "slurm"
+    assert launch["stderr"].endswith("slurm/4242_0_log.err") and launch["log"].endswith("trials/3/worker.log")
+
+
+def test_cpu_trials_send_no_gpu_or_memory_flags(tmp_path, fake_slurm):
+    cfg = compose(["launcher=slurm", "launcher.gpus_per_trial=0"])
+    trial = tmp_path / "sw" / "trials" / "0"
+    trial.mkdir(parents=True)
+    (trial / "run.yaml").write_text("model: {}\n")
+    make_launcher(cfg.launcher, tmp_path / "sw", 1).submit(0, trial)
+    script = fake_slurm.read_text()
+    assert "--gpus-per-node" not in script and "--mem=" not in script and "--partition" not in script
+
+
+def test_unknown_partition_fails_before_submission_listing_partitions(tmp_path, fake_slurm):
+    cfg = compose(["launcher=slurm", "launcher.partition=gpux"])
+    with pytest.raises(LauncherError, match=r"launcher.partition='gpux' .* sinfo lists: debug, gpu"):
+        make_launcher(cfg.launcher, tmp_path / "sw", 1)
+    assert not fake_slurm.exists()
+
+
+def test_missing_shared_folder_fails_before_submission(tmp_path, fake_slurm):
+    cfg = compose(["launcher=slurm", f"launcher.folder={tmp_path}/not/there"])
+    with pytest.raises(LauncherError, match="launcher.folder=.*/not/there does not exist"):
+        make_launcher(cfg.launcher, tmp_path / "sw", 1)
+
+
+def test_sbatch_refusal_is_a_launcher_error(tmp_path, fake_slurm):
+    fake = Path(os.environ["PATH"].split(os.pathsep)[0]) / "sbatch"
+    fake.write_text("#!/bin/sh\necho 'sbatch: error: Invalid account or account/partition combination' >&2\nexit 1\n")
+    trial = tmp_path / "sw" / "trials" / "0"
+    trial.mkdir(parents=True)
+    (trial / "run.yaml").write_text("model: {}\n")
+    launcher = make_launcher(compose(["launcher=slurm"]).launcher, tmp_path / "sw", 1)
+    with pytest.raises(LauncherError, match="submitting trial 0 failed: .*Invalid account"):
+        launcher.submit(0, trial)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("+launcher.additional_parameters.gpu_type=a100", "names submitit rejects: gpu_type; valid names: .*constraint"),
+        ("+launcher.additional_parameters.time=5", "additional_parameters.time is set by launcher.time_min"),
+        ("launcher.cpus_per_trial=0", "launcher.cpus_per_trial=0 must be >= 1"),
+        ("launcher.poll_interval=0", "launcher.poll_interval=0.0 must be > 0"),
+        ("launcher.use_array=true", "use_array=true is not supported yet"),
+    ],
+)
+def test_bad_launcher_config_fails_at_compose_time(override, message):
+    with pytest.raises(ConfigError, match=message):
+        compose(["launcher=slurm", override])
+
+
+def test_valid_names_come_from_submitit():
+    names = slurm_parameter_names()
+    assert {"constraint", "exclude", "gres", "additional_parameters"} <= set(names)
+    assert "partition" not in names  # set through launcher.partition
+
+
+def test_every_submitit_launcher_option_composes():
+    for name in ("slurm", "submitit_local"):
+        assert compose([f"launcher={name}"]).launcher.name == name
