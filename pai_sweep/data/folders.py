@@ -83,8 +83,8 @@ def image_folder(spec) -> tuple[Dataset, Dataset, Dataset, int]:
     targets = train.targets
     fractions = (spec.val_fraction if "val" not in splits else 0.0, spec.test_fraction if "test" not in splits else 0.0)
     held_val, held_test, rest = seeded_split(len(train), fractions, spec.seed, np.array(targets))
-    val = splits.get("val") or Subset(train, held_val.tolist())
-    test = splits.get("test") or Subset(train, held_test.tolist())
+    val = splits["val"] if "val" in splits else Subset(train, held_val.tolist())
+    test = splits["test"] if "test" in splits else Subset(train, held_test.tolist())
     if len(val) == 0 or len(test) == 0:
         raise DataError(f"data.root={str(spec.root)!r}: no validation or test images; add val/ and test/ folders or raise data.val_fraction/test_fraction")
     return Subset(train, rest.tolist()), val, test, len(classes)
