@@ -331,13 +331,15 @@ def check_output_dimensions(model: "nn.Module", plan: ModelPlan, dendrites_cfg: 
         if path not in shapes:
             continue  # not used in forward: the library raises no dims error for it
         module = model.get_submodule(path.lstrip("."))
-        dims = overrides.get(path) or effective_dims(module, d.output_dimensions)
+        configured = overrides.get(path) or [int(v) for v in d.output_dimensions]
+        dims = overrides.get(path) or effective_dims(module, configured)
         shape = shapes[path]
         if len(dims) != len(shape):
             key = f"dendrites.output_dimension_overrides={{{path.lstrip('.')}: {_suggest(module, len(shape))}}}"
             given = "output_dimension_overrides" if path in overrides else "output_dimensions"
+            read = f" (read as {dims} for {type(module).__name__})" if dims != configured else ""
             raise IntegrationError(
-                f"dendrites.{given}={dims} does not fit module {path.lstrip('.')} ({type(module).__name__}) whose output "
+                f"dendrites.{given}={configured}{read} does not fit module {path.lstrip('.')} ({type(module).__name__}) whose output "
                 f"is {list(shape)} ({len(shape)}-D; PerforatedAI would exit 0 on the first backward pass): set {key}"
             )
 

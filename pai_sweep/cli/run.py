@@ -1,15 +1,124 @@
-"""`pai-sweep run`: not implemented yet (see the open issues)."""
+"""`pai-sweep run [OVERRIDES] [--dir DIR]`: train exactly one trial in its own process and print the result.
+
+Torch is never imported here: the worker process does the work, this one composes, watches
+metrics.jsonl and prints one line per epoch.
+"""
 
 from __future__ import annotations
 
-from pai_sweep.errors import PaiSweepError
+import os
+import signal
+import time
+from pathlib import Path
+
+POLL_SECONDS = 0.25
 
 
 def run_command_parser(subparsers) -> None:
-    p = subparsers.add_parser("run", help="(not implemented yet)")
-    p.add_argument("overrides", nargs="*")
+    p = subparsers.add_parser(
+        "run",
+        help="train exactly one perforated trial and print its result",
+        description=(
+            "Train one trial with the usual Hydra overrides (e.g. model=mlp dendrites=linear_only "
+            "train.max_epochs=20). Exit 0 when it completes, 1 when it fails (the reason is printed)."
+        ),
+    )
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=mlp dendrites.max_dendrites=2")
+    p.add_argument("--dir", default=None, help="trial folder (default: ./runs/<timestamp>)")
+    p.add_argument("--timeout", type=float, default=None, help="kill the trial after this many seconds")
     p.set_defaults(func=run_command)
 
 
+def _trial_dir(given: str | None) -> Path:
+    if given:
+        return Path(given).resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / stamp
+    n = 1
+    while path.exists():  # two runs in the same second
+        n += 1
+        path = Path("runs") / f"{stamp}-{n}"
+    return path.resolve()
+
+
+def _epoch_line(rec) -> str:
+    parts = [f"epoch {rec.epoch:>3}", f"val {rec.val:.4g}"]
+    if rec.test is not None:
+        parts.append(f"test {rec.test:.4g}")
+    parts += [f"dendrites {rec.dendrites}", f"params {rec.params:,}" if rec.params is not None else "params -"]
+    if rec.restructured:
+        parts.append("restructured")
+    parts.append(f"{rec.seconds:.2f}s")
+    return "  ".join(parts)
+
+
 def run_command(args) -> int:
-    raise PaiSweepError("'pai-sweep run' is not implemented yet")
+    from pai_sweep.compose import compose
+    from pai_sweep.errors import ConfigError
+    from pai_sweep.perforate import check_knobs
+    from pai_sweep.preflight import write_run_config
+    from pai_sweep.trial_files import RESULT, STATUS_FAILED, WORKER_LOG, TrialResult, iter_metrics, read_result, write_result
+    from pai_sweep.worker import spawn_worker
+
+    cfg = compose(args.overrides)
+    check_knobs(cfg.dendrites)
+    trial_dir = _trial_dir(args.dir)
+    if (trial_dir / RESULT).exists():
+        raise ConfigError(f"{trial_dir} already holds a finished trial ({RESULT}): choose another --dir or remove it")
+    write_run_config(cfg, trial_dir)
+    print(f"pai-sweep run: {trial_dir}  (log: {trial_dir / WORKER_LOG})", flush=True)
+    proc = spawn_worker(trial_dir)
+    start, shown = time.monotonic(), 0
+    code: int | None = None
+    try:
+        while code is None:
+            code = proc.poll()
+            records = list(iter_metrics(trial_dir))
+            for rec in records[shown:]:
+                print(_epoch_line(rec), flush=True)
+            shown = len(records)
+            if code is None and args.timeout and time.monotonic() - start > args.timeout:
+                _kill(proc)
+                write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason=f"timed out after {args.timeout:g} s (--timeout)"))
+                break
+            if code is None:
+                time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        _kill(proc)
+        write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason="interrupted (Ctrl-C)"))
+        raise
+    for rec in list(iter_metrics(trial_dir))[shown:]:
+        print(_epoch_line(rec), flush=True)
+    result = read_result(trial_dir)
+    if result is None:
+        # result.json is the only proof of success: PerforatedAI can exit 0 on failure.
+        result = TrialResult(
+            status=STATUS_FAILED,
+            reason=f"the worker exited with code {code} without writing {RESULT}; see {trial_dir / WORKER_LOG}",
+        )
+        write_result(trial_dir, result)
+    _print_result(result)
+    return 0 if result.ok else 1
+
+
+def _kill(proc) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, OSError):
+        pass
+    except Exception:  # still alive after SIGTERM
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _print_result(result) -> None:
+    def num(v, fmt="{:.4g}"):
+        return "-" if v is None else fmt.format(v)
+
+    line = (
+        f"result: {result.status} ({result.reason})  best val {num(result.best_val)}  test at best {num(result.best_test)}  "
+        f"params {num(result.params, '{:,}')} (base {num(result.base_params, '{:,}')})  dendrites {result.dendrites}  "
+        f"epochs {result.epochs}  {result.seconds:.1f}s"
+    )
+    print(line, flush=True)
