@@ -73,6 +73,8 @@ def _check_uri(uri: str) -> str:
     bad = f"tracking.uri={uri!r} is not a valid tracking URI"
     if not uri or uri != uri.strip() or " " in uri:
         raise TrackingError(f"{bad} (empty or contains spaces); {hint}")
+    if uri in ("databricks", "databricks-uc"):  # MLflow's names for a Databricks workspace
+        return uri
     if "://" not in uri:
         raise TrackingError(f"{bad} (no scheme: a bare path would be MLflow's retired file store); {hint}")
     parts = urlsplit(uri)
@@ -221,12 +223,12 @@ class MlflowTracker(Tracker):
         self.backlog_path = self.sweep_dir / BACKLOG
         self.backlog: list[dict] = _read_backlog(self.backlog_path)
         self._uri = uri
-        self._http = (uri or "").startswith(("http://", "https://"))
-        if self._http:
-            # MLflow retries 7 times with backoff by default (minutes per call against a dead server).
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(request_timeout))
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        # MLflow retries 7 times with growing backoff by default: minutes per call against a dead
+        # server. Its only knobs are environment variables; set them around our calls only, and
+        # never over what the user exported.
+        wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries), "MLFLOW_HTTP_REQUEST_TIMEOUT": str(request_timeout),
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+        self._http_env = {k: v for k, v in wanted.items() if k not in os.environ}
         self._client = None
         self._experiment_id: str | None = None
         self._parent_id: str | None = None
@@ -307,6 +309,18 @@ class MlflowTracker(Tracker):
         atomic_write_text(self.backlog_path, "".join(json.dumps(i) + "\n" for i in self.backlog))
 
     def _apply(self, item: dict) -> None:
+        saved = {k: os.environ.get(k) for k in self._http_env}
+        os.environ.update(self._http_env)
+        try:
+            self._apply_now(item)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _apply_now(self, item: dict) -> None:
         if item["op"] == "sweep":
             self._open_parent(item["config"])
         elif item["op"] == "trial":
@@ -491,15 +505,17 @@ def _read_yaml(path: Path) -> dict:
 
 
 def _launch_tags(trial_dir: Path | None) -> dict[str, str]:
-    """SLURM job id and node from the launcher's launch.json, when the trial ran on SLURM."""
+    """Launcher facts from launch.json: slurm.job_id / slurm.node on SLURM, launch.pid locally."""
     if not trial_dir:
         return {}
     try:
         launch = json.loads((trial_dir / trial_files.LAUNCH).read_text())
     except (OSError, ValueError):
         return {}
-    tags = {}
-    for key, tag in (("slurm_job_id", "slurm.job_id"), ("job_id", "slurm.job_id"), ("node", "slurm.node"), ("launcher", "launcher")):
-        if launch.get(key) not in (None, "") and tag not in tags:
-            tags[tag] = str(launch[key])
+    kind = str(launch.get("launcher") or "")
+    tags = {"launcher": kind} if kind else {}
+    prefix = "slurm." if kind == "slurm" else "launch."
+    for key in ("job_id", "node", "partition", "pid", "device"):
+        if launch.get(key) not in (None, ""):
+            tags[prefix + key] = str(launch[key])
     return tags

@@ -1,0 +1,171 @@
+"""Tracking on a real MLflow sqlite store: a parent run per sweep, a child run per trial, idempotent, never raising."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+
+import mlflow
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from pai_sweep.compose import compose
+from pai_sweep.errors import ConfigError, TrackingError
+from pai_sweep.tracking import BACKLOG, TAG_DONE, Tracker, make_tracker, validate_tracking
+from test_report import MD, build_sweep
+
+
+def _cfg(uri, **kw):
+    return OmegaConf.create({"name": "mlflow", "uri": uri, "experiment": None, "log_artifacts": True,
+                             "request_timeout": 5, "max_retries": 0, **kw})
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One sqlite store for the module (creating MLflow's tables takes seconds); each test its own experiment."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def log_sweep(tracker, sweep_dir, study, numbers=None):
+    tracker.start_sweep(yaml.safe_load((sweep_dir / "config.yaml").read_text()))
+    for t in study.trials:
+        if numbers is None or t.number in numbers:
+            folder = sweep_dir / "trials" / str(t.number)
+            tracker.log_trial(t, folder if folder.is_dir() else None)
+
+
+def runs(uri, experiment):
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[experiment], output_format="list", max_results=500)
+
+
+def check_logged(uri, experiment, study, sweep_dir):
+    """One parent and one child per trial, with params, per-epoch metrics, final metrics, tags and artifacts."""
+    client = MlflowClient(uri)
+    all_runs = runs(uri, experiment)
+    parents = [r for r in all_runs if r.data.tags.get("pai_sweep.role") == "sweep"]
+    children = [r for r in all_runs if r.data.tags.get("pai_sweep.role") == "trial"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.params["sweep.name"] == study.study_name and parent.data.params["model.name"] == "small_cnn"
+    assert sorted(int(c.data.tags["pai_sweep.trial"]) for c in children) == [t.number for t in study.trials]
+    by_number = {t.number: t for t in study.trials}
+    for child in children:
+        tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
+        trial = by_number[int(tags["pai_sweep.trial"])]
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["origin"] == trial.user_attrs["origin"] and tags[TAG_DONE] == "true"
+        assert params[MD] == str(trial.params[MD])
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert metrics["objective"] == trial.values[0]
+        if tags["origin"] == "derived":  # no folder of its own: search values and attrs only
+            assert "val" not in metrics and metrics["source_trial"] == 3
+            continue
+        assert params["model.name"] == "small_cnn" and params["train.max_epochs"] == "3"
+        assert [(m.step, m.value) for m in client.get_metric_history(child.info.run_id, "val")] == [(0, 80.0), (1, 81.0), (2, 82.0)]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "dendrites")] == [0, 1, 2]
+        assert {"lr", "params", "train", "test", "loss"} <= set(metrics)
+        assert tags["slurm.job_id"] == str(1000 + trial.number) and tags["launcher"] == "slurm"
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert tags["status"] == "complete" and tags["reason"] == "pai_complete"
+            assert metrics["final_params"] == 1000 + 600 * trial.params[MD] and metrics["param_ratio_vs_original"] > 0
+            assert child.info.status == "FINISHED"
+        else:
+            assert tags["status"] == "failed" and tags["reason"] == "nan loss at epoch 2" and child.info.status == "FAILED"
+        if tags["origin"].startswith("rule:"):
+            assert tags["rule"] == "optimal_dendrites"
+        files = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"run.yaml", "result.json", "metrics.jsonl", "pai", "analysis"} <= files
+        pai = {a.path for a in client.list_artifacts(child.info.run_id, "pai")}
+        assert {"pai/tcScores.csv", "pai/tc.png", "pai/tc_best_arch_scores.csv"} <= pai
+        assert {a.path for a in client.list_artifacts(child.info.run_id, "analysis")} == {"analysis/findings.json", "analysis/report.md"}
+    return parent, children
+
+
+def test_malformed_uri_is_one_line():
+    for uri in ("mlflow.db", "sqlite://", "sqlite:///:memory:", "htp://host:5000", "http://:5000", "http://host:99999",
+                "http://host :5000", "/abs/mlruns", "file:///tmp/mlruns"):
+        with pytest.raises(TrackingError, match="tracking.uri=") as err:
+            make_tracker(_cfg(uri), "x", "sweep")
+        assert "\n" not in str(err.value) and "sqlite:///" in str(err.value)
+    for uri in ("http://127.0.0.1:5000", "https://mlflow.example.org", "sqlite:////tmp/x/mlflow.db",
+                "postgresql+psycopg2://u@db:5432/mlflow", "databricks"):
+        assert validate_tracking(_cfg(uri)) == uri
+    with pytest.raises(TrackingError, match="valid values: mlflow, off"):
+        validate_tracking(_cfg(None, name="wandb"))
+    with pytest.raises(ConfigError):  # composing catches the name too, before any work
+        compose(["tracking.name=wandb"])
+
+
+def test_off_and_default_store(tmp_path, monkeypatch):
+    off = make_tracker(compose(["tracking=off"]).tracking, "x", tmp_path)
+    assert type(off) is Tracker and not off.enabled
+    off.start_sweep({}), off.log_trial(None, None), off.finish_sweep({}, None), off.close()
+    # No URI: MLflow's own default, sqlite mlflow.db in the working folder (`mlflow ui` there shows it).
+    tracker = make_tracker(compose([]).tracking, "x", tmp_path / "sweep")
+    assert tracker.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "mlflow.db")  # the user's environment is checked too
+    with pytest.raises(TrackingError, match="no scheme"):
+        make_tracker(compose([]).tracking, "x", tmp_path)
+
+
+def test_sweep_logged_and_resume_is_idempotent(tmp_path, store, capsys):
+    subprocess.run(["git", "init", "-q"], check=True)  # the user's code: its commit is tagged on every run
+    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    sweep_dir, study = build_sweep(tmp_path)
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("# report\n")
+
+    tracker = make_tracker(_cfg(store), "demo-idem", sweep_dir)
+    log_sweep(tracker, sweep_dir, study)
+    tracker.finish_sweep({"best": 97.98, "n_trials": 8, "best_trial": "6"}, report)
+    tracker.close()
+    assert "pai-sweep: tracking" not in capsys.readouterr().err and not (sweep_dir / BACKLOG).exists()
+    parent, children = check_logged(store, "demo-idem", study, sweep_dir)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep.best"] == 97.98
+    assert parent.data.tags["mlflow.source.git.commit"] == commit and children[0].data.tags["mlflow.source.git.commit"] == commit
+    client = MlflowClient(store)
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "report")] == ["report/report.md"]
+
+    # A child cut off half-way (no "logged" tag) is logged again; the rest is never logged twice.
+    cut = children[0]
+    client.delete_tag(cut.info.run_id, TAG_DONE)
+    resumed = make_tracker(_cfg(store), "demo-idem", sweep_dir)
+    log_sweep(resumed, sweep_dir, study)
+    resumed.close()
+    parent2, children2 = check_logged(store, "demo-idem", study, sweep_dir)
+    assert parent2.info.run_id == parent.info.run_id
+    before, after = {c.info.run_id for c in children}, {c.info.run_id for c in children2}
+    assert cut.info.run_id not in after and before - {cut.info.run_id} < after and len(after) == len(before)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_queues_and_never_raises(tmp_path, capsys):
+    sweep_dir, study = build_sweep(tmp_path)
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    tracker = make_tracker(_cfg(uri), "demo-down", sweep_dir)
+    log_sweep(tracker, sweep_dir, study)
+    tracker.finish_sweep({"best": 1.0}, None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sweep start not logged to " + uri in err[0] and BACKLOG in err[0]
+    queued = [json.loads(line) for line in (sweep_dir / BACKLOG).read_text().splitlines()]
+    assert [q["op"] for q in queued] == ["sweep"] + ["trial"] * len(study.trials) + ["finish"]
+    assert tracker.pending() == ["sweep start", *[f"trial {t.number}" for t in study.trials], "sweep end"]
+    tracker.close()
+    last = capsys.readouterr().err.strip().splitlines()
+    assert len(last) == 1 and f"{len(queued)} item(s) not logged" in last[0] and "trial 7" in last[0]
+    # A new driver (resume) reads the backlog; the same trial queued again replaces its entry.
+    again = make_tracker(_cfg(uri), "demo-down", sweep_dir)
+    again.log_trial(study.trials[2], sweep_dir / "trials" / "2")
+    assert len(again.pending()) == len(queued) and again.pending()[-1] == "trial 2"
