@@ -16,15 +16,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# Eager (no torch): binds the function, not the submodule of the same name, to `pai_sweep.check.diagnose`.
+from pai_sweep.check.diagnose import Diagnosis, diagnose
+
 _EXPORTS = {
     "CheckResult": "pai_sweep.check.verdict",
     "run_check": "pai_sweep.check.verdict",
-    "Diagnosis": "pai_sweep.check.diagnose",
-    "diagnose": "pai_sweep.check.diagnose",
     "resolve_auto_preset": "pai_sweep.check.auto",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "Diagnosis", "diagnose"])
 
 
 def __getattr__(name: str) -> Any:

@@ -35,16 +35,20 @@ class ModuleDims:
     inferred: list[int] | None = None  # what fits the output
     source: str = "global"  # "global" or "override"
 
+    def shape_text(self) -> str:
+        """The output shape with the batch axis as B: [B, 16, 8, 8]."""
+        return "[" + ", ".join(["B"] + [str(s) for s in (self.shape or [])[1:]]) + "]" if self.shape else "?"
+
     def message(self) -> str:
         if self.status == MISMATCH:
-            return f"{self.path} ({self.type}) output {self.shape}: configured {self.configured} does not fit; {self.path} expects {self.inferred}"
+            return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} does not fit; {self.path} expects {self.inferred}"
         if self.status == WRONG_AXIS:
-            return f"{self.path} ({self.type}) output {self.shape}: configured {self.configured} puts the neuron axis where out_features is not; {self.path} expects {self.inferred}"
+            return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} puts the neuron axis where out_features is not; {self.path} expects {self.inferred}"
         if self.status == UNUSED:
             return f"{self.path} ({self.type}) is never called in forward: no gradient reaches it and the library stops in pdb; track it (dendrites.module_ids_to_track=[{self.path}])"
         if self.status == NOT_TENSOR:
             return f"{self.path} ({self.type}) returns a tuple, not one tensor: the library stops in pdb; perforate the layers inside it instead"
-        return f"{self.path} ({self.type}) output {self.shape}: {self.configured} fits"
+        return f"{self.path} ({self.type}) output {self.shape_text()}: {self.configured} fits"
 
 
 @dataclass

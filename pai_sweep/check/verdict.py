@@ -175,6 +175,9 @@ def verdict_text(result: CheckResult, capacity_test: bool) -> str:
     else:
         lines.append(f"FAILED: {len(result.problems)} problem(s) stop this integration:")
         lines += [f"  - {p}" for p in result.problems]
+        if any(m["status"] != "ok" for m in (result.dims or {}).get("modules", [])):
+            better = f"dendrites={result.preset} or " if result.preset not in ("", "custom") else ""
+            lines.append(f"  fix for the dims: {better}dendrites=auto (per-module dims from the model), or the values named above")
     if result.preset:
         lines.append(f"preset that fits: {result.preset_reason}")
     insp = result.inspection

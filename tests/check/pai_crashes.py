@@ -1,4 +1,8 @@
-"""Produce one known perforatedai 3.2.9 failure for real: `python pai_crashes.py CASE` (stdin closed).
+"""Produce known perforatedai 3.2.9 failures for real.
+
+    python pai_crashes.py CASE          # one case in this process (stdin closed by the caller)
+    python pai_crashes.py all OUT_DIR   # every case, each in a child forked after the imports:
+                                        # OUT_DIR/<case>.log and OUT_DIR/codes.json (exit codes)
 
 Each case configures the library directly (as a user script would, without pai-sweep's
 safety settings) so the library's own pdb traps and sys.exit calls fire.
@@ -6,7 +10,11 @@ safety settings) so the library's own pdb traps and sys.exit calls fire.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import traceback
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -123,14 +131,56 @@ def main(case: str) -> None:
         GPA.pc.set_unwrapped_modules_confirmed(True)
         model = UPA.perforate_model(mlp(), save_name="pai", maximizing_score=True)
         train(model, x, y, 1, score="0.9")
-    elif case == "reload":  # reloading a system into a model that was never perforated: pdb
+    elif case == "reload":  # reloading a saved system into a model that was never perforated: pdb
         safe()
         GPA.pc.set_unwrapped_modules_confirmed(True)
+        model = UPA.perforate_model(mlp(), save_name="pai", maximizing_score=True)
+        train(model, x, y, 1)  # writes pai/best_model.pt
         UPA.load_system(mlp(), "pai", "best_model")
     else:
         raise SystemExit(f"unknown case {case}")
     print("CASE FINISHED WITHOUT A TRAP")
 
 
+CASES = ("dims", "unwrapped", "norm", "knob", "dataparallel", "no_gradient", "switch_mode", "score", "reload")
+
+
+def run_forked(case: str, out_dir: Path) -> int:
+    """The case in a forked child (fresh library state, imports shared): its exit code, its output in a log."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            work = out_dir / case
+            work.mkdir(parents=True, exist_ok=True)
+            os.chdir(work)
+            log = os.open(out_dir / f"{case}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)  # no terminal: pdb reads EOF and raises BdbQuit
+            sys.stdin = open(os.devnull)
+            main(case)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # noqa: BLE001 - BdbQuit included, as a real process would report it
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code & 0xFF)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "all":
+        out = Path(sys.argv[2])
+        out.mkdir(parents=True, exist_ok=True)
+        codes = {case: run_forked(case, out) for case in CASES}
+        (out / "codes.json").write_text(json.dumps(codes))
+    else:
+        main(sys.argv[1])
