@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -12,7 +12,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from pai_sweep.compose import compose
-from pai_sweep.launchers.base import JobState
 from pai_sweep.schema import RUN_GROUPS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +19,6 @@ SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
 # A trial that trains for real in seconds: tiny MLP on a slice of digits, a few epochs.
 TRIAL_OVERRIDES = ["model=mlp", "model.hidden=[16]", "dendrites=linear_only", "dendrites.n_epochs_to_switch=1",
                    "data.limit=300", "train.device=cpu"]
-DONE = (JobState.FINISHED, JobState.FAILED, JobState.LOST)
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +48,10 @@ def trial_yaml() -> str:
 @pytest.fixture
 def make_trial(tmp_path, trial_yaml) -> Callable[[int, int], Path]:
     """make_trial(number, epochs) -> <sweep dir>/trials/<number> holding run.yaml."""
+    sweep_name = f"sw-{uuid.uuid4().hex[:8]}"  # job names are pai-<sweep dir name>-<n>: unique per test
 
     def make(number: int, epochs: int = 3) -> Path:
-        trial_dir = tmp_path / f"sw-{tmp_path.name}" / "trials" / str(number)  # unique job names per test
+        trial_dir = tmp_path / sweep_name / "trials" / str(number)
         trial_dir.mkdir(parents=True)
         text = trial_yaml.replace("max_epochs: 60", f"max_epochs: {epochs}")
         assert f"max_epochs: {epochs}" in text
@@ -60,35 +59,3 @@ def make_trial(tmp_path, trial_yaml) -> Callable[[int, int], Path]:
         return trial_dir
 
     return make
-
-
-def launcher_cfg(*overrides: str, name: str = "slurm"):
-    """The composed launcher group, CPU-only and polling every second (the test cluster has no GPUs)."""
-    return compose([f"launcher={name}", "launcher.gpus_per_trial=0", "launcher.cpus_per_trial=1",
-                    "launcher.poll_interval=1", *overrides]).launcher
-
-
-def wait_for(launcher, job, until=DONE, timeout: float = 240.0) -> tuple[JobState, list[JobState]]:
-    """Poll like the driver does until a state in `until`; returns it and every state seen."""
-    seen: list[JobState] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = launcher.poll(job)
-        if not seen or seen[-1] != state:
-            seen.append(state)
-        if state in until:
-            return state, seen
-        time.sleep(0.3)
-    raise AssertionError(f"job {job.info.get('job_id')} still {seen[-1] if seen else '?'} after {timeout}s; seen {seen}")
-
-
-def slurm(*args: str) -> str:
-    out = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, f"{' '.join(args)}: {out.stderr}"
-    return out.stdout
-
-
-def jobs_named(prefix: str) -> list[str]:
-    """Job ids whose name starts with prefix, as the controller and accounting know them (no duplicates)."""
-    text = slurm("sacct", "-X", "-P", "-n", "-D", "-S", "now-1hour", "-o", "JobID,JobName%60")
-    return sorted({line.split("|")[0] for line in text.splitlines() if "|" in line and line.split("|")[1].startswith(prefix)})
