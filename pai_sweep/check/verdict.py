@@ -43,7 +43,7 @@ class CheckResult:
 def direction_problems(dendrites: Any, train: Any, task: str) -> list[str]:
     """The score the loop hands PerforatedAI vs maximizing_score, and the scheduler's mode."""
     out = []
-    maximizing = bool(dendrites.maximizing_score)
+    maximizing = bool(dendrites.get("maximizing_score", True))
     if not train.get("train_fn"):
         metric, wants = ("accuracy", True) if task == "classification" else ("validation loss", False)
         if maximizing != wants:

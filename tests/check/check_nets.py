@@ -38,3 +38,32 @@ class WithSpare(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.relu(self.fc(x.flatten(1))))
+
+
+def train_fn_own_optimizer(session, data):
+    """A custom loop that keeps an optimizer it built itself (stale after a restructure)."""
+    model = session.model
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    while True:
+        for x, y in data.train:
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        model, restructured, complete = session.report(0.5)
+        if complete:
+            break
+
+
+def train_fn_good(session, data):
+    """The documented pattern: model back from report, optimizer fetched again after a restructure."""
+    model, opt = session.model, session.optimizer()
+    while True:
+        for x, y in data.train:
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        model, restructured, complete = session.report(0.5)
+        if complete:
+            break
+        if restructured:
+            opt = session.optimizer()
