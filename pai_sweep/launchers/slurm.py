@@ -168,6 +168,8 @@ class WorkerJob:
 class SubmititLauncher(Launcher):
     """launcher.name=slurm: one SLURM job per trial; launcher.name=submitit_local: submitit's local executor."""
 
+    follows_reattached = True  # jobs outlive the driver: a new driver follows them, it does not run them again
+
     def __init__(self, launcher_cfg: Any, sweep_dir: Path, in_flight: int):
         check_config(launcher_cfg)
         self.cfg = launcher_cfg

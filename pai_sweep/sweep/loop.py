@@ -114,6 +114,11 @@ class SweepLoop:
                 self.running[t.number] = Running(handle, origin(t), params, trial_dir, None)
                 continue
             job = self.launcher.reattach(t.number, trial_dir)
+            if job is not None and getattr(self.launcher, "follows_reattached", False):
+                # A scheduler's job (SLURM) outlives the driver: follow it instead of running the trial again.
+                self.running[t.number] = Running(handle, origin(t), params, trial_dir, job)
+                baseline_known = baseline_known or origin(t) == BASELINE
+                continue
             if job is not None:
                 self.launcher.cancel(job, STALE_REASON)
             self._restart(handle, origin(t), t.params, trial_dir, STALE_REASON)
@@ -122,7 +127,8 @@ class SweepLoop:
             # The plain model (dendrites off) is the reference of every later trial.
             self.study.enqueue_trial({}, user_attrs={"origin": BASELINE})
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        self.baseline_pending = self.baseline is None and any(origin(t) == BASELINE for t in waiting)
+        self.baseline_pending = self.baseline is None and (any(origin(t) == BASELINE for t in waiting)
+                                                           or any(r.origin == BASELINE and r.job for r in self.running.values()))
 
     def _restart(self, handle: optuna.trial.Trial, trial_origin: str, stored_params: dict, trial_dir: Path, reason: str) -> None:
         """Mark a trial the driver could not finish, and queue the same params to run again."""

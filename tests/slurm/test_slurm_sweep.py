@@ -1,0 +1,53 @@
+"""A shrunk sweep with launcher=slurm through the real CLI: its driver is killed while SLURM jobs run,
+and the same command finishes the sweep by following those jobs (none is submitted twice)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from slurm_helpers import jobs_named, slurm
+
+from pai_sweep.sweep.study import STALE_REASON
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+SHRUNK = ["model=mlp", "model.hidden=[16]", "dendrites=linear_only", "data.limit=300", "train.max_epochs=4",
+          "train.device=cpu", "train.graphs=end", "sweep.space={dendrites.n_epochs_to_switch:{type:int,low:1,high:2}}",
+          "sweep.n_trials=2", "sweep.in_flight=2", "sweep.derived_trials=false", "sweep.rule_trials=false",
+          "tracking=off", "launcher=slurm", "launcher.gpus_per_trial=0", "launcher.cpus_per_trial=1",
+          "launcher.poll_interval=1"]
+
+
+def test_sweep_on_slurm_survives_a_driver_restart(slurm_cluster, tmp_path):
+    sweep_dir = tmp_path / f"sw-{uuid.uuid4().hex[:8]}"
+    cmd = [sys.executable, "-m", "pai_sweep", *SHRUNK, f"sweep.dir={sweep_dir}"]
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(running := slurm("squeue", "-h", "-t", "R", "-n", ",".join(
+                f"pai-{sweep_dir.name}-{n}" for n in (0, 1)), "-o", "%i").split()) < 2:
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        first.kill()  # the driver dies (SIGKILL: no clean-up); its jobs keep running
+        first.wait()
+
+    second = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=240)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    study = optuna.load_study(study_name="default", storage=f"sqlite:///{sweep_dir / 'study.db'}")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert not any(t.user_attrs.get("reason") == STALE_REASON for t in trials)
+    job_ids = [json.loads((sweep_dir / "trials" / str(t.number) / "launch.json").read_text())["job_id"] for t in trials]
+    assert sorted(job_ids) == sorted(running)  # the jobs that ran when the driver died finished the trials
+    assert jobs_named(f"pai-{sweep_dir.name}-") == sorted(job_ids)  # and no trial was submitted twice
+    for t in trials:
+        assert t.values and t.user_attrs["status"] == "complete" and "best_val" in t.user_attrs
