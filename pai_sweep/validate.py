@@ -5,6 +5,7 @@ Each check raises ConfigError with one line that names the key, the problem and 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from omegaconf import DictConfig
@@ -88,29 +89,71 @@ def validate_run(cfg: DictConfig) -> None:
     positive("model.width_mult", cfg.model.width_mult)
     positive("downsize.width_mult", cfg.downsize.width_mult)
     validate_model_downsize(cfg.model, cfg.downsize)
-    d = cfg.dendrites
-    one_of("dendrites.preset", d.preset, PRESETS)
-    one_of("dendrites.switch_mode", d.switch_mode, SWITCH_MODES)
-    positive("dendrites.max_dendrites", d.max_dendrites, allow_zero=True)
-    positive("dendrites.n_epochs_to_switch", d.n_epochs_to_switch)
-    positive("dendrites.history_lookback", d.history_lookback)
-    positive("dendrites.max_dendrite_tries", d.max_dendrite_tries)
-    positive("dendrites.candidate_weight_initialization_multiplier", d.candidate_weight_initialization_multiplier)
-    threshold_schedule(d.improvement_threshold)
-    for ident in d.module_ids_to_track:
-        if not str(ident).startswith("."):
-            raise ConfigError(f"dendrites.module_ids_to_track entry {ident!r} must start with '.' (e.g. '.{ident}')")
-    if 0 not in list(d.output_dimensions):
-        raise ConfigError(f"dendrites.output_dimensions={list(d.output_dimensions)} must mark the neuron axis with 0, e.g. [-1,0,-1,-1]")
+    validate_dendrites(cfg.dendrites)
     one_of("data.name", cfg.data.name, DATASETS)
     if cfg.data.name == "custom" and not cfg.data._target_:
         raise ConfigError("data=custom needs data._target_=your.module.make_datasets (returns train, val, test)")
     if not 0 < cfg.data.val_fraction < 1:
         raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
     validate_data(cfg.data)
-    positive("train.batch_size", cfg.train.batch_size)
-    positive("train.max_epochs", cfg.train.max_epochs)
-    one_of("train.graphs", cfg.train.graphs, ("end", "every_epoch"))
+    validate_train(cfg.train, maximizing=bool(cfg.dendrites.maximizing_score))
+
+
+def _neuron_axis(key: str, dims: Any) -> None:
+    dims = list(dims)
+    if dims.count(0) != 1 or any(v not in (-1, 0, 1) and v < 0 for v in dims):
+        raise ConfigError(f"{key}={dims} must mark the neuron axis with exactly one 0 and the others with -1, e.g. [-1,0,-1,-1] or [-1,-1,0]")
+
+
+def validate_dendrites(d: DictConfig) -> None:
+    """The dendrites group: names, ranges, dims, and `extra` knob names against perforatedai's (no torch import)."""
+    from pai_sweep.perforate import check_knobs
+
+    one_of("dendrites.preset", d.preset, PRESETS)
+    one_of("dendrites.switch_mode", d.switch_mode, SWITCH_MODES)
+    positive("dendrites.max_dendrites", d.max_dendrites, allow_zero=True)
+    positive("dendrites.n_epochs_to_switch", d.n_epochs_to_switch)
+    positive("dendrites.history_lookback", d.history_lookback)
+    positive("dendrites.max_dendrite_tries", d.max_dendrite_tries)
+    positive("dendrites.fixed_switch_num", d.fixed_switch_num)
+    positive("dendrites.initial_history_after_switches", d.initial_history_after_switches, allow_zero=True)
+    positive("dendrites.improvement_threshold_raw", d.improvement_threshold_raw, allow_zero=True)
+    positive("dendrites.candidate_weight_initialization_multiplier", d.candidate_weight_initialization_multiplier)
+    threshold_schedule(d.improvement_threshold)
+    for key in ("module_ids_to_track", "module_ids_to_perforate"):
+        for ident in d[key]:
+            if not str(ident).startswith("."):
+                raise ConfigError(f"dendrites.{key} entry {ident!r} must start with '.' (e.g. '.{ident}')")
+    if d.enabled and not d.module_names_to_perforate and not d.module_ids_to_perforate:
+        raise ConfigError("dendrites.module_names_to_perforate is empty: name the layer types to perforate (e.g. [Linear]) or use dendrites=off")
+    _neuron_axis("dendrites.output_dimensions", d.output_dimensions)
+    for path, dims in d.output_dimension_overrides.items():
+        _neuron_axis(f"dendrites.output_dimension_overrides.{path}", dims)
+    check_knobs(d)
+
+
+def validate_train(t: DictConfig, maximizing: bool = True) -> None:
+    """The train group; the scheduler's direction must match the score's (dendrites.maximizing_score)."""
+    positive("train.batch_size", t.batch_size)
+    positive("train.max_epochs", t.max_epochs)
+    one_of("train.graphs", t.graphs, ("end", "every_epoch"))
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(t.device)):
+        raise ConfigError(f"train.device={t.device!r} is not known; valid values: auto, cpu, cuda, cuda:N, mps")
+    if "params" in t.optimizer.args:
+        raise ConfigError("train.optimizer.args.params cannot be set: pai-sweep passes the model's parameters (and PerforatedAI's after a restructure)")
+    if t.loss not in ("cross_entropy", "mse") and "." not in str(t.loss):
+        raise ConfigError(f"train.loss={t.loss!r} is not known; valid values: cross_entropy, mse, or an import path (mypkg.losses.fn)")
+    if t.train_fn and "." not in str(t.train_fn):
+        raise ConfigError(f"train.train_fn={t.train_fn!r} must be an import path, e.g. mypkg.train.my_train_fn (docs/worker.md)")
+    sched = t.scheduler
+    if sched.type and str(sched.type).rsplit(".", 1)[-1] == "ReduceLROnPlateau":
+        want = "max" if maximizing else "min"
+        mode = sched.args.get("mode", "min")
+        if mode != want:
+            raise ConfigError(
+                f"train.scheduler.args.mode={mode!r} but the score is {'maximised' if maximizing else 'minimised'} "
+                f"(dendrites.maximizing_score={maximizing}): set train.scheduler.args.mode={want}"
+            )
 
 
 def validate(cfg: DictConfig) -> None:

@@ -89,6 +89,8 @@ def failure_reason(exc: BaseException) -> str:
         return " ".join(str(exc).split())
     if isinstance(exc, bdb.BdbQuit):
         where = _library_frame(exc)
+        if not where:
+            return f"pdb.set_trace() was reached with no terminal (stdin is closed){_last_frame(exc)}: remove it"
         return (
             f"PerforatedAI stopped in its debugger (pdb.set_trace{where}); its message is in worker.log just "
             "above '(Pdb)': usually a module to track (norm layers), a score that is not a number, or a "
@@ -120,7 +122,8 @@ def _library_frame(exc: BaseException) -> str:
 
 
 def _last_frame(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
+    # the innermost frame outside the debugger's own modules
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).stem not in ("bdb", "pdb")]
     if not frames:
         return ""
     f = frames[-1]
@@ -203,8 +206,14 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     result.base_params = sum(p.numel() for p in model.parameters())
     print(f"pai-sweep: model {model_cfg.name}: {result.base_params:,} parameters (original {result.original_params:,})", flush=True)
     enabled = bool(d.enabled) or capacity_test
+    example, _ = next(iter(data.train))
+    if enabled and d.preset == "auto":
+        from pai_sweep.check.auto import derive  # module choices and dims from this model's forward pass
+
+        derived, why = derive(model, example[:8], cfg.dendrites)
+        d = perforate.dendrites_config(derived)
+        print(f"pai-sweep: dendrites=auto: {why}", flush=True)
     if enabled:
-        example, _ = next(iter(data.train))
         done = perforate.perforate(
             model, d, device=device, example_input=example[:2], graphs=str(train_cfg.graphs),
             test_saves=bool(train_cfg.test_saves), capacity_test=capacity_test,

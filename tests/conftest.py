@@ -22,3 +22,41 @@ def _isolated_cwd(tmp_path, monkeypatch):
     # Every test runs in its own folder: sweeps/, runs/ and mlflow.db never land in the checkout.
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def _run_trials(root: Path, runs: dict, timeout: float = 240.0, env: dict | None = None) -> dict:
+    """Write run.yaml per name under `root`, run the workers side by side, return name -> trial dir.
+
+    A worker still running after `timeout` is killed and the test fails: a trap must never hang.
+    """
+    import signal
+    import time
+
+    import yaml
+
+    from pai_sweep.worker import spawn_worker
+
+    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    procs, dirs = {}, {}
+    for name, run in runs.items():
+        folder = Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "run.yaml").write_text(yaml.safe_dump(run))
+        procs[name], dirs[name] = spawn_worker(folder, env=env), folder
+    deadline = time.monotonic() + timeout
+    hung = []
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except Exception:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            hung.append(name)
+    assert not hung, f"workers hung (killed after {timeout} s): {hung}"
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def run_trials():
+    """run_trials(root, {name: run.yaml dict}) -> {name: trial dir}: real workers in subprocesses, in parallel."""
+    return _run_trials
