@@ -22,6 +22,10 @@ def read_numeric_csv(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise AnalysisError(f"{path}: the file is empty (no header line); re-run the training or delete it")
+    if not text.endswith("\n"):  # pandas ends every row with a newline: a missing one means a cut-off write
+        raise AnalysisError(
+            f"{path}: line {len(lines)} is incomplete (no line end): the file is truncated (re-run the training or delete it)"
+        )
     header = next(csv.reader([lines[0]]))
     missing = [c for c in required if c not in header]
     if missing:

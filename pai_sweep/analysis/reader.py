@@ -64,6 +64,8 @@ def _scores_table(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         sel = df[col].notna()
         s = pd.Series(df.loc[sel, col].to_numpy(), index=df.loc[sel, "Epochs"].astype(int).to_numpy())
         columns[col] = s[~s.index.duplicated(keep="last")]
+    if "Validation Running Scores" in columns and len(columns["Validation Running Scores"]) != len(columns.get("Validation Scores", [])):
+        raise AnalysisError(f"{path}: the validation and running-score blocks differ in length: the file is truncated")
     table = pd.DataFrame(columns).sort_index()
     table.index.name = "Epochs"
     table = table.reset_index().rename(columns=_SCORE_RENAME)
