@@ -116,3 +116,25 @@ def test_minimising_score_flips_directions(build):
     folder = build([loss], maximizing=False, config={"maximizing_score": False})
     fired = _fired(folder)
     assert "training.still_improving" in fired and "training.converged_early" not in fired
+
+
+def test_docs_list_every_rule(repo_root):
+    text = (repo_root / "docs" / "analysis.md").read_text()
+    assert [i for i in RULE_IDS if f"| {i} |" not in text] == []
+
+
+def test_kept_dendrites_with_no_real_gain_did_not_help(build):
+    fired = _fired(build([FLAT, [85.0, 85.45], [85.5]]))  # -0.05 then +0.05 on an 85.5 base
+    assert fired["dendrites.did_not_help"].evidence["kept_dendrites"] == 2
+
+
+def test_summary_and_choice_with_a_baseline(build):
+    from pai_sweep.analysis import choose_architecture, summarize
+
+    folder = build([FLAT, [86, 88.0], [88.1], [88.2]], params=[1000, 2000, 3000, 4000])
+    ctx = RuleContext(baseline_score=87.0, baseline_params=5000)
+    s = summarize(read_history(folder), ctx)
+    assert s["baseline"] == {"score": 87.0, "params": 5000, "difference": 1.2}
+    assert s["params"]["growth_pct"] == 300.0 and s["dendrites"] == 3
+    c = choose_architecture(read_history(folder), ctx)
+    assert (c.dendrites, c.val, c.params) == (1, 88.0, 2000)
