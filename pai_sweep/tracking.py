@@ -234,6 +234,8 @@ class MlflowTracker(Tracker):
         self._parent_id: str | None = None
         self._git = git_commit()
         self._failing = False
+        self._told: list[str] = []
+        self._baseline: tuple[float | None, float | None] = (None, None)  # (score, params) once the baseline is logged
 
     # -- the driver's calls: each one queues, then drains the queue in order; none raises
 
@@ -255,10 +257,12 @@ class MlflowTracker(Tracker):
     def finish_sweep(self, summary: dict, report_dir: Path | None = None) -> None:
         self._submit({"op": "finish", "summary": {k: _jsonable(v) for k, v in (summary or {}).items()},
                       "report_dir": str(Path(report_dir).resolve()) if report_dir else None})
+        self.close()  # the sweep is over: say now what did not reach the store
 
     def close(self) -> None:
         self._drain()
-        if self.backlog:
+        if self.backlog and self._told != self.pending():
+            self._told = self.pending()
             self.say(f"{len(self.backlog)} item(s) not logged to {self._uri or 'the default store'} "
                      f"({', '.join(_describe(i) for i in self.backlog)}); they wait in {self.backlog_path} "
                      "and are logged when the sweep resumes")
@@ -387,35 +391,55 @@ class MlflowTracker(Tracker):
 
         client = self._mlflow()
         number = rec["number"]
-        finished = rec["state"] in FINISHED_STATES
+        attrs = rec["user_attrs"]
+        origin = str(attrs.get("origin", "sampler"))
+        if origin == "baseline" and rec["values"]:
+            self._baseline = (_number(attrs.get("score", rec["values"][0])), _number(attrs.get("chosen_params") or attrs.get("n_params")))
         for run in self._search(f"tags.`{PARENT_TAG}` = '{self._parent_id}' and tags.`{TAG_TRIAL}` = '{number}'"):
             if run.data.tags.get(TAG_DONE) == "true":
                 return  # logged before (resume): never twice
             client.delete_run(run.info.run_id)  # cut off half-way: log it again from scratch
-        attrs = rec["user_attrs"]
-        origin = str(attrs.get("origin", "sampler"))
-        result = trial_files.read_result(trial_dir) if trial_dir else None
+        # A derived trial is a row of its parent's best-architecture table: it has the parent's
+        # folder (for the config) but none of its own epochs, results or files.
+        derived = origin == "derived"
+        own_dir = None if derived else trial_dir
+        result = trial_files.read_result(own_dir) if own_dir else None
         tags = {PARENT_TAG: self._parent_id, TAG_ROLE: "trial", TAG_TRIAL: str(number), TAG_SWEEP_DIR: str(self.sweep_dir),
-                "origin": origin, "optuna.state": rec["state"], **self._git}
-        tags["status"] = result.status if result else rec["state"].lower()
-        if result:
-            tags["reason"] = result.reason
+                "origin": origin, "optuna.state": rec["state"], **self._git, **_launch_tags(own_dir)}
+        tags["status"] = str(attrs.get("status") or (result.status if result else rec["state"].lower()))
+        reason = attrs.get("reason") or (result.reason if result else None)
+        if reason:
+            tags["reason"] = str(reason)[:5000]
         if origin.startswith("rule:"):
             tags["rule"] = origin[len("rule:"):]
-        tags.update(_launch_tags(trial_dir))
-        run = client.create_run(self._experiment(), start_time=rec["start_ms"], tags=tags, run_name=f"trial-{number}")
-        run_id = run.info.run_id
+        if attrs.get("parent") is not None:
+            tags["parent_trial"] = str(attrs["parent"])
+        run_id = client.create_run(self._experiment(), start_time=rec["start_ms"], tags=tags, run_name=f"trial-{number}").info.run_id
 
         params = flatten(_read_yaml(trial_dir / trial_files.RUN_CONFIG)) if trial_dir else {}
-        for key, value in rec["params"].items():
-            params.setdefault(_BAD_KEY.sub("_", key), str(value)[:_MAX_PARAM])
+        for key, value in rec["params"].items():  # the trial's own search values win (derived: its dendrite count)
+            params[_BAD_KEY.sub("_", key)] = str(value)[:_MAX_PARAM]
         now = int(time.time() * 1000)
-        metrics = []
-        for record in trial_files.read_metrics(trial_dir) if trial_dir else []:
-            for name, field in EPOCH_METRICS.items():
-                value = _number(getattr(record, field))
-                if value is not None:
-                    metrics.append(Metric(name, value, now, record.epoch))
+        metrics = [Metric(name, value, now, record.epoch)
+                   for record in (trial_files.read_metrics(own_dir) if own_dir else [])
+                   for name, field in EPOCH_METRICS.items()
+                   if (value := _number(getattr(record, field))) is not None]
+        finals, more_tags = self._final_metrics(rec, result, attrs)
+        metrics += [Metric(_BAD_KEY.sub("_", k), v, now, 0) for k, v in finals.items() if v is not None]
+        client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
+                         tags=[RunTag(k, v) for k, v in more_tags.items()])
+        if self.log_artifacts and own_dir:
+            for sub, patterns, dest in ARTIFACTS:
+                for path in sorted({p for pat in patterns for p in (own_dir / sub).glob(pat) if p.is_file()}):
+                    client.log_artifact(run_id, str(path), dest or None)
+        if rec["state"] in FINISHED_STATES:
+            client.set_terminated(run_id, FINISHED_STATES[rec["state"]], end_time=rec["end_ms"])
+            client.set_tag(run_id, TAG_DONE, "true")
+        else:
+            client.set_terminated(run_id, "KILLED")  # not finished yet: logged again once it is
+
+    def _final_metrics(self, rec: dict, result, attrs: dict) -> tuple[dict[str, float | None], dict[str, str]]:
+        """Objective values, result.json numbers, numeric user attrs, and the comparison with the baseline."""
         finals: dict[str, float | None] = {}
         for i, value in enumerate(rec["values"] or []):
             finals["objective" if i == 0 else f"objective_{i}"] = _number(value)
@@ -426,24 +450,19 @@ class MlflowTracker(Tracker):
                 finals["param_ratio_vs_original"] = result.params / result.original_params
             if result.params and result.base_params:
                 finals["param_growth_vs_base"] = result.params / result.base_params - 1.0
-        more_tags = {}
+        tags = {}
         for key, value in attrs.items():
             if _number(value) is not None:
                 finals[key if key not in EPOCH_METRICS else f"final_{key}"] = _number(value)
-            elif key != "origin":
-                more_tags[f"attr.{key}"] = (value if isinstance(value, str) else json.dumps(value))[:5000]
-        metrics += [Metric(_BAD_KEY.sub("_", k), v, now, 0) for k, v in finals.items() if v is not None]
-        client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
-                         tags=[RunTag(k, v) for k, v in more_tags.items()])
-        if self.log_artifacts and trial_dir:
-            for sub, patterns, dest in ARTIFACTS:
-                for path in sorted({p for pat in patterns for p in (trial_dir / sub).glob(pat) if p.is_file()}):
-                    client.log_artifact(run_id, str(path), dest or None)
-        if finished:
-            client.set_terminated(run_id, FINISHED_STATES[rec["state"]], end_time=rec["end_ms"])
-            client.set_tag(run_id, TAG_DONE, "true")
-        else:
-            client.set_terminated(run_id, "KILLED")  # not finished yet: logged again once it is
+            elif key not in ("origin", "status", "reason", "parent") and value is not None:
+                tags[f"attr.{key}"] = (value if isinstance(value, str) else json.dumps(value))[:5000]
+        base_score, base_params = self._baseline
+        score, chosen = _number(attrs.get("score")), _number(attrs.get("chosen_params") or attrs.get("n_params"))
+        if base_score is not None and score is not None:
+            finals["score_vs_baseline"] = score - base_score
+        if base_params and chosen:
+            finals["param_growth_vs_baseline"] = chosen / base_params - 1.0
+        return finals, tags
 
     def _finish_parent(self, summary: dict, report_dir: Path | None) -> None:
         from mlflow.entities import Metric, RunTag

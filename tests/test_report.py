@@ -46,7 +46,8 @@ def _config_yaml(name: str, efficiency: bool) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def _trial_folder(sweep_dir: Path, number: int, md: int, values: list[float], ok: bool, findings: list[str]) -> Path:
+def _trial_folder(sweep_dir: Path, number: int, md: int, values: list[float], ok: bool, findings: list[str],
+                  n_params: int) -> Path:
     folder = sweep_dir / "trials" / str(number)
     folder.mkdir(parents=True)
     (folder / tf.RUN_CONFIG).write_text(_run_yaml(md))
@@ -56,7 +57,7 @@ def _trial_folder(sweep_dir: Path, number: int, md: int, values: list[float], ok
                                                   dendrites=epoch, seconds=0.5))
     if ok:
         tf.write_result(folder, tf.TrialResult(status="complete", reason="pai_complete", best_val=values[0], best_test=values[0] - 1,
-                                               params=int(1000 + 600 * md), base_params=1000, original_params=4000, dendrites=md, epochs=3))
+                                               params=n_params, base_params=1000, original_params=4000, dendrites=md, epochs=3))
     else:
         tf.write_result(folder, tf.TrialResult(status="failed", reason="nan loss at epoch 2", epochs=2))
     shutil.copytree(PAI_FIXTURE, folder / "pai")
@@ -89,9 +90,10 @@ def build_sweep(root: Path, name: str = "demo", efficiency: bool = True, shift: 
         values = _values(md, init, efficiency, shift)
         if origin == "baseline":  # the plain model: more parameters, a fair score
             values = [round(93.0 + shift, 4), 5000.0] if efficiency else [round(93.0 + shift, 4)]
-        _trial_folder(sweep_dir, trial.number, md, values, ok, findings)
+        n_params = 5000 if origin == "baseline" else 1000 + 600 * md
+        _trial_folder(sweep_dir, trial.number, md, values, ok, findings, n_params)
         trial.set_user_attr("score", values[0])
-        trial.set_user_attr("chosen_params", 1000 + 600 * md)
+        trial.set_user_attr("chosen_params", n_params)
         trial.set_user_attr("chosen_dendrites", md)
         if trial.number in infeasible:
             trial.set_user_attr("feasible", False)
@@ -108,7 +110,8 @@ def build_sweep(root: Path, name: str = "demo", efficiency: bool = True, shift: 
     best_md = 1
     study.add_trial(optuna.trial.create_trial(
         params={MD: best_md, INIT: 0.01}, distributions=DISTS, values=_values(best_md, 0.01, efficiency, shift - 0.5),
-        user_attrs={"origin": "derived", "source_trial": 3}))
+        user_attrs={"origin": "derived", "parent": 3, "dendrites": best_md, "status": "complete",
+                    "reason": "architecture with 1 dendrite(s) measured by trial 3"}))
     return sweep_dir, study
 
 
@@ -170,7 +173,7 @@ def test_report_marks_infeasible_and_single_objective(tmp_path):
     front = {p["trial"] for p in rep["pareto"]}
     assert best.number not in front and front
     # Single objective: parameters come from the chosen architecture (user attr), never None for finished trials.
-    assert all(r["params"] == 1000 + 600 * r["dendrites"] for r in rep["trials"] if r["state"] == "COMPLETE" and r["origin"] != "derived")
+    assert all(r["params"] == 1000 + 600 * r["dendrites"] for r in rep["trials"] if r["state"] == "COMPLETE" and r["origin"] == "sampler")
 
 
 def test_report_and_compare_cli(tmp_path, capsys):

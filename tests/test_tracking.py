@@ -34,8 +34,8 @@ def log_sweep(tracker, sweep_dir, study, numbers=None):
     tracker.start_sweep(yaml.safe_load((sweep_dir / "config.yaml").read_text()))
     for t in study.trials:
         if numbers is None or t.number in numbers:
-            folder = sweep_dir / "trials" / str(t.number)
-            tracker.log_trial(t, folder if folder.is_dir() else None)
+            # as the driver does: a derived trial comes with its parent's folder
+            tracker.log_trial(t, sweep_dir / "trials" / str(t.user_attrs.get("parent", t.number)))
 
 
 def runs(uri, experiment):
@@ -62,8 +62,10 @@ def check_logged(uri, experiment, study, sweep_dir):
         assert params[MD] == str(trial.params[MD])
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert metrics["objective"] == trial.values[0]
-        if tags["origin"] == "derived":  # no folder of its own: search values and attrs only
-            assert "val" not in metrics and metrics["source_trial"] == 3
+        if tags["origin"] == "derived":  # the parent's config with its own dendrite count; no epochs or files
+            assert "val" not in metrics and tags["parent_trial"] == "3" and params["model.name"] == "small_cnn"
+            assert params[MD] == "1" and metrics["final_dendrites"] == 1 and tags["reason"].startswith("architecture")
+            assert client.list_artifacts(child.info.run_id) == []
             continue
         assert params["model.name"] == "small_cnn" and params["train.max_epochs"] == "3"
         assert [(m.step, m.value) for m in client.get_metric_history(child.info.run_id, "val")] == [(0, 80.0), (1, 81.0), (2, 82.0)]
@@ -72,7 +74,10 @@ def check_logged(uri, experiment, study, sweep_dir):
         assert tags["slurm.job_id"] == str(1000 + trial.number) and tags["launcher"] == "slurm"
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert tags["status"] == "complete" and tags["reason"] == "pai_complete"
-            assert metrics["final_params"] == 1000 + 600 * trial.params[MD] and metrics["param_ratio_vs_original"] > 0
+            assert metrics["final_params"] == trial.user_attrs["chosen_params"] and metrics["param_ratio_vs_original"] > 0
+            if tags["origin"] != "baseline":  # against the baseline trial (93.0 with 5000 params)
+                assert metrics["score_vs_baseline"] == pytest.approx(trial.values[0] - 93.0)
+                assert metrics["param_growth_vs_baseline"] == pytest.approx(metrics["chosen_params"] / 5000 - 1)
             assert child.info.status == "FINISHED"
         else:
             assert tags["status"] == "failed" and tags["reason"] == "nan loss at epoch 2" and child.info.status == "FAILED"
@@ -157,14 +162,15 @@ def test_unreachable_server_queues_and_never_raises(tmp_path, capsys):
     tracker = make_tracker(_cfg(uri), "demo-down", sweep_dir)
     log_sweep(tracker, sweep_dir, study)
     tracker.finish_sweep({"best": 1.0}, None)
+    # One line when the store first fails, one at the end of the sweep with everything not logged.
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "sweep start not logged to " + uri in err[0] and BACKLOG in err[0]
+    assert len(err) == 2 and "sweep start not logged to " + uri in err[0] and BACKLOG in err[0]
     queued = [json.loads(line) for line in (sweep_dir / BACKLOG).read_text().splitlines()]
     assert [q["op"] for q in queued] == ["sweep"] + ["trial"] * len(study.trials) + ["finish"]
     assert tracker.pending() == ["sweep start", *[f"trial {t.number}" for t in study.trials], "sweep end"]
-    tracker.close()
-    last = capsys.readouterr().err.strip().splitlines()
-    assert len(last) == 1 and f"{len(queued)} item(s) not logged" in last[0] and "trial 7" in last[0]
+    assert f"{len(queued)} item(s) not logged" in err[1] and "trial 7" in err[1] and "resumes" in err[1]
+    tracker.close()  # nothing new to say
+    assert capsys.readouterr().err == ""
     # A new driver (resume) reads the backlog; the same trial queued again replaces its entry.
     again = make_tracker(_cfg(uri), "demo-down", sweep_dir)
     again.log_trial(study.trials[2], sweep_dir / "trials" / "2")

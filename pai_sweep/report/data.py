@@ -36,7 +36,7 @@ class TrialRow:
     status: str | None  # result.json status
     reason: str | None
     search: dict[str, Any] = field(default_factory=dict)  # the trial's search-space values
-    findings: list[str] = field(default_factory=list)  # rule ids that fired in this trial
+    findings: list[dict] = field(default_factory=list)  # {"rule_id", "severity"} of each finding in this trial
     analysed: bool = False  # the trial folder has analysis/findings.json
     completed: str | None = None  # ISO time the trial finished
 
@@ -114,7 +114,9 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
     keys: list[str] = []
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
-        folder = sweep_dir / TRIALS / str(t.number)
+        # A derived trial's trial_dir attr is its parent's folder: it has no files of its own.
+        own = attrs.get("trial_dir") if attrs.get("origin") != "derived" else None
+        folder = Path(own) if own and Path(own).is_dir() else sweep_dir / TRIALS / str(t.number)
         result = trial_files.read_result(folder) if folder.is_dir() else None
         values = list(t.values) if t.values is not None else []
         objective = _finite(values[0]) if values else None
@@ -135,11 +137,13 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             score=score if score is not None else objective,
             dendrites=int(dendrites) if _finite(dendrites) is not None else None,
             feasible=attrs.get("feasible") if isinstance(attrs.get("feasible"), bool) else None,
-            status=result.status if result else None,
-            reason=result.reason if result else (attrs.get("reason") or attrs.get("fail_reason")),
+            status=result.status if result else attrs.get("status"),
+            reason=attrs.get("reason") or (result.reason if result else None),
             search={k: v for k, v in t.params.items()},
-            findings=_fired_rules(folder / FINDINGS),
-            analysed=(folder / FINDINGS).is_file(),
+            # findings.json is the record; the driver's "findings" attr (rule ids) stands in without it
+            findings=_fired_rules(folder / FINDINGS) if (folder / FINDINGS).is_file() else [
+                {"rule_id": str(f), "severity": "?"} for f in attrs.get("findings") or []],
+            analysed=(folder / FINDINGS).is_file() or "findings" in attrs,
             completed=t.datetime_complete.isoformat() if t.datetime_complete else None,
         ))
     objective_name = str((cfg.get("objective") or {}).get("name") or ("efficiency" if len(directions) > 1 else "accuracy"))
@@ -147,13 +151,14 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
                      objective_name=objective_name, rows=rows, search_keys=keys)
 
 
-def _fired_rules(path: Path) -> list[str]:
+def _fired_rules(path: Path) -> list[dict]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return []
     items = data.get("findings", []) if isinstance(data, dict) else data
-    return [str(f.get("rule_id")) for f in items if isinstance(f, dict) and f.get("rule_id")]
+    return [{"rule_id": str(f["rule_id"]), "severity": str(f.get("severity", "?"))}
+            for f in items if isinstance(f, dict) and f.get("rule_id")]
 
 
 def _better(a: float, b: float, maximize: bool) -> bool:
@@ -196,18 +201,12 @@ def best_so_far(data: SweepData) -> list[dict[str, Any]]:
 
 
 def findings_summary(data: SweepData) -> list[dict[str, Any]]:
-    """Rules by how many trials they fired in, most first."""
-    counts = Counter(rule for r in data.rows for rule in set(r.findings))
+    """Rules by how many trials they fired in, most first, with their severities."""
+    counts = Counter(rule for r in data.rows for rule in {f["rule_id"] for f in r.findings})
     severities: dict[str, Counter] = defaultdict(Counter)
     for r in data.rows:
-        path = Path(data.sweep_dir) / TRIALS / str(r.number) / FINDINGS
-        try:
-            items = json.loads(path.read_text()).get("findings", []) if r.findings else []
-        except (OSError, ValueError, AttributeError):
-            items = []
-        for f in items:
-            if isinstance(f, dict) and f.get("rule_id"):
-                severities[str(f["rule_id"])][str(f.get("severity", "?"))] += 1
+        for f in r.findings:
+            severities[f["rule_id"]][f["severity"]] += 1
     analysed = sum(1 for r in data.rows if r.analysed)
     return [{"rule_id": rule, "trials": n, "of_analysed": analysed, "severity": dict(severities[rule])}
             for rule, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
