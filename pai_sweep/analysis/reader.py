@@ -166,7 +166,7 @@ def _read_run(run: RunFiles) -> RunHistory:
     best_arch = _best_arch_table(arch[0] if arch else None, snapshots, f, run.folder)
     if arch is None:
         missing.append(f"{s}_best_arch_scores.csv is missing: architectures rebuilt from the scores")
-        best_arch = _best_arch_from_scores(scores, params, snapshots)
+        best_arch = _best_arch_from_scores(scores, params, _maximizing(f))
     elif arch[0].empty:
         missing.append(f"{s}_best_arch_scores.csv has only a header: no architecture finished an epoch")
 
@@ -249,14 +249,21 @@ def _arch_frame(rows: list[dict]) -> pd.DataFrame:
     return table
 
 
-def _best_arch_from_scores(scores, params, snapshots) -> pd.DataFrame:
+def _maximizing(files: dict[str, Path]) -> bool:
+    try:
+        return bool(json.loads(files["config"].read_text()).get("maximizing_score", True))
+    except (KeyError, OSError, ValueError):
+        return True
+
+
+def _best_arch_from_scores(scores, params, maximizing: bool) -> pd.DataFrame:
     """Without _best_arch_scores.csv: the best epoch of each architecture segment, as PerforatedAI computes it."""
     rows = []
     if scores.empty:
         return _arch_frame(rows)
     pmap = dict(zip(params["dendrites"], params["params"]))
     for d, seg in scores.groupby("dendrites"):
-        best = seg.loc[seg["val"].idxmax()]
+        best = seg.loc[seg["val"].idxmax() if maximizing else seg["val"].idxmin()]
         extra = {c: best[c] for c in seg.columns if c not in ("epoch", "val", "running", "dendrites")}
         rows.append({"dendrites": int(d), "params": pmap.get(d), "val": best["val"], **extra,
                      "accepted": True, "status": KEPT, "source": "Scores.csv"})

@@ -84,3 +84,12 @@ def test_older_best_test_scores_format(tmp_path):
     c = choose_architecture(h)
     assert (c.dendrites, c.val, c.test, c.params) == (1, 86.0, 85.5, 200)
     assert any("param_counts" in m for m in h.missing)
+
+
+def test_missing_best_arch_file_is_rebuilt_from_scores(tmp_path):
+    run = shutil.copytree(HISTORY_RUN, tmp_path / "run")
+    (run / "real_best_arch_scores.csv").unlink()
+    h = read_history(run)
+    assert any("_best_arch_scores.csv is missing" in m for m in h.missing)
+    kept = h.accepted
+    assert list(kept["params"]) == [1210, 2446] and [round(v, 2) for v in kept["val"]] == [96.11, 96.30]
