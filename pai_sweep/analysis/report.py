@@ -33,7 +33,7 @@ def _table(rows: list[list[str]], markdown: bool) -> list[str]:
 def render(analysis, markdown: bool = True, plots: list[str] | None = None) -> str:
     h, s, c = analysis.history, analysis.summary, analysis.choice
     h1, h2 = ("# ", "## ") if markdown else ("", "")
-    out = [f"{h1}PerforatedAI run '{h.save_name}' ({h.folder})", ""]
+    out = [f"{h1}PerforatedAI run '{h.save_name}' ({h.trial_dir or h.folder})", ""]
     facts = [
         ("epochs run", f"{s['epochs']} ({s['kept_epochs']} in PerforatedAI's final history)"),
         ("ended by", s["ended_by"]),

@@ -11,7 +11,7 @@ from pai_sweep.analysis.rules import rule
 FAST_DROP = 0.1  # LR at or below a tenth of its start...
 FAST_DROP_BY = 0.5  # ...within the first half of the epochs...
 PLATEAU_AFTER = 0.005  # ...followed by less than 0.5% improvement
-HIGH_SWING = 0.01  # constant LR with the score swinging >= 1% per epoch at the end
+HIGH_SWING = 0.01  # constant LR with the score swinging >= 1% per epoch at the end (trend removed)
 STILL_IMPROVING = 0.005
 EARLY_SHARE = 0.4  # 40% of the epochs after the last improvement
 
@@ -54,15 +54,17 @@ def dropped_too_fast(history, ctx):
 @rule("lr.stayed_high")
 def stayed_high(history, ctx):
     """Seed: 'LR stayed high too long: training may be unstable; faster decay or a lower initial LR'. Fires when the
-    LR never decreased in the final history while the last third of epochs swung by >= 1% per epoch."""
+    LR never decreased in the final history while the last third of epochs (at least 5) swung by >= 1% per epoch;
+    the swing is the movement that cancels out (mean |change| - |mean change|), so a steady rise is not a swing."""
     lr, s = history.lr, history.scores
-    if len(lr) < 6 or len(s) < 6:
+    if len(lr) < 9 or len(s) < 9:
         return None
     rates = lr["lr"].to_numpy(dtype=float)
     if rates.min() < rates[0] * 0.999:
         return None
-    tail = s["val"].to_numpy(dtype=float)[-max(3, len(s) // 3) :]
-    swing = rel(float(np.mean(np.abs(np.diff(tail)))), float(np.mean(tail)))
+    tail = s["val"].to_numpy(dtype=float)[-max(5, len(s) // 3) :]
+    d = np.diff(tail)
+    swing = rel(float(np.mean(np.abs(d)) - abs(np.mean(d))), float(np.mean(tail)))
     if swing < HIGH_SWING:
         return None
     return Finding(
