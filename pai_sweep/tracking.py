@@ -42,7 +42,7 @@ RESULT_METRICS = {"best_val": "best_val", "best_test": "best_test", "final_val":
                   "final_dendrites": "dendrites", "epochs": "epochs", "train_seconds": "seconds"}
 FINISHED_STATES = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}
 ARTIFACTS = (("pai", ("*.csv", "*.png"), "pai"), ("analysis", ("findings.json", "report.md", "*.png"), "analysis"),
-             (".", (trial_files.RUN_CONFIG, trial_files.RESULT, trial_files.METRICS), ""))
+             (".", (trial_files.RUN_CONFIG, trial_files.RESULT, trial_files.METRICS, "analysis.json"), ""))
 _DB_SCHEMES = ("postgresql", "mysql", "mssql")
 _SCHEMES = ("http", "https", "sqlite", *_DB_SCHEMES, "databricks", "databricks-uc", "file")
 _MAX_PARAM = 6000  # MLflow's limit on a parameter value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -175,3 +176,42 @@ def test_unreachable_server_queues_and_never_raises(tmp_path, capsys):
     again = make_tracker(_cfg(uri), "demo-down", sweep_dir)
     again.log_trial(study.trials[2], sweep_dir / "trials" / "2")
     assert len(again.pending()) == len(queued) and again.pending()[-1] == "trial 2"
+
+
+@pytest.mark.slow
+def test_default_sweep_shrunk_is_in_mlflow(tmp_path, capsys):
+    """After `pai-sweep` (the default sweep, shrunk), one parent and one child per trial, as the driver logged them."""
+    from pai_sweep.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir = tmp_path / "sweep"
+    code = main(["model=mlp", "model.hidden=[16]", "dendrites=linear_only", "data.limit=400", "train.max_epochs=6",
+                 "train.test_saves=false", "sweep.n_trials=2", "sweep.in_flight=2", "sweep.rule_trials=false",
+                 "sweep.space={dendrites.n_epochs_to_switch:{type:int,low:1,high:2}}", f"sweep.dir={sweep_dir}",
+                 f"tracking.uri={uri}"])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    study = optuna.load_study(study_name="default", storage=f"sqlite:///{sweep_dir / 'study.db'}")
+    mlflow.set_tracking_uri(uri)
+    df = mlflow.search_runs(experiment_names=["default"])
+    parents = df[df["tags.pai_sweep.role"] == "sweep"]
+    children = df[df["tags.pai_sweep.role"] == "trial"]
+    assert len(parents) == 1 and parents.iloc[0]["status"] == "FINISHED"
+    assert sorted(children["tags.pai_sweep.trial"].astype(int)) == [t.number for t in study.trials]
+    assert set(children["tags.mlflow.parentRunId"]) == {parents.iloc[0]["run_id"]}
+    client = MlflowClient(uri)
+    ran = [t for t in study.trials if t.user_attrs.get("origin") != "derived"]
+    assert len(ran) == 2
+    for t in ran:
+        row = children[children["tags.pai_sweep.trial"] == str(t.number)].iloc[0]
+        assert row["params.model.name"] == "mlp" and row["params.dendrites.n_epochs_to_switch"] == str(t.params["dendrites.n_epochs_to_switch"])
+        assert row["tags.status"] == t.user_attrs["status"] and row["tags.origin"] == t.user_attrs["origin"]
+        epochs = [json.loads(line)["epoch"] for line in (Path(t.user_attrs["trial_dir"]) / "metrics.jsonl").read_text().splitlines()]
+        assert [m.step for m in client.get_metric_history(row["run_id"], "val")] == epochs and len(epochs) >= 2
+        if t.values:
+            assert row["metrics.objective"] == pytest.approx(t.values[0])
+        files = {a.path for a in client.list_artifacts(row["run_id"])}
+        assert {"run.yaml", "result.json", "metrics.jsonl", "pai"} <= files
+        assert any(a.path.endswith(".csv") for a in client.list_artifacts(row["run_id"], "pai"))
+    # The sweep report, written at the end of the sweep, is on the parent run.
+    assert "report/report.md" in {a.path for a in client.list_artifacts(parents.iloc[0]["run_id"], "report")}

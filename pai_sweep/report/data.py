@@ -20,7 +20,8 @@ from pai_sweep.errors import SweepError
 STUDY_DB = "study.db"
 CONFIG = "config.yaml"
 TRIALS = "trials"
-FINDINGS = Path("analysis") / "findings.json"
+FINDINGS = Path("analysis") / "findings.json"  # written by the analysis package (write_outputs)
+DRIVER_ANALYSIS = "analysis.json"  # the driver's own record of a trial's analysis: {"findings": [...], ...}
 
 
 @dataclass
@@ -141,14 +142,21 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             reason=attrs.get("reason") or (result.reason if result else None),
             search={k: v for k, v in t.params.items()},
             # findings.json is the record; the driver's "findings" attr (rule ids) stands in without it
-            findings=_fired_rules(folder / FINDINGS) if (folder / FINDINGS).is_file() else [
-                {"rule_id": str(f), "severity": "?"} for f in attrs.get("findings") or []],
-            analysed=(folder / FINDINGS).is_file() or "findings" in attrs,
+            findings=_trial_findings(folder, attrs),
+            analysed=(folder / FINDINGS).is_file() or (folder / DRIVER_ANALYSIS).is_file() or "findings" in attrs,
             completed=t.datetime_complete.isoformat() if t.datetime_complete else None,
         ))
     objective_name = str((cfg.get("objective") or {}).get("name") or ("efficiency" if len(directions) > 1 else "accuracy"))
     return SweepData(name=study.study_name, sweep_dir=str(sweep_dir.resolve()), directions=directions,
                      objective_name=objective_name, rows=rows, search_keys=keys)
+
+
+def _trial_findings(folder: Path, attrs: dict) -> list[dict]:
+    """analysis/findings.json, else the driver's analysis.json, else the rule ids in the "findings" attr."""
+    for path in (folder / FINDINGS, folder / DRIVER_ANALYSIS):
+        if path.is_file():
+            return _fired_rules(path)
+    return [{"rule_id": str(f), "severity": "?"} for f in attrs.get("findings") or []]
 
 
 def _fired_rules(path: Path) -> list[dict]:
