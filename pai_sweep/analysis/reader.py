@@ -14,7 +14,8 @@ import yaml
 from pai_sweep import trial_files
 from pai_sweep.analysis.csvfile import read_numeric_csv
 from pai_sweep.analysis.discover import RunFiles, SnapshotFiles, locate, save_names
-from pai_sweep.analysis.history import IN_PROGRESS, KEPT, REJECTED, RunHistory, Snapshot
+from pai_sweep.analysis import timeline
+from pai_sweep.analysis.history import KEPT, REJECTED, RunHistory, Snapshot
 from pai_sweep.errors import AnalysisError
 
 _SCORE_RENAME = {"Epochs": "epoch", "Validation Scores": "val", "Validation Running Scores": "running"}
@@ -29,8 +30,8 @@ def read_history(path, save_name: str | None = None) -> RunHistory:
     hist = _read_run(run)
     if trial_dir is not None:
         _add_trial(hist, trial_dir)
-    if _mark_in_progress(hist):
-        hist.events = _events(hist, [int(e) for e in _raw_switches(hist)])
+    if timeline.mark_in_progress(hist):
+        hist.events = timeline.events(hist, [int(e) for e in _raw_switches(hist)])
     return hist
 
 
@@ -211,8 +212,8 @@ def _read_run(run: RunFiles) -> RunHistory:
         missing=missing,
         pai_config=pai_config,
     )
-    hist.events = _events(hist, raw_switch)
-    hist.ended_by = _ended_by(hist)
+    hist.events = timeline.events(hist, raw_switch)
+    hist.ended_by = timeline.ended_by(hist)
     return hist
 
 
@@ -270,67 +271,6 @@ def _best_arch_from_scores(scores, params, maximizing: bool) -> pd.DataFrame:
     return _arch_frame(rows)
 
 
-def _events(hist: RunHistory, raw_switch: list[int]) -> pd.DataFrame:
-    """Replay the snapshots to place every restructure on the real epoch count (discarded epochs included)."""
-    lists = [raw_switch] + [s.switch_epochs for s in hist.snapshots]
-    real, kept, rows = 0, 0, []
-    for snap in hist.snapshots:
-        n = len(snap.scores)
-        real += max(0, n - kept)
-        arch = snap.best_arch
-        if snap.kind == "before_switch":
-            k = snap.index or 0
-            epoch = next((lst[k] for lst in lists if len(lst) > k), None)
-            if epoch is None and n > kept:  # not recorded anywhere: the best epoch of the segment
-                seg = snap.scores.iloc[kept:]
-                epoch = int(seg.loc[seg["val"].idxmax(), "epoch"])
-            rows.append({"epoch": real - 1, "kind": "switch", "dendrites": len(arch),
-                         "params": _params_for(hist, len(arch)), "val": None})
-            kept = (epoch if epoch is not None else n - 1) + 1
-        elif snap.kind == "rejected":
-            last = arch.iloc[-1] if not arch.empty else None
-            rows.append({"epoch": real - 1, "kind": "rejected", "dendrites": max(len(arch) - 1, 0),
-                         "params": None if last is None else int(last["params"]),
-                         "val": None if last is None else float(last["val"])})
-            kept = (snap.switch_epochs[-1] + 1) if snap.switch_epochs else n
-        else:
-            rows.append({"epoch": real - 1, "kind": "before_final", "dendrites": max(len(arch) - 1, 0),
-                         "params": None, "val": None})
-            kept = n
-    real += max(0, len(hist.scores) - kept)
-    if real > 0:
-        best = hist.best_arch[hist.best_arch["accepted"]] if not hist.best_arch.empty else hist.best_arch
-        rows.append({"epoch": real - 1, "kind": "end", "dendrites": int(best["dendrites"].max()) if not best.empty else 0,
-                     "params": _params_for(hist, int(best["dendrites"].max()) if not best.empty else 0),
-                     "val": float(best["val"].max()) if not best.empty else None})
-    return pd.DataFrame(rows, columns=["epoch", "kind", "dendrites", "params", "val"])
-
-
-def _params_for(hist: RunHistory, dendrites: int):
-    row = hist.params[hist.params["dendrites"] == dendrites]
-    if not row.empty:
-        return int(row["params"].iloc[0])
-    for snap in hist.snapshots:
-        if len(snap.param_counts) > 2 * dendrites:
-            return int(snap.param_counts[2 * dendrites])
-    return None
-
-
-def _ended_by(hist: RunHistory) -> str:
-    cfg = hist.pai_config or {}
-    if cfg.get("testing_dendrite_capacity"):
-        return "capacity_test"
-    if any(s.kind == "before_final" for s in hist.snapshots):
-        return "max_dendrites"
-    ev = hist.events
-    if not ev.empty and len(ev) >= 2 and ev.iloc[-2]["kind"] == "rejected" and ev.iloc[-2]["epoch"] == ev.iloc[-1]["epoch"]:
-        return "tries_exhausted"  # no epoch after the last rejected try: PerforatedAI completed
-    seg_lengths = hist.scores.groupby("dendrites").size().tolist() if not hist.scores.empty else []
-    if hist.dendrites == 3 and seg_lengths and all(n == 1 for n in seg_lengths):
-        return "capacity_test"  # a dendrite every epoch, complete after 3: the library's smoke test
-    return "unknown"
-
-
 def _add_trial(hist: RunHistory, trial_dir: Path) -> None:
     hist.trial_dir = trial_dir
     records = trial_files.read_metrics(trial_dir)
@@ -353,20 +293,3 @@ def _add_trial(hist: RunHistory, trial_dir: Path) -> None:
             hist.run_config = yaml.safe_load(cfg_path.read_text()) or {}
         except yaml.YAMLError:
             hist.missing.append(f"{cfg_path.name} is not valid YAML: the run's settings are unknown")
-
-
-def _mark_in_progress(hist: RunHistory) -> bool:
-    """The last kept architecture that is not better than the one before, in a run that did not complete, is undecided."""
-    if hist.ended_by not in ("unknown", "epoch_cap", "failed", "pruned"):
-        return False
-    acc = hist.accepted
-    if len(acc) < 2:
-        return False
-    maximizing = hist.context().maximizing
-    last, prev = float(acc["val"].iloc[-1]), float(acc["val"].iloc[-2])
-    better = last > prev if maximizing else last < prev
-    if not better:
-        idx = hist.best_arch.index[(hist.best_arch["status"] == KEPT) & (hist.best_arch["dendrites"] == acc["dendrites"].iloc[-1])]
-        hist.best_arch.loc[idx, "accepted"] = False
-        hist.best_arch.loc[idx, "status"] = IN_PROGRESS
-    return not better

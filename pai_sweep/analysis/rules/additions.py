@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pai_sweep.analysis.findings import Finding
-from pai_sweep.analysis.measures import WINDOW, arch_gains, improvement, r, scaled, shifted, switch_windows, worth_threshold
+from pai_sweep.analysis.measures import WINDOW, arch_gains, improvement, r, scaled, switch_windows, worth_threshold
 from pai_sweep.analysis.rules import rule
 
 PREMATURE_REL_GAIN = 0.02  # +2% over the last WINDOW epochs before a switch: still improving (the seed's example)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pai_sweep.analysis.findings import Finding
-from pai_sweep.analysis.measures import WINDOW, arch_gains, improvement, r, rel, scaled, shifted, switch_windows
+from pai_sweep.analysis.measures import WINDOW, improvement, r, rel, scaled, switch_windows
 from pai_sweep.analysis.rules import rule
 
 UNSTABLE_REL_DROP = 0.03  # a 3% fall after a switch...
