@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from omegaconf import OmegaConf
 
-from pai_sweep.errors import SweepError, TrackingError
+from pai_sweep.errors import ConfigError, SweepError, TrackingError
 from pai_sweep.launchers import Launcher, make_launcher
 from pai_sweep.objective import directions
 from pai_sweep.progress import Progress
@@ -65,11 +65,24 @@ def _write_report(sweep_dir: Path) -> Path | None:
     return write_sweep_report(sweep_dir)
 
 
+def check_penalties(objective_cfg: Any) -> None:
+    """objective.penalties must name rules the analysis has (a typo would silently charge nothing)."""
+    try:
+        from pai_sweep.analysis import all_rules
+    except ImportError:
+        return
+    known = sorted({rid for r in all_rules() for rid in r.rule_ids})
+    unknown = sorted(set(objective_cfg.penalties or {}) - set(known))
+    if unknown:
+        raise ConfigError(f"objective.penalties names unknown rule id(s) {', '.join(unknown)}; valid ids: {', '.join(known)}")
+
+
 def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None = None) -> dict[str, Any]:
     """Run the sweep `cfg` describes until sweep.n_trials trials ran; returns summary.json's content."""
     space = parse_space(cfg.sweep.space, cfg)
     dirs = directions(cfg.objective, cfg.dendrites.maximizing_score)
     make_pruner(cfg.sweep, len(dirs))  # fails now, not after the folder exists
+    check_penalties(cfg.objective)
     sweep_dir = Path(cfg.sweep.dir)
     progress = Progress(stream, total=int(cfg.sweep.n_trials))
     tracker = _tracker(cfg, sweep_dir, progress)

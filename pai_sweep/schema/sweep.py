@@ -36,4 +36,7 @@ class ObjectiveConfig:
     baseline: bool = False  # efficiency: run the model without dendrites first, as the reference
     tolerance: float = 1.0  # efficiency: score may fall this far below the baseline
     param_weight: float = 0.0  # scalar: score - param_weight * log2(params / base_params)
-    penalties: dict[str, float] = field(default_factory=lambda: {"dendrites_never_added": 1.0, "instability": 0.5, "overfitting": 0.5})
+    # rule id (docs/analysis.md) -> score points taken off when that rule fires for the trial
+    penalties: dict[str, float] = field(
+        default_factory=lambda: {"dendrites.never_added": 1.0, "stability.unstable_after_switch": 0.5, "generalization.overfitting": 0.5}
+    )

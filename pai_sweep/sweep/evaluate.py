@@ -20,6 +20,7 @@ from pai_sweep.objective import Baseline, compute_values
 from pai_sweep.trial_files import RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, write_json
 
 ANALYSIS_FILE = "analysis.json"
+NEVER_ADDED = "dendrites.never_added"
 
 
 @dataclass
@@ -109,8 +110,12 @@ def evaluate(
     if result.status != STATUS_COMPLETE:
         return Outcome(TrialState.FAIL, result.reason or "failed without a reason", result)
     history, findings, choice, error = analyse(trial_dir, result, baseline)
+    priced = findings
+    if _asked_for_no_dendrites(trial_dir):
+        # A trial searched with max_dendrites=0 (or dendrites off) is the plain model by design.
+        priced = [f for f in findings if getattr(f, "rule_id", None) != NEVER_ADDED]
     try:
-        ov = compute_values(result, history, findings, choice, cfg.objective, baseline, apply_penalties=apply_penalties)
+        ov = compute_values(result, history, priced, choice, cfg.objective, baseline, apply_penalties=apply_penalties)
     except PaiSweepError as exc:
         return Outcome(TrialState.FAIL, str(exc), result, history=history, findings=findings, choice=choice)
     attrs = dict(ov.attrs)
@@ -127,12 +132,25 @@ def evaluate(
     return Outcome(TrialState.COMPLETE, result.reason, result, ov.values, ov.constraints, attrs, history, findings, choice)
 
 
+def _asked_for_no_dendrites(trial_dir: Path) -> bool:
+    from omegaconf import OmegaConf
+
+    try:
+        d = OmegaConf.load(Path(trial_dir) / RUN_CONFIG).dendrites
+        return int(d.max_dendrites) == 0 or not bool(d.enabled)
+    except Exception:  # noqa: BLE001 - no run.yaml: charge penalties as usual
+        return False
+
+
 def _no_dendrite_score(history: Any, metric: str) -> float | None:
     from pai_sweep.sweep.feedback import best_arch_rows
 
+    column = metric
+    if metric != "val" and hasattr(history, "extra_name"):
+        column = history.extra_name(metric) or metric
     for row in best_arch_rows(history):
         if row.get("dendrites") == 0:
-            value = row.get(metric, row.get(metric.capitalize()))
+            value = row.get(column)
             try:
                 return float(value)
             except (TypeError, ValueError):

@@ -141,6 +141,7 @@ def derived_trials(
     if not counts:
         return []
     reached = max(counts)
+    test_col = history.extra_name("test") if hasattr(history, "extra_name") else None
     out = []
     for row in rows:
         count = int(row["dendrites"])
@@ -148,7 +149,8 @@ def derived_trials(
             continue  # the run's own final architecture, or a count outside the searched range
         params = space.complete({**parent_params, MAX_DENDRITES: count})
         choice = SimpleNamespace(
-            dendrites=count, val=_row_value(row, "val"), test=_row_value(row, "test", "Test"), params=_row_value(row, "params")
+            dendrites=count, val=_row_value(row, "val"), test=_row_value(row, *(c for c in (test_col, "test", "Test") if c)),
+            params=_row_value(row, "params"),
         )
         try:
             ov = compute_values(result, history, [], choice, objective_cfg, baseline, apply_penalties=False)

@@ -138,7 +138,9 @@ def make_pruner(sweep_cfg: Any, n_objectives: int) -> optuna.pruners.BasePruner:
         raise SweepError(f"sweep.pruner={sweep_cfg.pruner!r} is not known; valid values: none, median")
     if n_objectives > 1:
         raise SweepError("sweep.pruner=median needs a single-value objective (Optuna cannot prune multi-objective trials); use sweep.pruner=none")
-    return optuna.pruners.MedianPruner(n_startup_trials=sweep_cfg.pruner_startup, n_warmup_steps=sweep_cfg.pruner_warmup)
+    # n_min_trials: derived trials count as complete but have no intermediate values to compare with.
+    startup = int(sweep_cfg.pruner_startup)
+    return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=sweep_cfg.pruner_warmup, n_min_trials=max(1, startup))
 
 
 def open_study(cfg: Any, sweep_dir: Path, space: SearchSpace, directions: list[str]) -> optuna.Study:
