@@ -28,6 +28,7 @@ from pai_sweep.launchers.slurm_queue import COMMAND_TIMEOUT_S, SlurmQueue, parti
 from pai_sweep.trial_files import LAUNCH, RESULT, RUN_CONFIG, WORKER_LOG, read_result, write_json
 
 _STOP_GRACE_S = 20.0  # seconds a preempted worker gets between SIGTERM and SIGKILL
+_SIGNALLED_WAIT_S = 30.0  # SLURM's default KillWait: how long a signalled job may still be told what comes next
 _LOST_AFTER_S = 300.0  # a job the scheduler never reports for this long is LOST
 _TAIL_LINES = 8
 
@@ -134,6 +135,10 @@ class WorkerJob:
             code = self._proc.wait()
         finally:
             _stop(self._proc)
+        if code < 0 and read_result(trial_dir) is None:
+            # Killed by a signal: the scheduler is preempting, requeueing or cancelling this job. Wait for
+            # its next step (submitit's USR2 -> checkpoint -> requeue, or SIGKILL) instead of failing first.
+            time.sleep(_SIGNALLED_WAIT_S)
         if read_result(trial_dir) is None:
             raise RuntimeError(f"the worker exited with code {code} without writing {RESULT}; "
                                f"worker.log: {_tail(trial_dir / WORKER_LOG)}")
@@ -162,7 +167,7 @@ class WorkerJob:
             _stop(self._proc)
         if self.requeues + 1 > self.max_requeues:
             return None  # submitit then ends the job as failed
-        return DelayedSubmission(WorkerJob(self.trial_dir, self.max_requeues, self.requeues + 1))
+        return DelayedSubmission(type(self)(self.trial_dir, self.max_requeues, self.requeues + 1))
 
 
 class SubmititLauncher(Launcher):

@@ -43,24 +43,29 @@ def test_trials_run_as_slurm_jobs(slurm_cluster, make_trial):
 
 
 def test_preempted_trial_is_requeued_and_completes(slurm_cluster, make_trial):
-    trial = make_trial(0, epochs=5)
+    """Preempted twice: by `scontrol requeue`, then as submitit's own preemption (SIGTERM, then USR2 ->
+    WorkerJob.checkpoint -> requeue). Each time the trial goes back to the queue, never to FAILED."""
+    trial = make_trial(0, epochs=3)
     launcher = make_launcher(launcher_cfg(), trial.parents[1], 1)
     job = launcher.submit(0, trial)
-    wait_for(launcher, job, until=(JobState.RUNNING,))
-    while not read_metrics(trial):  # preempt mid-training
-        assert launcher.poll(job) is JobState.RUNNING, job.reason
     job_id = job.info["job_id"]
-    slurm("scontrol", "requeue", job_id)
-    state, _ = wait_for(launcher, job, until=(JobState.PENDING, JobState.FAILED))
-    assert state is JobState.PENDING, job.reason
-    slurm("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # SLURM holds a requeued job ~2 min
+    preempt = (["scontrol", "requeue", job_id],
+               ["sh", "-c", f"scancel --signal=TERM {job_id} && sleep 1 && scancel --signal=USR2 {job_id}"])
+    for run, command in enumerate(preempt, start=1):
+        wait_for(launcher, job, until=(JobState.RUNNING,))
+        while not (read_metrics(trial) and f"run {run}\n" in (trial / "worker.log").read_text()):
+            assert launcher.poll(job) is JobState.RUNNING, job.reason  # preempt mid-training
+        slurm(*command)
+        state, _ = wait_for(launcher, job, until=(JobState.PENDING, JobState.FAILED))
+        assert state is JobState.PENDING, job.reason
+        slurm("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # SLURM holds a requeued job ~2 min
     state, seen = wait_for(launcher, job)
     assert state is JobState.FINISHED and JobState.FAILED not in seen, job.reason
     result = read_result(trial)
-    assert result is not None and result.ok and result.epochs == 5
+    assert result is not None and result.ok and result.epochs == 3
     log = (trial / "worker.log").read_text()
-    assert f"job {job_id}, run 1" in log and f"job {job_id}, run 2" in log  # the same job ran again
-    assert [r.epoch for r in read_metrics(trial)] == [0, 1, 2, 3, 4]  # restarted cleanly
+    assert all(f"job {job_id}, run {n}\n" in log for n in (1, 2, 3))  # the same job ran three times
+    assert [r.epoch for r in read_metrics(trial)] == [0, 1, 2]  # restarted cleanly
     assert jobs_named(f"pai-{trial.parents[1].name}-") == [job_id]
 
 
