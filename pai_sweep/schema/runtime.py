@@ -10,17 +10,17 @@ from typing import Any, Optional
 class LauncherConfig:
     name: str = "local"  # local, slurm, submitit_local
     devices: Any = "auto"  # local: auto, cpu, or a list of GPU ids (one trial per GPU)
-    poll_interval: float = 0.5  # seconds between polls (slurm: raise it, the scheduler is shared)
-    partition: Optional[str] = None
+    poll_interval: float = 0.5  # seconds between polls (slurm: one squeue per interval for all jobs, >= 1 s)
+    partition: Optional[str] = None  # slurm: checked against sinfo before the first submission
     account: Optional[str] = None
     qos: Optional[str] = None
-    gpus_per_trial: int = 0
-    cpus_per_trial: int = 1
-    mem_gb: Optional[float] = None
-    time_min: int = 60  # job time limit in minutes
-    use_array: bool = False  # submit batches as job arrays
+    gpus_per_trial: int = 0  # --gpus-per-node of each trial's job
+    cpus_per_trial: int = 1  # --cpus-per-task; also the worker's thread count
+    mem_gb: Optional[float] = None  # None: the partition's default
+    time_min: int = 60  # job time limit in minutes; at the limit the trial is requeued
+    use_array: bool = False  # job arrays: not supported yet (refused at compose time)
     array_parallelism: int = 16
-    additional_parameters: dict[str, Any] = field(default_factory=dict)  # extra sbatch options
+    additional_parameters: dict[str, Any] = field(default_factory=dict)  # other submitit SLURM parameters (names checked)
     setup: list[str] = field(default_factory=list)  # shell lines run before the worker (modules, venv)
     folder: Optional[str] = None  # shared folder for job files (default: <sweep dir>/slurm)
     max_requeues: int = 3  # preemptions tolerated per trial
