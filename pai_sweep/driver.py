@@ -19,7 +19,7 @@ from pai_sweep.objective import directions
 from pai_sweep.progress import Progress
 from pai_sweep.search_space import parse_space
 from pai_sweep.sweep.loop import SweepLoop
-from pai_sweep.sweep.study import check_and_save_config, make_pruner, open_study
+from pai_sweep.sweep.study import check_and_save_config, make_pruner, make_sampler, open_study
 from pai_sweep.sweep.summary import build_summary, write_summary
 
 __all__ = ["run_sweep"]
@@ -81,7 +81,8 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     """Run the sweep `cfg` describes until sweep.n_trials trials ran; returns summary.json's content."""
     space = parse_space(cfg.sweep.space, cfg)
     dirs = directions(cfg.objective, cfg.dendrites.maximizing_score)
-    make_pruner(cfg.sweep, len(dirs))  # fails now, not after the folder exists
+    make_pruner(cfg.sweep, len(dirs))  # these fail now, not after the folder exists
+    make_sampler(cfg.sweep, space, int(cfg.sweep.seed))
     check_penalties(cfg.objective)
     sweep_dir = Path(cfg.sweep.dir)
     progress = Progress(stream, total=int(cfg.sweep.n_trials))

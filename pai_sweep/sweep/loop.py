@@ -259,6 +259,8 @@ class SweepLoop:
             return
         is_baseline = run.origin == BASELINE
         outcome = evaluate(run.trial_dir, result, self.cfg, self.baseline, returncode, apply_penalties=not is_baseline)
+        if result is None and run.trial_dir.is_dir():
+            write_result(run.trial_dir, TrialResult(status=STATUS_FAILED, reason=outcome.reason))  # the folder says why too
         self._tell(run, outcome)
         if is_baseline:
             if outcome.state == TrialState.COMPLETE:

@@ -1,0 +1,123 @@
+"""Driver behaviour that needs no training: bad input before anything runs, resume rules, the
+baseline-first efficiency flow, faults. Trials run as real processes of a small stand-in worker
+(writes result.json from run.yaml) through the real local launcher and a real sqlite study; the
+real worker and PerforatedAI are covered in test_driver_e2e.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from pai_sweep.compose import compose
+from pai_sweep.driver import run_sweep
+from pai_sweep.errors import ConfigError, SweepError
+from pai_sweep.launchers.local import LocalLauncher
+from pai_sweep.objective import CONSTRAINT
+
+# Stand-in worker. Mode per launch order from FAKE_MODES ("1:noresult,2:nan"); a plain model
+# (dendrites off) scores 90 with 1,000 params, each allowed dendrite adds 3 points and 1,000 params.
+FAKE = r"""
+import json, os, sys, yaml
+from pathlib import Path
+here = Path.cwd()
+rank = sorted(int(p.name) for p in here.parent.iterdir() if p.name.isdigit()).index(int(here.name))
+mode = dict(m.split(":") for m in os.environ.get("FAKE_MODES", "").split(",") if ":" in m).get(str(rank), "ok")
+run = yaml.safe_load(open("run.yaml"))
+d = run["dendrites"]
+k = int(d["max_dendrites"]) if d["enabled"] else 0
+val = 90.0 + 3 * k - (0 if d["enabled"] else 2)
+if mode == "noresult":
+    sys.exit(0)
+if mode == "nan":
+    val = float("nan")
+for epoch in range(3):
+    print(json.dumps({"epoch": epoch, "val": val - 3 + epoch, "dendrites": k}), file=open("metrics.jsonl", "a"))
+json.dump({"status": "complete", "reason": "epoch_cap", "best_val": val, "best_test": val, "params": 1000 * (k + 1),
+           "base_params": 1000, "dendrites": k, "epochs": 3, "maximizing": True}, open("result.json", "w"))
+"""
+
+
+def fake_spawn(trial_dir, env=None, log_path=None):
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-c", FAKE], cwd=trial_dir, env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def sweep_cfg(tmp_path: Path, *overrides: str):
+    return compose([
+        f"sweep.dir={tmp_path / 'sweep'}", "tracking=off", "launcher.poll_interval=0.05", "sweep.n_trials=3",
+        "sweep.space={dendrites.max_dendrites:{type:int,low:0,high:3}}", *overrides,
+    ])
+
+
+def run(cfg):
+    launcher = LocalLauncher(cfg.launcher, Path(cfg.sweep.dir), int(cfg.sweep.in_flight), spawn=fake_spawn)
+    return run_sweep(cfg, launcher=launcher)
+
+
+def trials_of(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="default", storage=f"sqlite:///{tmp_path / 'sweep' / 'study.db'}").get_trials()
+
+
+@pytest.mark.parametrize(
+    "overrides, error, words",
+    [
+        (["sweep.space={dendrites.max_dendrites:{type:int,low:3,high:1}}"], SweepError, "low=3 is above high=1"),
+        (["objective=efficiency", "sweep.pruner=median"], SweepError, "single-value objective"),
+        (["+objective.penalties.overfiting=1.0"], ConfigError, "unknown rule id"),
+        (["objective.direction=minimize"], ConfigError, "contradicts dendrites.maximizing_score=True"),
+        (["sweep.sampler=grid", "sweep.space={train.optimizer.args.lr:{type:float,low:0.001,high:0.1}}"], SweepError, "needs a step"),
+    ],
+)
+def test_bad_input_fails_before_the_sweep_folder_exists(tmp_path, overrides, error, words):
+    with pytest.raises(error, match=words):
+        run(sweep_cfg(tmp_path, *overrides))
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_resume_counts_the_total_and_refuses_a_changed_search(tmp_path):
+    first = run(sweep_cfg(tmp_path, "sweep.n_trials=2"))
+    assert first["counted"] == 2
+    # More trials on the same sweep: the total is what the config says, not "N more".
+    again = run(sweep_cfg(tmp_path, "sweep.n_trials=3"))
+    assert again["counted"] == 3 and len(trials_of(tmp_path)) == 3
+    with pytest.raises(SweepError, match=r"sweep\.space\.dendrites\.max_dendrites\.high changed.*new sweep\.name"):
+        run(sweep_cfg(tmp_path, "sweep.space={dendrites.max_dendrites:{type:int,low:0,high:2}}"))
+    with pytest.raises(SweepError, match=r"model\.hidden, model\.name changed"):
+        run(sweep_cfg(tmp_path, "model=mlp", "model.hidden=[8]", "sweep.n_trials=3"))
+
+
+def test_efficiency_runs_the_baseline_first_and_records_faults(tmp_path, monkeypatch):
+    # Launch order: 0 baseline, 1 exits 0 without result.json, 2 reports NaN.
+    monkeypatch.setenv("FAKE_MODES", "1:noresult,2:nan")
+    summary = run(sweep_cfg(tmp_path, "objective=efficiency", "objective.tolerance=1.0", "sweep.n_trials=4"))
+    trials = trials_of(tmp_path)
+    base = trials[0]
+    assert base.user_attrs["origin"] == "baseline" and base.state == TrialState.COMPLETE
+    assert base.values == [88.0, 1000.0] and not base.params
+    run_yaml = Path(base.user_attrs["trial_dir"]) / "run.yaml"
+    assert "enabled: false" in run_yaml.read_text()
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs["reason"] == "exited without result.json (exit code 0)"
+    assert trials[2].state == TrialState.FAIL and "no finite val score" in trials[2].user_attrs["reason"]
+    scored = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["origin"] == "sampler"]
+    assert len(scored) == 2 and summary["counted"] == 4
+    for t in scored:
+        # Feasible when score >= 88 - 1: every count of dendrites here scores at least 90.
+        assert t.constraints[CONSTRAINT] == pytest.approx(87.0 - t.values[0]) and t.user_attrs["feasible"]
+        assert t.user_attrs["baseline_score"] == 88.0
+    # The driver wrote result.json for the trial that left none.
+    assert json.loads((Path(trials[1].user_attrs["trial_dir"]) / "result.json").read_text())["status"] == "failed"
+
+
+def test_too_many_failures_stop_the_sweep_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_MODES", "0:noresult,1:noresult,2:noresult,3:noresult")
+    with pytest.raises(SweepError, match=r"sweep stopped: 2 trials failed \(sweep.max_failures=2\).*run the same command to resume"):
+        run(sweep_cfg(tmp_path, "sweep.max_failures=2", "sweep.n_trials=4", "sweep.in_flight=1"))
+    summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert summary["stopped"].startswith("sweep stopped") and summary["states"] == {"fail": 2}
