@@ -1,9 +1,11 @@
 """MLflow tracking: one parent run per sweep, one child run per trial. The only module that imports mlflow.
 
 The driver is the only caller (workers never log), so a sqlite store is never written by
-two processes. Tracking never raises into the sweep: what cannot be logged (server down,
-store locked) is queued in ``<sweep dir>/tracking_backlog.jsonl`` and retried on the next
-call, at the end of the sweep, and when the sweep resumes. Logging is idempotent: a child
+two processes. The driver's calls only queue: one background thread logs the queue in
+order, so the sweep never waits for MLflow. Tracking never raises into the sweep: the
+queue lives in ``<sweep dir>/tracking_backlog.jsonl`` until each item is logged, so what
+cannot be logged (server down, store locked, driver killed) is retried on the next call,
+at the end of the sweep (which waits for the queue), and when the sweep resumes. Logging is idempotent: a child
 run is found again by its tags (parent run + trial number) and is not logged twice.
 
 mlflow is imported lazily (about 1.5 s), so validating a config or `pai-sweep --help` never pays for it.
@@ -17,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -236,8 +239,14 @@ class MlflowTracker(Tracker):
         self._failing = False
         self._told: list[str] = []
         self._baseline: tuple[float | None, float | None] = (None, None)  # (score, params) once the baseline is logged
+        self._lock = threading.Lock()  # guards backlog (driver thread adds, the logging thread removes)
+        self._cv = threading.Condition()
+        self._requested = self._served = 0  # kicks asked for / kicks the logging thread has worked through
+        self._stopping = False
+        self._thread: threading.Thread | None = None
 
-    # -- the driver's calls: each one queues, then drains the queue in order; none raises
+    # -- the driver's calls: each one queues its item and returns; a background thread logs the
+    # queue in order, so the sweep never waits for MLflow (store creation alone takes seconds).
 
     @property
     def uri(self) -> str:
@@ -259,29 +268,73 @@ class MlflowTracker(Tracker):
                       "report_dir": str(Path(report_dir).resolve()) if report_dir else None})
         self.close()  # the sweep is over: say now what did not reach the store
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far was tried once (logged, or kept after a failure)."""
+        with self._cv:
+            target = self._requested
+            return self._cv.wait_for(lambda: self._served >= target, timeout)
+
     def close(self) -> None:
-        self._drain()
-        if self.backlog and self._told != self.pending():
-            self._told = self.pending()
-            self.say(f"{len(self.backlog)} item(s) not logged to {self._uri or 'the default store'} "
-                     f"({', '.join(_describe(i) for i in self.backlog)}); they wait in {self.backlog_path} "
-                     "and are logged when the sweep resumes")
+        self._kick()  # one more try for what failed before
+        self.flush()
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        pending = self.pending()
+        if pending and self._told != pending:
+            self._told = pending
+            self.say(f"{len(pending)} item(s) not logged to {self._uri or 'the default store'} "
+                     f"({', '.join(pending)}); they wait in {self.backlog_path} and are logged when the sweep resumes")
 
     def pending(self) -> list[str]:
         """What is queued and not logged yet, e.g. ["trial 3", "sweep end"]."""
-        return [_describe(item) for item in self.backlog]
+        with self._lock:
+            return [_describe(item) for item in self.backlog]
 
     # -- queue
 
     def _submit(self, item: dict) -> None:
         key = _item_key(item)
-        self.backlog = [i for i in self.backlog if _item_key(i) != key] + [item]
-        self._drain()
+        with self._lock:
+            self.backlog = [i for i in self.backlog if _item_key(i) != key] + [item]
+            self._save_backlog()  # on disk before it is tried: a driver killed now loses nothing
+        self._kick()
+
+    def _kick(self) -> None:
+        with self._cv:
+            self._requested += 1
+            self._stopping = False
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="pai-sweep-tracking", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._served < self._requested or self._stopping)
+                if self._served >= self._requested:
+                    return  # stopping, nothing left to try
+                target = self._requested
+            try:
+                self._drain()
+            except Exception as exc:  # a bug here must not kill the thread silently
+                self.say(f"tracking stopped logging: {type(exc).__name__}: {_first_line(exc)}")
+            with self._cv:
+                self._served = target
+                self._cv.notify_all()
 
     def _drain(self) -> None:
-        done, kept = 0, []
-        while self.backlog:
-            item = self.backlog[0]
+        done = 0
+        refused: list[dict] = []
+        while True:
+            with self._lock:
+                item = next((i for i in self.backlog if not any(i is r for r in refused)), None)
+            if item is None:
+                break
             try:
                 self._apply(item)
             except Exception as exc:  # any store failure: keep the item, the sweep goes on
@@ -290,20 +343,18 @@ class MlflowTracker(Tracker):
                         self.say(f"{_describe(item)} not logged to {self._uri or 'the default store'} "
                                  f"({type(exc).__name__}: {_first_line(exc)}); queued in {self.backlog_path}, retried on the next call")
                     self._failing = True
-                    break
+                    return
                 # The store refused this item itself: keep it for a later look, do not block the rest.
                 self.say(f"{_describe(item)} refused by {self._uri or 'the default store'} ({_first_line(exc)}); kept in {self.backlog_path}")
-                kept.append(self.backlog.pop(0))
+                refused.append(item)
                 continue
-            self.backlog.pop(0)
+            with self._lock:
+                self.backlog = [i for i in self.backlog if i is not item]
+                self._save_backlog()
             done += 1
-        else:
-            if done and self._failing:
-                self.say("caught up: the store answers again, queued items logged")
-            self._failing = False
-        self.backlog = kept + self.backlog
-        if done or kept or self.backlog or self.backlog_path.exists():
-            self._save_backlog()
+        if done and self._failing:
+            self.say("caught up: the store answers again, queued items logged")
+        self._failing = False
 
     def _save_backlog(self) -> None:
         if not self.backlog:

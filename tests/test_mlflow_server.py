@@ -74,6 +74,7 @@ def test_sweep_over_http_survives_the_server_going_away(tmp_path, server, capsys
     first = {0, 1, 2, 3}
     tracker = make_tracker(_cfg(server.uri), "demo-http", sweep_dir)
     log_sweep(tracker, sweep_dir, study, numbers=first)
+    assert tracker.flush(timeout=120)  # logging runs in the background: wait for it
     client_runs = check_partial(server.uri, study, first)
     assert client_runs == len(first) + 1  # read back over HTTP with mlflow.search_runs
 
@@ -82,6 +83,7 @@ def test_sweep_over_http_survives_the_server_going_away(tmp_path, server, capsys
     for t in study.trials:
         if t.number not in first:
             tracker.log_trial(t, sweep_dir / "trials" / str(t.user_attrs.get("parent", t.number)))  # never raises
+    assert tracker.flush(timeout=120)
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("pai-sweep: tracking")]
     assert len(lines) == 1 and "trial 4 not logged to " + server.uri in lines[0], err

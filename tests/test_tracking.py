@@ -176,6 +176,7 @@ def test_unreachable_server_queues_and_never_raises(tmp_path, capsys):
     again = make_tracker(_cfg(uri), "demo-down", sweep_dir)
     again.log_trial(study.trials[2], sweep_dir / "trials" / "2")
     assert len(again.pending()) == len(queued) and again.pending()[-1] == "trial 2"
+    again.close()
 
 
 @pytest.mark.slow
