@@ -1,25 +1,21 @@
-"""The library's 3-dendrite capacity test (testing_dendrite_capacity) in a worker subprocess, summarised.
+"""The library's 3-dendrite capacity test (preflight.capacity_test, a worker subprocess), with the check's extras.
 
-The worker runs the run config with `--capacity-test` in its own folder (stdin closed, so a
-pdb trap quits instead of hanging); its metrics.jsonl and result.json say whether three
-dendrites were added, how long epochs took at each dendrite count, and the parameters.
+preflight runs the worker with `--capacity-test` in a folder and says whether three
+dendrites were added; this adds what the check reports from the same folder: mean epoch
+seconds at each dendrite count, parameters at each count, peak memory (CUDA
+max_memory_allocated on a GPU, else the worker's max RSS) and a diagnosis of a failure.
 """
 
 from __future__ import annotations
 
-import resource
-import time
+import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from pai_sweep.check.diagnose import diagnose
-from pai_sweep.schema import RUN_GROUPS
-from pai_sweep.trial_files import RUN_CONFIG, WORKER_LOG, read_metrics, read_result
-
-CAPACITY_DENDRITES = 3  # the library completes its capacity test after adding this many
+from pai_sweep.trial_files import WORKER_LOG, read_metrics, read_result
 
 
 @dataclass
@@ -29,8 +25,8 @@ class CapacityReport:
     dendrites_added: int = 0
     epochs: int = 0
     seconds_by_dendrites: dict[int, float] = field(default_factory=dict)  # mean epoch seconds trained with d dendrites
-    params_by_dendrites: dict[int, int] = field(default_factory=dict)  # parameters after d dendrites were added
-    peak_memory_mb: float | None = None  # CUDA max_memory_allocated on GPU, else the worker's max RSS
+    params_by_dendrites: dict[int, int] = field(default_factory=dict)  # parameters once d dendrites were added
+    peak_memory_mb: float | None = None
     memory_kind: str = "cpu_max_rss"
     wall_seconds: float = 0.0
     folder: str = ""
@@ -40,70 +36,68 @@ class CapacityReport:
         return asdict(self)
 
 
-def write_run_config(run_cfg: Any, folder: Path, dendrites: Any = None, max_epochs: int = 10) -> None:
-    """run.yaml for the worker: the run groups of `run_cfg`, dendrites replaced when given, epochs capped."""
-    groups = {g: OmegaConf.to_container(run_cfg[g], resolve=True) for g in RUN_GROUPS}
-    if dendrites is not None:
-        groups["dendrites"] = OmegaConf.to_container(OmegaConf.create(dendrites), resolve=True) if not isinstance(dendrites, dict) else dict(dendrites)
-    groups["dendrites"]["enabled"] = True
-    # one dendrite per epoch, complete after the third: a few epochs are enough
-    groups["train"]["max_epochs"] = max(CAPACITY_DENDRITES + 2, min(int(groups["train"]["max_epochs"]), max_epochs))
-    folder.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(groups), folder / RUN_CONFIG)
-
-
-def run_capacity_test(run_cfg: Any, folder: Path, dendrites: Any = None, max_batches: int | None = None,
-                      timeout: float | None = 600) -> CapacityReport:
-    """Run the capacity test in `folder` (a fresh one: PerforatedAI re-reads an old config there)."""
-    from pai_sweep.worker import spawn_worker
+def run_capacity_test(run_cfg: Any, folder: Path, batches: int = 4, timeout: float = 600.0) -> CapacityReport:
+    """Run the capacity test in `folder` (fresh: PerforatedAI re-reads an old config found there)."""
+    from pai_sweep.preflight import capacity_test
 
     folder = Path(folder).resolve()
-    write_run_config(run_cfg, folder, dendrites)
-    extra = ["--capacity-test"] + (["--max-batches", str(int(max_batches))] if max_batches else [])
-    start = time.perf_counter()
-    proc = spawn_worker(folder, extra_args=extra)
-    try:
-        proc.wait(timeout=timeout)
-    except Exception:
-        proc.kill()
-        proc.wait()
-    wall = time.perf_counter() - start
-    # ru_maxrss of waited-for children, in KiB on Linux: the worker is the only child waited here
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return summarise(folder, wall, rss_mb)
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(capacity_test(run_cfg, batches=int(batches), timeout=timeout, workdir=folder)))
+    runner.start()
+    peak_kb = 0
+    while runner.is_alive():  # the worker's peak RSS, read while it runs (its cwd is the folder)
+        peak_kb = max(peak_kb, worker_peak_kb(folder))
+        runner.join(0.2)
+    found = outcome or {"ok": False, "verdict": "the capacity test raised before it finished", "seconds": 0.0}
+    report = summarise(folder, rss_mb=peak_kb / 1024 if peak_kb else None)
+    report.ok = bool(found["ok"])
+    report.reason = str(found["verdict"])
+    report.wall_seconds = float(found.get("seconds") or 0.0)
+    if not report.ok:
+        log = folder / WORKER_LOG
+        hit = diagnose(log.read_text(errors="replace") if log.exists() else "")
+        report.diagnosis = hit.to_dict() if hit else None
+    return report
 
 
-def summarise(folder: Path, wall: float = 0.0, rss_mb: float | None = None) -> CapacityReport:
+def worker_peak_kb(folder: Path) -> int:
+    """VmHWM (peak resident memory, KiB) of the process whose working directory is `folder`, 0 if none (Linux /proc)."""
+    peak = 0
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry.name}/cwd") != str(folder):
+                continue
+            with open(f"/proc/{entry.name}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return peak
+
+
+def summarise(folder: Path, rss_mb: float | None = None) -> CapacityReport:
+    """Seconds and parameters per dendrite count, and peak memory, from a worker's trial folder."""
     result = read_result(folder)
     records = read_metrics(folder)
-    log_path = folder / WORKER_LOG
-    log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    report = CapacityReport(ok=False, reason="", wall_seconds=round(wall, 2), folder=str(folder), epochs=len(records))
-    trained_with = 0
+    report = CapacityReport(ok=False, reason="", folder=str(folder), epochs=len(records))
     seconds: dict[int, list[float]] = {}
+    trained_with = 0  # a record holds the count after its epoch; the epoch trained with the one before
     for rec in records:
         seconds.setdefault(trained_with, []).append(rec.seconds)
         if rec.params is not None:
-            report.params_by_dendrites.setdefault(rec.dendrites, rec.params)
-        trained_with = rec.dendrites
+            report.params_by_dendrites.setdefault(int(rec.dendrites), int(rec.params))
+        trained_with = int(rec.dendrites)
+    if result is not None and result.base_params:
+        report.params_by_dendrites = {0: int(result.base_params), **report.params_by_dendrites}
+    report.params_by_dendrites = dict(sorted(report.params_by_dendrites.items()))
     report.seconds_by_dendrites = {d: round(sum(v) / len(v), 4) for d, v in sorted(seconds.items())}
-    report.dendrites_added = max((rec.dendrites for rec in records), default=0)
-    if result is not None and result.base_params is not None:
-        report.params_by_dendrites = {0: result.base_params, **report.params_by_dendrites}
+    report.dendrites_added = max((int(rec.dendrites) for rec in records), default=0)
     gpu_mb = (result.extra or {}).get("max_memory_mb") if result is not None else None
     if gpu_mb is not None:
         report.peak_memory_mb, report.memory_kind = float(gpu_mb), "cuda_max_memory_allocated"
     elif rss_mb is not None:
         report.peak_memory_mb = round(rss_mb, 1)
-    if result is None:
-        report.reason = "the worker ended without result.json (PerforatedAI exits 0 on a dims mismatch)"
-    elif not result.ok:
-        report.reason = result.reason
-    elif report.dendrites_added < CAPACITY_DENDRITES:
-        report.reason = f"only {report.dendrites_added} of {CAPACITY_DENDRITES} dendrites were added in {len(records)} epochs ({result.reason})"
-    else:
-        report.ok, report.reason = True, f"{report.dendrites_added} dendrites added in {len(records)} epochs"
-    if not report.ok:
-        found = diagnose(log)
-        report.diagnosis = found.to_dict() if found else None
     return report

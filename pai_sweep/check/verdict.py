@@ -108,7 +108,10 @@ def _cost(inspection: Any, dims: Any, base: int, max_dendrites: int) -> dict[str
 
 
 def run_check(cfg: Any, out_dir: str | Path, capacity_test: bool = True, capacity_batches: int | None = None) -> CheckResult:
-    """Check the integration `cfg` describes; write out_dir/check.json. Never raises for a broken integration."""
+    """Check the integration `cfg` describes; write out_dir/check.json. Never raises for a broken integration.
+
+    capacity_batches: batches per capacity-test epoch (default 4, as preflight).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = CheckResult(ok=False, verdict="")
@@ -119,7 +122,7 @@ def run_check(cfg: Any, out_dir: str | Path, capacity_test: bool = True, capacit
     if capacity_test and not result.problems:
         from pai_sweep.check.capacity import run_capacity_test
 
-        report = run_capacity_test(cfg, out_dir / "capacity_test", dendrites=result.dendrites or None, max_batches=capacity_batches)
+        report = run_capacity_test(cfg, out_dir / "capacity_test", batches=capacity_batches or 4)
         result.capacity = report.to_dict()
         if not report.ok:
             why = f" ({report.diagnosis['cause']}: {report.diagnosis['fix']})" if report.diagnosis else ""

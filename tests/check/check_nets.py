@@ -40,28 +40,28 @@ class WithSpare(nn.Module):
         return self.head(torch.relu(self.fc(x.flatten(1))))
 
 
+def _epoch(model, opt, data) -> None:
+    for x, y in data.train:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
 def train_fn_own_optimizer(session, data):
     """A custom loop that keeps an optimizer it built itself (stale after a restructure)."""
     model = session.model
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    while True:
-        for x, y in data.train:
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
+    complete = False
+    while not complete:
+        _epoch(model, opt, data)
         model, restructured, complete = session.report(0.5)
-        if complete:
-            break
 
 
 def train_fn_good(session, data):
     """The documented pattern: model back from report, optimizer fetched again after a restructure."""
     model, opt = session.model, session.optimizer()
     while True:
-        for x, y in data.train:
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
+        _epoch(model, opt, data)
         model, restructured, complete = session.report(0.5)
         if complete:
             break

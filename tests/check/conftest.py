@@ -16,11 +16,18 @@ CRASH_CASES = ("dims", "unwrapped", "norm", "knob", "dataparallel", "no_gradient
 TINY = ["data.limit=120", "train.batch_size=32", "train.device=cpu", "tracking=off"]
 
 
-@pytest.fixture(autouse=True)
-def _nets_importable(monkeypatch):
+@pytest.fixture(scope="module")
+def nets_on_path():
     # model._target_=check_nets.X must import here and in the worker subprocess
-    monkeypatch.syspath_prepend(str(HERE))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(HERE))
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _nets_importable(nets_on_path):
+    pass
 
 
 def tiny(*overrides: str):
