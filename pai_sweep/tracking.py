@@ -225,7 +225,9 @@ class MlflowTracker(Tracker):
         self.say = say or (lambda line: print(f"pai-sweep: tracking: {line}", file=sys.stderr, flush=True))
         self.backlog_path = self.sweep_dir / BACKLOG
         self.backlog: list[dict] = _read_backlog(self.backlog_path)
-        self._uri = uri
+        # MLflow's default store, fixed now: the folder the sweep was started in, whatever happens later.
+        # (An old ./mlruns with runs makes MLflow pick its file store instead: leave that choice to MLflow.)
+        self._uri = uri or (None if (Path.cwd() / "mlruns").is_dir() else f"sqlite:///{Path.cwd() / 'mlflow.db'}")
         # MLflow retries 7 times with growing backoff by default: minutes per call against a dead
         # server. Its only knobs are environment variables; set them around our calls only, and
         # never over what the user exported.

@@ -107,6 +107,15 @@ def test_malformed_uri_is_one_line():
         compose(["tracking.name=wandb"])
 
 
+def test_malformed_uri_stops_the_sweep_before_it_starts(tmp_path, capsys):
+    from pai_sweep.cli import main
+
+    assert main([f"sweep.dir={tmp_path / 'sweep'}", "tracking.uri=http//localhost:5000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pai-sweep: error: tracking.uri='http//localhost:5000' is not a valid tracking URI") and "\n" not in err
+    assert not (tmp_path / "sweep").exists()  # nothing was created, no trial ran
+
+
 def test_off_and_default_store(tmp_path, monkeypatch):
     off = make_tracker(compose(["tracking=off"]).tracking, "x", tmp_path)
     assert type(off) is Tracker and not off.enabled
