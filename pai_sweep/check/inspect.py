@@ -154,8 +154,8 @@ def _unwrapped(model: nn.Module, covered: set[int], out: Inspection) -> None:
     if out.unwrapped_params:
         kinds = sorted({m.type for m in out.unwrapped_modules})
         out.notes.append(
-            f"{len(out.unwrapped_params)} parameters ({', '.join(kinds)}) are neither perforated nor tracked: they train but get no dendrites; "
-            "without unwrapped_modules_confirmed the library would stop in pdb on them (pai-sweep confirms it)"
+            f"{len(out.unwrapped_params)} parameters ({', '.join(kinds)}) are in no perforated or tracked module: they train but get no dendrites, "
+            "and the library would stop in pdb on them unless they are tracked"
         )
 
 

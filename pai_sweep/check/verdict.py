@@ -156,8 +156,10 @@ def _static_checks(cfg: Any, result: CheckResult) -> None:
     try:
         perforate.check_knobs(dendrites)
         plan = perforate.plan_model(model, dendrites)
-        if plan.track_names or plan.track_params:
-            result.notes.append(f"pai-sweep tracks automatically: {', '.join(plan.track_names + plan.track_params)}")
+        auto = plan.track_names[len(list(dendrites.module_names_to_track)):] + plan.track_params
+        if auto:
+            shown = ", ".join(auto[:4]) + (f" and {len(auto) - 4} more" if len(auto) > 4 else "")
+            result.notes.append(f"pai-sweep tracks these automatically (no pdb trap): {shown}")
     except PaiSweepError as exc:
         result.problems.append(" ".join(str(exc).split()))
     train = OmegaConf.to_container(cfg.train, resolve=True)
@@ -192,6 +194,10 @@ def verdict_text(result: CheckResult, capacity_test: bool) -> str:
     rows = (result.cost or {}).get("dendrites") or []
     if rows:
         lines.append("params by dendrites: " + ", ".join(f"{r['dendrites']}: {r['params']:,}" for r in rows))
+    top = (result.cost or {}).get("top_k") or []
+    if len(top) > 1:
+        lines.append("with 1 dendrite, perforating only the top k modules: " + ", ".join(f"k={r['k']}: {r['params'][0]:,}" for r in top[:4])
+                     + (f", ... all {len(top)}: {top[-1]['params'][0]:,}" if len(top) > 4 else ""))
     cap = result.capacity
     if cap:
         secs = cap.get("seconds_by_dendrites") or {}
