@@ -5,8 +5,9 @@ two processes. The driver's calls only queue: one background thread logs the que
 order, so the sweep never waits for MLflow. Tracking never raises into the sweep: the
 queue lives in ``<sweep dir>/tracking_backlog.jsonl`` until each item is logged, so what
 cannot be logged (server down, store locked, driver killed) is retried on the next call,
-at the end of the sweep (which waits for the queue), and when the sweep resumes. Logging is idempotent: a child
-run is found again by its tags (parent run + trial number) and is not logged twice.
+at the end of the sweep (which waits for the queue), and when the sweep resumes. Logging is
+idempotent: a child run is found again by its tags (parent run + trial number) and is not
+logged twice.
 
 mlflow is imported lazily (about 1.5 s), so validating a config or `pai-sweep --help` never pays for it.
 """
