@@ -119,6 +119,8 @@ def run_check(cfg: Any, out_dir: str | Path, capacity_test: bool = True, capacit
         _static_checks(cfg, result)
     except PaiSweepError as exc:
         result.problems.append(" ".join(str(exc).split()))
+    except Exception as exc:  # noqa: BLE001 - the user's model failing on a sample batch is a verdict, not a crash
+        result.problems.append(f"the model failed on one sample batch of the data ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}): check model and data shapes")
     if capacity_test and not result.problems:
         from pai_sweep.check.capacity import run_capacity_test
 

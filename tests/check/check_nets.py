@@ -67,3 +67,14 @@ def train_fn_good(session, data):
             break
         if restructured:
             opt = session.optimizer()
+
+
+class WrongInput(nn.Module):
+    """A Linear sized for 10 features on 64-feature digits: forward fails."""
+
+    def __init__(self, input_shape=(1, 8, 8), num_classes: int = 10):
+        super().__init__()
+        self.fc = nn.Linear(10, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))

@@ -126,3 +126,10 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main([*base, "dendrites=linear_only", "--no-capacity-test", "--out", str(tmp_path / "good")]) == 0
     assert "OK: the integration can work" in capsys.readouterr().out
     assert json.loads((tmp_path / "good" / "check.json").read_text())["ok"] is True
+
+
+def test_model_failing_on_the_sample_is_a_verdict(tmp_path):
+    r = static(tmp_path, "model=custom", "model._target_=check_nets.WrongInput", "dendrites=linear_only")
+    assert not r.ok
+    assert r.problems[0].startswith("the model failed on one sample batch of the data (RuntimeError: mat1 and mat2")
+    assert (tmp_path / "check" / "check.json").exists()
