@@ -77,6 +77,19 @@ def check_penalties(objective_cfg: Any) -> None:
         raise ConfigError(f"objective.penalties names unknown rule id(s) {', '.join(unknown)}; valid ids: {', '.join(known)}")
 
 
+def _check_integration(cfg: Any, sweep_dir: Path, progress: Progress) -> None:
+    """`pai-sweep check` once per sweep folder: a model PerforatedAI cannot take fails here, not in every trial."""
+    from pai_sweep.check import run_check
+
+    progress.note("checking the integration once (sweep.check_first): static checks and the capacity test")
+    result = run_check(cfg, sweep_dir / "check")
+    if not result.ok:
+        (sweep_dir / "check" / "check.json").unlink(missing_ok=True)  # check again on the next start
+        verdict = "; ".join(line.strip() for line in result.verdict.splitlines() if line.strip())
+        raise SweepError(f"pai-sweep check found problems: {verdict} (or skip the check with sweep.check_first=false)")
+    progress.note(f"check passed: {result.verdict.splitlines()[0] if result.verdict else 'ok'}")
+
+
 def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None = None) -> dict[str, Any]:
     """Run the sweep `cfg` describes until sweep.n_trials trials ran; returns summary.json's content."""
     space = parse_space(cfg.sweep.space, cfg)
@@ -88,6 +101,8 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     progress = Progress(stream, total=int(cfg.sweep.n_trials))
     tracker = _tracker(cfg, sweep_dir, progress)
     resuming = check_and_save_config(cfg, sweep_dir)
+    if cfg.sweep.check_first and not (sweep_dir / "check" / "check.json").exists():
+        _check_integration(cfg, sweep_dir, progress)
     study = open_study(cfg, sweep_dir, space, dirs)
     stored = len(study.trials)
     progress.note(

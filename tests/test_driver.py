@@ -51,7 +51,7 @@ def fake_spawn(trial_dir, env=None, log_path=None):
 
 def sweep_cfg(tmp_path: Path, *overrides: str):
     return compose([
-        f"sweep.dir={tmp_path / 'sweep'}", "tracking=off", "launcher.poll_interval=0.05", "sweep.n_trials=3",
+        f"sweep.dir={tmp_path / 'sweep'}", "tracking=off", "launcher.poll_interval=0.05", "sweep.n_trials=3", "sweep.check_first=false",
         "sweep.space={dendrites.max_dendrites:{type:int,low:0,high:3}}", *overrides,
     ])
 

@@ -116,6 +116,7 @@ def test_default_sweep_runs_two_at_a_time_with_every_kind_of_trial(tmp_path, mon
     summary = json.loads((sweep_dir / "summary.json").read_text())
     assert summary["counted"] == 6 and "dendrites helped in" in summary["dendrites"]["text"]
     assert (sweep_dir / "config.yaml").exists() and "timed out after 40 s" in out and "best so far" in out
+    assert json.loads((sweep_dir / "check" / "check.json").read_text())["ok"]  # sweep.check_first ran once
     # Every told trial (derived ones included) reached the tracker, between start and finish.
     assert tracker.calls[0] == ("start", "default") and tracker.calls[-1] == ("finish", 6)
     assert sorted(n for kind, n in tracker.calls if kind == "trial") == sorted(t.number for t in trials if t.state != TrialState.WAITING)
@@ -133,7 +134,8 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
     sweep_dir = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "pai_sweep", *SHRINK, f"sweep.dir={sweep_dir}", "sweep.n_trials=4", "sweep.in_flight=2",
-           "tracking=off", "sweep.derived_trials=false", "sweep.rule_trials=false", "train.train_fn=driver_faults.train"]
+           "tracking=off", "sweep.derived_trials=false", "sweep.rule_trials=false", "train.train_fn=driver_faults.train",
+           "sweep.check_first=false"]
     # Launch 1 pauses before training, so it is still running when the driver dies and restarts.
     env = {**os.environ, "PYTHONPATH": str(TESTS), "PAI_SWEEP_FAULTS": "1:slow", "PAI_SWEEP_SLOW_S": "60"}
     log = open(tmp_path / "first.log", "w")

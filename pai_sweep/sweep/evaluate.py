@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from pai_sweep.errors import PaiSweepError
 from pai_sweep.objective import Baseline, compute_values
-from pai_sweep.trial_files import RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, write_json
+from pai_sweep.trial_files import PAI_SAVE_NAME, RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, write_json
 
 ANALYSIS_FILE = "analysis.json"
 NEVER_ADDED = "dendrites.never_added"
@@ -75,7 +75,7 @@ def analyse(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> 
     except ImportError as exc:
         return None, [], None, f"analysis unavailable: {exc}"
     try:
-        history = analysis.read_history(trial_dir)
+        history = analysis.read_history(trial_dir, save_name=PAI_SAVE_NAME)  # the worker always uses "pai"
         context = _analysis_context(analysis, trial_dir, result, baseline)
         findings = list(analysis.run_rules(history, context))
         choice = analysis.choose_architecture(history, context)

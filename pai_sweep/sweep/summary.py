@@ -35,25 +35,26 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def dendrite_verdict(trials: list[optuna.trial.FrozenTrial], maximize: bool) -> dict[str, Any]:
-    """Did dendrites help? Each run's chosen architecture against its own 0-dendrite row, and the baseline."""
+    """Did dendrites help? Each run that grew dendrites: its chosen architecture vs its own 0-dendrite row."""
     sign = 1.0 if maximize else -1.0
     gains = []
     for t in trials:
         a = t.user_attrs
-        if t.state == TrialState.COMPLETE and origin(t) not in (DERIVED, BASELINE) and a.get("no_dendrite_score") is not None:
-            gains.append((sign * (float(a["score"]) - float(a["no_dendrite_score"])), t.number, a.get("chosen_dendrites")))
-    verdict: dict[str, Any] = {"trials_compared": len(gains), "helped": sum(1 for g in gains if g[0] > 0 and (g[2] or 0) > 0)}
+        grew = (a.get("dendrites") or 0) > 0
+        if t.state == TrialState.COMPLETE and origin(t) not in (DERIVED, BASELINE) and grew and a.get("no_dendrite_score") is not None:
+            gain = sign * (float(a["score"]) - float(a["no_dendrite_score"]))
+            gains.append((gain, t.number, a.get("chosen_dendrites") or 0, float(a["score"]), float(a["no_dendrite_score"])))
+    helped = [g for g in gains if g[0] > 0 and g[2] > 0]
+    verdict: dict[str, Any] = {"trials_compared": len(gains), "helped": len(helped)}
+    text = f"dendrites helped in {len(helped)} of {len(gains)} trials that grew them"
     if gains:
         best = max(gains)
         verdict.update(best_gain=best[0], best_gain_trial=best[1])
+        text += f" (largest gain {best[0]:+.4g} in trial {best[1]}: {best[3]:.4g} with {best[2]} dendrite(s) vs {best[4]:.4g} without)"
     base = [t for t in trials if origin(t) == BASELINE and t.state == TrialState.COMPLETE]
     if base:
         verdict["baseline_score"] = base[0].user_attrs.get("score")
-    text = (
-        f"dendrites helped in {verdict['helped']} of {len(gains)} analysed trials"
-        + (f" (largest gain {verdict['best_gain']:+.4g} in trial {verdict['best_gain_trial']})" if gains else "")
-        + (f"; baseline without dendrites: {verdict['baseline_score']:.4g}" if base else "")
-    )
+        text += f"; baseline without dendrites: {verdict['baseline_score']:.4g}"
     verdict["text"] = text
     return verdict
 
