@@ -6,7 +6,9 @@ a failed call keeps the last known states and is retried on the next round.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -40,18 +42,23 @@ def to_job_state(slurm_state: str) -> JobState:
     return JobState.FAILED  # FAILED, CANCELLED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, ...
 
 
-def run_command(args: list[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
+def run_command(args: list[str], timeout: float | None = None) -> str:
     """stdout of a scheduler command; LauncherError with its message when it fails or times out."""
+    timeout = timeout or COMMAND_TIMEOUT_S
     if shutil.which(args[0]) is None:
         raise LauncherError(f"'{args[0]}' is not on PATH: run the driver where SLURM's commands work (a login node)")
+    # Own session: on timeout the whole group is killed, so no child can hold the pipes open.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         raise LauncherError(f"'{' '.join(args[:2])} ...' did not answer within {timeout:.0f}s: is slurmctld up?") from None
     if proc.returncode != 0:
-        message = " ".join((proc.stderr or proc.stdout).split()) or f"exit code {proc.returncode}"
+        message = " ".join((stderr or stdout).split()) or f"exit code {proc.returncode}"
         raise LauncherError(f"'{' '.join(args[:2])} ...' failed: {message}")
-    return proc.stdout
+    return stdout
 
 
 def partitions() -> list[str]:

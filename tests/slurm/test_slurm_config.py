@@ -12,6 +12,7 @@ import pytest
 from pai_sweep.compose import compose
 from pai_sweep.errors import ConfigError, LauncherError
 from pai_sweep.launchers import make_launcher
+from pai_sweep.launchers.base import JobState
 from pai_sweep.launchers.slurm import slurm_parameter_names
 
 FAKE_SBATCH = """#!/bin/sh
@@ -117,3 +118,53 @@ def test_valid_names_come_from_submitit():
 def test_every_submitit_launcher_option_composes():
     for name in ("slurm", "submitit_local"):
         assert compose([f"launcher={name}"]).launcher.name == name
+
+
+def _fake(bin_dir: Path, name: str, text: str) -> None:
+    path = bin_dir / name
+    path.write_text("#!/bin/sh\n" + text)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def _submitted(tmp_path) -> tuple:
+    trial = tmp_path / "sw" / "trials" / "0"
+    trial.mkdir(parents=True)
+    (trial / "run.yaml").write_text("model: {}\n")
+    launcher = make_launcher(compose(["launcher=slurm", "launcher.poll_interval=1"]).launcher, tmp_path / "sw", 1)
+    return launcher, launcher.submit(0, trial)
+
+
+@pytest.mark.parametrize(
+    "squeue_line, state, reason",
+    [
+        ("4242|PENDING|(Priority)|Priority", JobState.PENDING, ""),
+        ("4242|RUNNING|gpu07|None", JobState.RUNNING, ""),
+        ("4242|PREEMPTED|gpu07|None", JobState.PENDING, ""),  # requeued next
+        ("4242|COMPLETED|gpu07|None", JobState.FINISHED, ""),
+        ("4242|CANCELLED|gpu07|None", JobState.FAILED, "cancelled by the scheduler (SLURM job 4242 CANCELLED on gpu07)"),
+        ("4242|NODE_FAIL|gpu07|NodeDown", JobState.FAILED, "the node died (SLURM job 4242 NODE_FAIL"),
+        ("4242|TIMEOUT|gpu07|TimeLimit", JobState.FAILED, "hit the time limit launcher.time_min=120"),
+        ("4242|OUT_OF_MEMORY|gpu07|None", JobState.FAILED, "out of memory: raise launcher.mem_gb"),
+    ],
+)
+def test_scheduler_states_map_to_job_states_and_reasons(tmp_path, fake_slurm, squeue_line, state, reason):
+    _fake(fake_slurm.parent / "bin", "squeue", f"echo '{squeue_line}'\n")
+    launcher, job = _submitted(tmp_path)
+    (tmp_path / "sw" / "slurm" / "4242_0_log.err").write_text("submitit INFO (x) - Starting\nslurmstepd: error: oom-kill event\n")
+    assert launcher.poll(job) is state
+    assert job.reason.startswith(reason)
+    if state is JobState.FAILED:
+        assert job.reason.endswith("log tail: slurmstepd: error: oom-kill event")  # submitit's own lines left out
+    if state is not JobState.PENDING:
+        assert json.loads((job.trial_dir / "launch.json").read_text())["node"] == "gpu07"
+
+
+def test_a_hung_scheduler_never_hangs_the_driver(tmp_path, fake_slurm, monkeypatch):
+    import pai_sweep.launchers.slurm_queue as queue
+
+    monkeypatch.setattr(queue, "COMMAND_TIMEOUT_S", 1.0)
+    for name in ("squeue", "sacct"):
+        _fake(fake_slurm.parent / "bin", name, "sleep 30 | cat\n")  # a child holds the pipe too
+    launcher, job = _submitted(tmp_path)
+    assert launcher.poll(job) is JobState.PENDING  # last known state, after ~2 s, not 60
+    assert "did not answer within 1s" in launcher.queue.last_error
