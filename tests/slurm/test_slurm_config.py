@@ -168,3 +168,29 @@ def test_a_hung_scheduler_never_hangs_the_driver(tmp_path, fake_slurm, monkeypat
     launcher, job = _submitted(tmp_path)
     assert launcher.poll(job) is JobState.PENDING  # last known state, after ~2 s, not 60
     assert "did not answer within 1s" in launcher.queue.last_error
+
+
+def test_worker_job_gives_up_after_max_requeues(tmp_path, monkeypatch):
+    from pai_sweep.launchers.slurm import WorkerJob
+
+    (tmp_path / "run.yaml").write_text("model: {}\n")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "4")
+    with pytest.raises(RuntimeError, match="requeued 4 times, more than launcher.max_requeues=3"):
+        WorkerJob(str(tmp_path), max_requeues=3)()
+    job = WorkerJob(str(tmp_path), max_requeues=1)
+    assert job.checkpoint().function.requeues == 1  # submitit's checkpoint: requeue with the count raised
+    assert WorkerJob(str(tmp_path), max_requeues=1, requeues=1).checkpoint() is None  # then the job fails
+
+
+def test_requeued_run_sets_a_failed_record_aside_and_skips_a_complete_one(tmp_path, monkeypatch):
+    from pai_sweep.launchers.slurm import WorkerJob
+    from pai_sweep.trial_files import TrialResult, write_result
+
+    (tmp_path / "run.yaml").write_text("model: {}\n")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    write_result(tmp_path, TrialResult(status="complete", reason="epoch_cap"))
+    assert WorkerJob(str(tmp_path), max_requeues=3)() == 0  # finished before the requeue: nothing runs
+    assert not (tmp_path / "worker.log").exists()
+    write_result(tmp_path, TrialResult(status="failed", reason="interrupted"))
+    assert WorkerJob._set_aside_result(tmp_path, 1) is False
+    assert not (tmp_path / "result.json").exists() and (tmp_path / "result.before-requeue-1.json").exists()
