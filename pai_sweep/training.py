@@ -263,7 +263,7 @@ def train_epoch(model: Any, loader: Any, optimizer: Any, device: Any, loss_fn: C
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             return value
         loss.backward()

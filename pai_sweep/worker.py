@@ -14,6 +14,7 @@ import argparse
 import bdb
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,17 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         code = exc.code
         if code in (0, None):
+            found = _DIMS_MESSAGE.search(_own_log_tail())
+            if found:
+                name = found.group(1).lstrip(".")
+                dims, shape = ([v.strip() for v in g.split(",") if v.strip()] for g in found.group(2, 3))
+                rank = len(shape)
+                dims, shape = f"[{', '.join(dims)}]", ", ".join(shape)
+                return (
+                    f"PerforatedAI exited with code 0 before training finished: module {name} expects output dimensions "
+                    f"{dims} but its output has shape [{shape}] ({rank}-D); set "
+                    f"dendrites.output_dimension_overrides.{name}=[...] with {rank} entries, one of them 0 (the neuron axis)"
+                )
             return (
                 "PerforatedAI exited with code 0 before training finished: the output_dimensions of a perforated "
                 "module do not fit its output (worker.log names it); set "
@@ -111,6 +123,27 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
         return f"out of memory ({type(exc).__name__}): lower train.batch_size or the model size"
     return f"{type(exc).__name__}: {text}{_last_frame(exc)}"[:600]
+
+
+# What the library prints before its sys.exit(0) on an output_dimensions mismatch.
+_DIMS_MESSAGE = re.compile(
+    r"has not properly set this_output_dimensions\s*\n\s*(\S+)\s*\nit is expecting:\s*\n\s*tensor\(\[([^\]]*)\]\)"
+    r"\s*\nbut received\s*\n\s*torch\.Size\(\[([^\]]*)\]\)"
+)
+
+
+def _own_log_tail(limit: int = 50_000) -> str:
+    """The end of this process's stdout when it is a file (worker.log): the library prints its reasons there."""
+    try:
+        sys.stdout.flush()
+        path = os.readlink("/proc/self/fd/1")
+        if not os.path.isfile(path):
+            return ""
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - limit))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _library_frame(exc: BaseException) -> str:

@@ -36,7 +36,11 @@ def _run_trials(root: Path, runs: dict, timeout: float = 240.0, env: dict | None
 
     from pai_sweep.worker import spawn_worker
 
-    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",  # workers side by side on few cores: torch's threads would fight each other
+        **(env or {}),
+    }
     procs, dirs = {}, {}
     for name, run in runs.items():
         folder = Path(root) / name

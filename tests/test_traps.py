@@ -127,7 +127,8 @@ def test_output_dimensions_mismatch_is_caught_before_perforating(trials):
 
 def test_library_exit_zero_becomes_a_failure(trials):
     reason = _failed(trials, "exit_zero")
-    assert "exited with code 0" in reason and "output_dimension_overrides" in reason
+    assert "exited with code 0" in reason and "module head expects output dimensions [-1, 0]" in reason
+    assert "[64, 1, 10] (3-D)" in reason and "output_dimension_overrides.head" in reason
     assert "has not properly set this_output_dimensions" in (trials["exit_zero"] / "worker.log").read_text()
 
 

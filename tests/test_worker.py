@@ -1,0 +1,137 @@
+"""The worker end to end on real PerforatedAI and digits: dendrites added, files written, restarts, presets.
+
+All trials of this module run side by side in one fixture (real worker processes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pai_sweep.compose import compose
+from pai_sweep.preflight import capacity_test
+from pai_sweep.trial_files import read_metrics, read_result
+
+# Chosen so the history mode adds one dendrite, keeps it, and PerforatedAI completes (max_dendrites reached).
+GROW = {
+    "model": {"name": "small_cnn"},
+    "dendrites": {"n_epochs_to_switch": 2, "max_dendrites": 1},
+    "train": {"max_epochs": 30, "test_saves": False, "optimizer": {"type": "Adam", "args": {"lr": 0.05}}},
+}
+RUNS = {
+    "grow": GROW,
+    "every_epoch": {**GROW, "train": {**GROW["train"], "graphs": "every_epoch"}},
+    "resnet": {
+        "model": {"name": "resnet18", "width_mult": 0.125},
+        "dendrites": {"preset": "resnet", "module_names_to_perforate": ["BasicBlock", "Bottleneck", "Linear"],
+                      "module_ids_to_track": [".conv1", ".bn1"], "output_dimensions": [-1, 0, -1, -1]},
+        "data": {"name": "digits32", "image_size": 32, "limit": 64, "val_fraction": 0.05, "test_fraction": 0.05},
+        "train": {"max_epochs": 1, "batch_size": 32, "test_saves": False},
+    },
+    "baseline": {"model": {"name": "mlp", "hidden": [16]}, "dendrites": {"preset": "off", "enabled": False, "n_epochs_to_switch": 2},
+                 "train": {"max_epochs": 40}},
+}
+
+
+@pytest.fixture(scope="module")
+def trials(tmp_path_factory, run_trials):
+    root = tmp_path_factory.mktemp("worker")
+    # A requeued job finds what its killed predecessor left: it must start again cleanly.
+    partial = root / "every_epoch"
+    (partial / "pai").mkdir(parents=True)
+    (partial / "pai" / "pai_config.json").write_text('{"max_dendrites": 99}')
+    (partial / "metrics.jsonl").write_text('{"epoch": 0, "val": 1.0}\n{"epoch": 1, "val"')
+    return run_trials(root, RUNS, timeout=300)
+
+
+def test_trial_grows_dendrites_and_completes(trials):
+    folder = trials["grow"]
+    result = read_result(folder)
+    assert result.status == "complete" and result.reason == "pai_complete", result.reason
+    assert result.dendrites == 1 and result.params > result.base_params == result.original_params
+    records = read_metrics(folder)
+    assert [r.epoch for r in records] == list(range(result.epochs))
+    assert any(r.restructured for r in records) and records[0].dendrites == 0
+    assert all(r.train is not None and r.test is not None and r.lr for r in records)
+    best = max(records, key=lambda r: r.val)
+    assert result.best_val == best.val and result.best_test == best.test
+    assert (folder / "pai" / "pai_best_arch_scores.csv").exists()
+    header = (folder / "pai" / "pai_best_arch_scores.csv").read_text().splitlines()[0]
+    assert header.startswith("Param Counts,Max Valid Scores") and "Train" in header and "Test" in header
+
+
+def test_graphs_end_writes_the_same_csvs_as_every_epoch(trials):
+    end, every = trials["grow"] / "pai", trials["every_epoch"] / "pai"
+    csvs_end = sorted(p.name for p in end.glob("*.csv"))
+    assert csvs_end == sorted(p.name for p in every.glob("*.csv"))
+    # same seed, same data order: the scores PerforatedAI recorded are the same
+    for name in ("paiScores.csv", "pai_best_arch_scores.csv", "paiswitch_epochs.csv", "paiparam_counts.csv"):
+        assert (end / name).read_text() == (every / name).read_text(), name
+    assert (end / "pai.png").exists() and (every / "pai.png").exists()
+
+
+def test_requeued_folder_restarts_cleanly(trials):
+    folder = trials["every_epoch"]
+    result = read_result(folder)
+    assert result.status == "complete", result.reason
+    records = read_metrics(folder)
+    assert [r.epoch for r in records] == list(range(result.epochs))
+    assert json.loads((folder / "pai" / "pai_config.json").read_text()).get("max_dendrites") != 99
+    assert "interrupted earlier attempt" in (folder / "worker.log").read_text()
+
+
+def test_resnet_preset_perforates_basic_blocks(trials):
+    folder = trials["resnet"]
+    result = read_result(folder)
+    assert result.status == "complete", result.reason
+    assert result.epochs == 1 and result.reason == "epoch_cap"
+    # 8 BasicBlocks + the Linear head
+    assert result.extra["perforated"] == 9
+    assert (folder / "pai" / "pai_best_arch_scores.csv").exists()
+
+
+def test_baseline_trains_plain_model_without_pai_files(trials):
+    folder = trials["baseline"]
+    result = read_result(folder)
+    assert result.status == "complete", result.reason
+    records = read_metrics(folder)
+    assert not (folder / "pai").exists()
+    assert all(r.dendrites == 0 and r.params == result.params == result.base_params for r in records)
+    if result.reason == "no_improvement":  # stopped where PerforatedAI would add the first dendrite
+        best = max(r.epoch for r in records if r.val == result.best_val)
+        assert result.epochs - 1 - best >= 2
+    else:
+        assert result.reason == "epoch_cap" and result.epochs == 40
+
+
+def test_existing_result_is_not_overwritten(trials):
+    from pai_sweep.worker import spawn_worker
+
+    folder = trials["baseline"]
+    before = (folder / "result.json").read_text()
+    assert spawn_worker(folder).wait(timeout=120) == 0
+    assert (folder / "result.json").read_text() == before
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    # trials run side by side on few cores: torch's own threads would only fight each other
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_capacity_test_adds_three_dendrites(one_thread):
+    cfg = compose(["model=mlp", "model.hidden=[8]", "dendrites=linear_only"])
+    report = capacity_test(cfg, batches=2)
+    assert report["ok"] and report["dendrites"] == 3, report
+    assert len(report["params"]) == 4 and report["params"] == sorted(set(report["params"]))
+    assert report["verdict"].startswith("OK: 3 dendrites added")
+    assert not Path(report["folder"]).exists()
+
+
+def test_capacity_test_says_why_it_cannot(tmp_path, one_thread):
+    cfg = compose(["model=transformer", "model.d_model=8", "model.n_layers=1", "dendrites=cnn"])
+    report = capacity_test(cfg, batches=2, workdir=tmp_path / "check")
+    assert not report["ok"] and report["verdict"].startswith("FAILED: dendrites cannot be added")
+    assert "output_dimension_overrides" in report["verdict"]
