@@ -40,6 +40,11 @@ def _following(text: str, pos: int, count: int) -> list[str]:
     return (lines + [""] * count)[:count]
 
 
+def override_arg(path: str, dims: list[int]) -> str:
+    """The command-line override giving one module its own dims (merged into the preset's overrides)."""
+    return f"'+dendrites.output_dimension_overrides={{{path.lstrip('.')}:[{','.join(str(int(v)) for v in dims)}]}}'"
+
+
 def dims_for_rank(rank: int) -> list[int] | None:
     """The seed's rule by output rank: [B, F] -> [-1, 0]; [B, T, F] -> [-1, -1, 0]; [B, C, H, W] -> [-1, 0, -1, -1]."""
     return {2: [-1, 0], 3: [-1, -1, 0], 4: [-1, 0, -1, -1], 5: [-1, 0, -1, -1, -1]}.get(rank)
@@ -53,9 +58,8 @@ def _dims_mismatch(text: str) -> Found:
     name, _, expecting, _, received = _following(text, found.start(), 5)
     expecting = re.sub(r"^tensor\((.*)\)$", r"\1", " ".join(expecting.split()))
     fits = dims_for_rank(len(re.findall(r"\d+", received)))
-    key = name.lstrip(".") or "MODULE"
     fix = (
-        f"set dendrites.output_dimension_overrides.{key}={fits} (0 on the neuron axis of its output), "
+        f"give {name} its own dims: {override_arg(name or 'MODULE', fits)} (0 on the neuron axis of its output), "
         "or use dendrites=auto, which infers every module's dims"
         if fits else "give the module its own dims in dendrites.output_dimension_overrides, or use dendrites=auto"
     )

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from pai_sweep.check.diagnose import override_arg
 from pai_sweep.check.inspect import ModuleInfo, setting
 
 OK = "ok"
@@ -41,9 +42,9 @@ class ModuleDims:
 
     def message(self) -> str:
         if self.status == MISMATCH:
-            return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} does not fit; {self.path} expects {self.inferred}"
+            return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} does not fit; {self.path} expects {self.inferred} ({override_arg(self.path, self.inferred)})"
         if self.status == WRONG_AXIS:
-            return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} puts the neuron axis where out_features is not; {self.path} expects {self.inferred}"
+            return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} puts the neuron axis where out_features is not; {self.path} expects {self.inferred} ({override_arg(self.path, self.inferred)})"
         if self.status == UNUSED:
             return f"{self.path} ({self.type}) is never called in forward: no gradient reaches it and the library stops in pdb; track it (dendrites.module_ids_to_track=[{self.path}])"
         if self.status == NOT_TENSOR:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import tiny
 
@@ -68,6 +69,10 @@ def test_transformer_without_head_override_fails_naming_it(tmp_path):
     assert "FAILED" in r.verdict and "dendrites=transformer or dendrites=auto" in r.verdict
     written = json.loads((tmp_path / "check" / "check.json").read_text())
     assert written["ok"] is False and written["problems"] == r.problems
+    # the override the check prints is a working command-line argument
+    hint = re.search(r"\('(\+dendrites\.output_dimension_overrides=[^']+)'\)", r.problems[0]).group(1)
+    fixed = static(tmp_path, "model=transformer", "dendrites=transformer", "~dendrites.output_dimension_overrides.head", hint)
+    assert fixed.ok, fixed.verdict
 
 
 def test_transformer_dims_on_mlp_fail(tmp_path):

@@ -10,7 +10,7 @@ from pai_sweep.check import diagnose
 
 # case -> (exit code the library ends with, diagnosed cause, a text the diagnosis must name)
 EXPECTED = {
-    "dims": (0, "output_dimensions_mismatch", "output_dimension_overrides.head=[-1, 0]"),
+    "dims": (0, "output_dimensions_mismatch", "'+dendrites.output_dimension_overrides={head:[-1,0]}'"),
     "unwrapped": (1, "unwrapped_parameters", ".embed.weight"),
     "norm": (1, "unwrapped_norm_layer", ".bn"),
     "knob": (0, "unknown_setting", "n_epochs_for_switch_history"),
