@@ -133,6 +133,11 @@ def test_report_numbers_match_the_study(tmp_path):
         assert [p["objective"], p["params"]] == by_number[p["trial"]].values
     assert [p["params"] for p in rep["pareto"]] == sorted(p["params"] for p in rep["pareto"])
     assert rep["baseline"] == {"trial": 0, "origin": "baseline", "objective": 93.0, "params": 5000.0}
+    # Parameters saved at equal accuracy: the smallest trial within objective.tolerance (1.0) of 93.0.
+    scores = {t.number: (t.user_attrs.get("score", t.values[0]), t.values[1]) for t in complete if t.number != 0}
+    want_match = min((p, n) for n, (sc, p) in scores.items() if sc >= 92.0)
+    assert (rep["baseline_match"]["params"], rep["baseline_match"]["trial"]) == want_match
+    assert rep["baseline_match"]["params_saved"] == pytest.approx(1 - want_match[0] / 5000)
 
     # Table: every trial, finished ones best first by the first objective, then the failed one.
     table = rep["trials"]

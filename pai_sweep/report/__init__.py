@@ -19,6 +19,7 @@ from pai_sweep.report import plots
 from pai_sweep.report.data import (
     SweepData,
     TrialRow,
+    baseline_match,
     best_so_far,
     findings_summary,
     importances,
@@ -59,6 +60,7 @@ def report_data(sweep_dir: Path) -> dict[str, Any]:
         "trials": [_row_json(r) for r in sorted_rows(data)],
         "pareto": [_point(r) for r in pareto_front(data)],
         "baseline": _point(base) if base else None,
+        "baseline_match": baseline_match(data),
         "best_so_far": best_so_far(data),
         "findings": findings_summary(data),
         "rules_vs_sampler": rules_vs_sampler(data),
@@ -100,6 +102,12 @@ def _document(data: SweepData, rep: dict[str, Any]) -> Doc:
     base = data.baseline()
     if base:
         lines.append(f"baseline: trial {base.number}, objective {fmt(base.objective)}, {fmt(base.params)} parameters")
+    match = rep["baseline_match"]
+    if match and match["trial"] is not None:
+        lines.append(f"matches the baseline within {fmt(match['tolerance'])}: trial {match['trial']}, score {fmt(match['score'])} "
+                     f"with {fmt(match['params'])} parameters ({match['params_saved']:.0%} fewer than the baseline)")
+    elif match:
+        lines.append(f"no trial matches the baseline's score {fmt(match['baseline_score'])} within {fmt(match['tolerance'])} yet")
     doc.bullets(lines)
 
     doc.h("Score vs parameters")

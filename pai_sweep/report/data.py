@@ -54,6 +54,7 @@ class SweepData:
     objective_name: str
     rows: list[TrialRow]
     search_keys: list[str]
+    tolerance: float = 1.0  # objective.tolerance: how far below the baseline's score still "matches" it
 
     @property
     def maximize(self) -> bool:
@@ -148,7 +149,8 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
         ))
     objective_name = str((cfg.get("objective") or {}).get("name") or ("efficiency" if len(directions) > 1 else "accuracy"))
     return SweepData(name=study.study_name, sweep_dir=str(sweep_dir.resolve()), directions=directions,
-                     objective_name=objective_name, rows=rows, search_keys=keys)
+                     objective_name=objective_name, rows=rows, search_keys=keys,
+                     tolerance=float((cfg.get("objective") or {}).get("tolerance", 1.0) or 0.0))
 
 
 def _trial_findings(folder: Path, attrs: dict) -> list[dict]:
@@ -194,6 +196,22 @@ def pareto_front(data: SweepData) -> list[TrialRow]:
 
     front = [p for p in points if not any(dominates(q, p) for q in points if q is not p)]
     return sorted(front, key=lambda r: (r.params, r.number))
+
+
+def baseline_match(data: SweepData) -> dict[str, Any] | None:
+    """The smallest trial whose raw score matches the baseline's within objective.tolerance: parameters saved."""
+    base = data.baseline()
+    if base is None or base.score is None or not base.params:
+        return None
+    sign = 1.0 if data.maximize else -1.0
+    floor = base.score - sign * data.tolerance
+    matches = [r for r in data.done() if r.origin != "baseline" and r.params is not None and r.score is not None
+               and sign * r.score >= sign * floor and r.feasible is not False]
+    if not matches:
+        return {"trial": None, "baseline_score": base.score, "baseline_params": base.params, "tolerance": data.tolerance}
+    best = min(matches, key=lambda r: (r.params, -sign * r.score, r.number))
+    return {"trial": best.number, "score": best.score, "params": best.params, "baseline_score": base.score,
+            "baseline_params": base.params, "tolerance": data.tolerance, "params_saved": 1.0 - best.params / base.params}
 
 
 def best_so_far(data: SweepData) -> list[dict[str, Any]]:
