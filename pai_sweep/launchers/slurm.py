@@ -253,7 +253,9 @@ class SubmititLauncher(Launcher):
         self.jobs[job_id] = job
         info = {"launcher": self.kind, "job_id": job_id, "folder": str(self.folder), "submitted_at": time.time(),
                 "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
-                "log": str(trial_dir / WORKER_LOG), "node": None, "partition": self.cfg.partition}
+                "log": str(trial_dir / WORKER_LOG), "partition": self.cfg.partition,
+                "node": None if self.cluster == "slurm" else socket.gethostname(),
+                "device": f"{'SLURM' if self.cluster == 'slurm' else 'local submitit'} job {job_id}"}  # progress lines
         write_json(trial_dir / LAUNCH, info)
         if self.cluster == "slurm":
             self.queue.follow(job_id)
