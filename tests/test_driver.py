@@ -36,6 +36,8 @@ if mode == "noresult":
     sys.exit(0)
 if mode == "nan":
     val = float("nan")
+if mode == "sleep":
+    import time; time.sleep(3)
 for epoch in range(3):
     print(json.dumps({"epoch": epoch, "val": val - 3 + epoch, "dendrites": k}), file=open("metrics.jsonl", "a"))
 json.dump({"status": "complete", "reason": "epoch_cap", "best_val": val, "best_test": val, "params": 1000 * (k + 1),
@@ -93,26 +95,27 @@ def test_resume_counts_the_total_and_refuses_a_changed_search(tmp_path):
         run(sweep_cfg(tmp_path, "model=mlp", "model.hidden=[8]", "sweep.n_trials=3"))
 
 
-def test_efficiency_runs_the_baseline_first_and_records_faults(tmp_path, monkeypatch):
-    # Launch order: 0 baseline, 1 exits 0 without result.json, 2 reports NaN.
-    monkeypatch.setenv("FAKE_MODES", "1:noresult,2:nan")
+def test_efficiency_runs_the_baseline_first_and_records_faults(tmp_path, monkeypatch, capsys):
+    # Launch order: 0 baseline (slow: trial 1 ends first and waits for it), 2 exits 0 without result.json, 3 reports NaN.
+    monkeypatch.setenv("FAKE_MODES", "0:sleep,2:noresult,3:nan")
     summary = run(sweep_cfg(tmp_path, "objective=efficiency", "objective.tolerance=1.0", "sweep.n_trials=4"))
+    assert "trial 1 ended; waits for the baseline" in capsys.readouterr().out
     trials = trials_of(tmp_path)
     base = trials[0]
     assert base.user_attrs["origin"] == "baseline" and base.state == TrialState.COMPLETE
     assert base.values == [88.0, 1000.0] and not base.params
     run_yaml = Path(base.user_attrs["trial_dir"]) / "run.yaml"
     assert "enabled: false" in run_yaml.read_text()
-    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs["reason"] == "exited without result.json (exit code 0)"
-    assert trials[2].state == TrialState.FAIL and "no finite val score" in trials[2].user_attrs["reason"]
+    assert trials[2].state == TrialState.FAIL and trials[2].user_attrs["reason"] == "exited without result.json (exit code 0)"
+    assert trials[3].state == TrialState.FAIL and "no finite val score" in trials[3].user_attrs["reason"]
     scored = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["origin"] == "sampler"]
-    assert len(scored) == 2 and summary["counted"] == 4
+    assert len(scored) == 2 and summary["counted"] == 4 and trials[1] in scored
     for t in scored:
         # Feasible when score >= 88 - 1: every count of dendrites here scores at least 90.
         assert t.constraints[CONSTRAINT] == pytest.approx(87.0 - t.values[0]) and t.user_attrs["feasible"]
         assert t.user_attrs["baseline_score"] == 88.0
     # The driver wrote result.json for the trial that left none.
-    assert json.loads((Path(trials[1].user_attrs["trial_dir"]) / "result.json").read_text())["status"] == "failed"
+    assert json.loads((Path(trials[2].user_attrs["trial_dir"]) / "result.json").read_text())["status"] == "failed"
 
 
 def test_too_many_failures_stop_the_sweep_with_a_clear_message(tmp_path, monkeypatch):

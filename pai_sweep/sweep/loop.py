@@ -76,7 +76,8 @@ class SweepLoop:
 
     def budget_left(self) -> int:
         done = sum(1 for t in self._trials() if counts_toward_budget(t))
-        running = sum(1 for r in self.running.values() if r.origin == SAMPLER or r.origin.startswith(RULE))
+        waiting = [*self.running.values(), *(item[0] for item in self.deferred)]  # deferred: ended, not yet told
+        running = sum(1 for r in waiting if r.origin == SAMPLER or r.origin.startswith(RULE))
         return int(self.cfg.sweep.n_trials) - done - running
 
     def counts(self) -> str:
