@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from pai_sweep.check.diagnose import override_arg
-from pai_sweep.check.inspect import ModuleInfo, setting
+from pai_sweep.check.inspect import NEURON_LAYERS, ModuleInfo, setting
 
 OK = "ok"
 MISMATCH = "mismatch"  # the library would exit 0 on it
 WRONG_AXIS = "wrong_axis"  # runs, but the neuron axis is not where out_features sits
+UNSURE_AXIS = "unsure_axis"  # a block whose 0 sits on an axis of another size than its last layer's width: a note
 UNUSED = "unused"  # never called in forward: no gradient, the library stops in pdb
 NOT_TENSOR = "not_tensor"  # output is a tuple/dict: the library needs a processor and stops in pdb
 
@@ -45,6 +46,8 @@ class ModuleDims:
             return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} does not fit; {self.path} expects {self.inferred} ({override_arg(self.path, self.inferred)})"
         if self.status == WRONG_AXIS:
             return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} puts the neuron axis where out_features is not; {self.path} expects {self.inferred} ({override_arg(self.path, self.inferred)})"
+        if self.status == UNSURE_AXIS:
+            return f"{self.path} ({self.type}) output {self.shape_text()}: configured {self.configured} puts the neuron axis on an axis of another size than its last Linear/Conv; {self.inferred} would match it, check which axis holds its neurons"
         if self.status == UNUSED:
             return f"{self.path} ({self.type}) is never called in forward: no gradient reaches it and the library stops in pdb; track it (dendrites.module_ids_to_track=[{self.path}])"
         if self.status == NOT_TENSOR:
@@ -58,17 +61,21 @@ class DimsReport:
 
     @property
     def problems(self) -> list[ModuleDims]:
-        return [m for m in self.modules if m.status != OK]
+        return [m for m in self.modules if m.status not in (OK, UNSURE_AXIS)]
 
     @property
-    def fatal(self) -> list[ModuleDims]:
-        return [m for m in self.modules if m.status in (MISMATCH, UNUSED, NOT_TENSOR)]
+    def warnings(self) -> list[ModuleDims]:
+        return [m for m in self.modules if m.status == UNSURE_AXIS]
 
     def inferred(self) -> dict[str, list[int]]:
         return {m.path: m.inferred for m in self.modules if m.inferred is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"modules": [vars(m).copy() for m in self.modules], "problems": [m.message() for m in self.problems]}
+        return {
+            "modules": [vars(m).copy() for m in self.modules],
+            "problems": [m.message() for m in self.problems],
+            "warnings": [m.message() for m in self.warnings],
+        }
 
 
 def override_key(path: str) -> str:
@@ -178,7 +185,8 @@ def check_dims(model: nn.Module, perforated: list[ModuleInfo], dendrites_cfg: An
         if not library_accepts(configured, shape):
             status = MISMATCH
         elif info.neurons is not None and shape[configured.index(0)] != info.neurons:
-            status = WRONG_AXIS  # an axis of another size: dendrites per token/pixel, not per neuron
+            # an axis of another size: dendrites per token/pixel, not per neuron (certain for a layer, a guess for a block)
+            status = WRONG_AXIS if isinstance(module, NEURON_LAYERS) else UNSURE_AXIS
         else:
             status = OK
         report.modules.append(ModuleDims(path, info.type, status, shape, configured, inferred, source))

@@ -51,7 +51,7 @@ def fitting_preset(model: nn.Module, sample: Any) -> tuple[str, str]:
     misfits = []
     for name in names:
         found, dims = evaluate_preset(model, name, sample)
-        if found.perforated and not dims.fatal and not dims.problems:
+        if found.perforated and not dims.problems:
             return name, f"{name}: {reason}"
         first = (dims.problems[0].message() if dims.problems else "; ".join(found.problems[:1])) or "nothing perforated"
         misfits.append(f"{name} does not fit ({first})")

@@ -154,7 +154,7 @@ def _static_checks(cfg: Any, result: CheckResult) -> None:
     dims = check_dims(model, found.perforated, dendrites, sample)
     result.inspection, result.dims = found.to_dict(), dims.to_dict()
     result.problems += found.problems + [m.message() for m in dims.problems]
-    result.notes += found.notes
+    result.notes += found.notes + [m.message() for m in dims.warnings]
     try:
         perforate.check_knobs(dendrites)
         plan = perforate.plan_model(model, dendrites)
@@ -182,7 +182,7 @@ def verdict_text(result: CheckResult, capacity_test: bool) -> str:
     else:
         lines.append(f"FAILED: {len(result.problems)} problem(s) stop this integration:")
         lines += [f"  - {p}" for p in result.problems]
-        if any(m["status"] != "ok" for m in (result.dims or {}).get("modules", [])):
+        if (result.dims or {}).get("problems"):
             better = f"dendrites={result.preset} or " if result.preset not in ("", "custom") else ""
             lines.append(f"  fix for the dims: {better}dendrites=auto (per-module dims from the model), or the values named above")
     if result.preset:
