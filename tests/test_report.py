@@ -207,3 +207,15 @@ def test_report_bad_folders_are_one_line(tmp_path, capsys):
     assert "not a sweep folder" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SweepError, match="two or more"):
         compare_sweeps([tmp_path / "empty"])
+
+
+def test_report_reads_the_storage_named_in_config(tmp_path):
+    sweep_dir, study = build_sweep(tmp_path, "stored")
+    # The study lives elsewhere (e.g. a database server): config.yaml's sweep.storage says where.
+    elsewhere = tmp_path / "db" / "optuna.db"
+    elsewhere.parent.mkdir()
+    (sweep_dir / "study.db").rename(elsewhere)
+    text = (sweep_dir / "config.yaml").read_text().replace("storage: null", f"storage: sqlite:///{elsewhere}")
+    (sweep_dir / "config.yaml").write_text(text)
+    rep = json.loads((write_sweep_report(sweep_dir) / "report.json").read_text())
+    assert rep["sweep"] == "stored" and len(rep["trials"]) == len(study.trials)
