@@ -240,7 +240,8 @@ class MlflowTracker(Tracker):
         self._parent_id: str | None = None
         self._git = git_commit()
         self._failing = False
-        self._told: list[str] = []
+        self._told: list[str] = []  # what close() last said was not logged
+        self._refused: set[str] = set()  # items the store refused (said once each)
         self._baseline: tuple[float | None, float | None] = (None, None)  # (score, params) once the baseline is logged
         self._lock = threading.Lock()  # guards backlog (driver thread adds, the logging thread removes)
         self._cv = threading.Condition()
@@ -348,7 +349,9 @@ class MlflowTracker(Tracker):
                     self._failing = True
                     return
                 # The store refused this item itself: keep it for a later look, do not block the rest.
-                self.say(f"{_describe(item)} refused by {self._uri or 'the default store'} ({_first_line(exc)}); kept in {self.backlog_path}")
+                if _item_key(item) not in self._refused:
+                    self._refused.add(_item_key(item))
+                    self.say(f"{_describe(item)} refused by {self._uri or 'the default store'} ({_first_line(exc)}); kept in {self.backlog_path}")
                 refused.append(item)
                 continue
             with self._lock:
