@@ -14,6 +14,28 @@ from pai_sweep.compose import compose
 from pai_sweep.preflight import capacity_test
 from pai_sweep.trial_files import read_metrics, read_result
 
+def custom_fit(session, data):
+    """A user's own loop (train.train_fn) written against the PAISession API."""
+    import torch
+    import torch.nn.functional as F
+
+    model, opt = session.model, session.optimizer()
+    while True:
+        for x, y in data.train:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in data.val)
+        model.train()
+        model, restructured, complete = session.report(100.0 * correct / len(data.val.dataset))
+        if complete:
+            return
+        if restructured:
+            opt = session.optimizer()
+
+
 # Chosen so the history mode adds one dendrite, keeps it, and PerforatedAI completes (max_dendrites reached).
 GROW = {
     "model": {"name": "small_cnn"},
@@ -30,6 +52,10 @@ RUNS = {
         "data": {"name": "digits32", "image_size": 32, "limit": 64, "val_fraction": 0.05, "test_fraction": 0.05},
         "train": {"max_epochs": 1, "batch_size": 32, "test_saves": False},
     },
+    "train_fn": {"model": {"name": "mlp", "hidden": [8]},
+                 "dendrites": {"module_names_to_perforate": ["Linear"], "output_dimensions": [-1, 0],
+                               "switch_mode": "every_time", "max_dendrites": 1},
+                 "train": {"max_epochs": 6, "test_saves": False, "train_fn": "test_worker.custom_fit"}},
     "baseline": {"model": {"name": "mlp", "hidden": [16]}, "dendrites": {"preset": "off", "enabled": False, "n_epochs_to_switch": 2},
                  "train": {"max_epochs": 40}},
 }
@@ -89,6 +115,16 @@ def test_resnet_preset_perforates_basic_blocks(trials):
     assert result.epochs == 1 and result.reason == "epoch_cap"
     # 8 BasicBlocks + the Linear head
     assert result.extra["perforated"] == 9
+    assert (folder / "pai" / "pai_best_arch_scores.csv").exists()
+
+
+def test_own_training_function_drives_perforatedai_through_the_session(trials):
+    folder = trials["train_fn"]
+    result = read_result(folder)
+    assert result.status == "complete" and result.reason in ("pai_complete", "epoch_cap"), result.reason
+    records = read_metrics(folder)
+    assert records[0].restructured and max(r.params for r in records) > result.base_params
+    assert all(r.train is None and r.test is None for r in records)
     assert (folder / "pai" / "pai_best_arch_scores.csv").exists()
 
 
