@@ -169,7 +169,11 @@ def _static_checks(cfg: Any, result: CheckResult) -> None:
     device_issues, device = device_problems(train)
     result.problems += device_issues
     result.notes.append(f"device {device}: PerforatedAI reloads every checkpoint onto it (set from train.device)")
-    result.problems += loop_problems(train.get("train_fn"))
+    loop = loop_problems(train.get("train_fn"))
+    result.problems += loop
+    if not loop:
+        who = f"train.train_fn={train['train_fn']} takes" if train.get("train_fn") else "pai-sweep's loop takes"
+        result.notes.append(f"restructuring: {who} the new model and a rebuilt optimizer/scheduler after every restructure")
     result.cost = _cost(found, dims, found.total_params, max(int(dendrites.max_dendrites), 3))
     if result.preset != "custom" and dendrites.preset not in (result.preset, "auto", "custom"):
         result.notes.append(f"dendrites={dendrites.preset} is configured; dendrites={result.preset} fits this model ({result.preset_reason})")

@@ -1,0 +1,20 @@
+"""A sweep whose integration cannot work stops after the check, with its verdict, before any trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pai_sweep.cli import main
+
+
+def test_broken_integration_stops_the_sweep_before_any_trial(tmp_path, capsys):
+    sweep_dir = tmp_path / "s"
+    code = main(["model=mlp", "dendrites=transformer", "data.limit=120", "train.device=cpu", "tracking=off",
+                 "sweep.n_trials=2", f"sweep.dir={sweep_dir}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "pai-sweep check found problems: FAILED" in lines[0]
+    assert ".body.1 expects [-1, 0]" in lines[0]
+    trials = sweep_dir / "trials"
+    assert not trials.exists() or not any(Path(trials).iterdir())
