@@ -33,6 +33,7 @@ def load(data_cfg: Any, batch_size: int, seed: int) -> DataBundle:
         train, val, test, num_classes = image_folder(spec)
     else:
         train, val, test, num_classes = custom(spec)
+    task = dataset_task(train)
     train = capped(train, spec.limit, spec.seed)
     input_shape = tuple(int(s) for s in torch.as_tensor(train[0][0]).shape)
 
@@ -43,7 +44,21 @@ def load(data_cfg: Any, batch_size: int, seed: int) -> DataBundle:
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
                           num_workers=spec.num_workers)
 
-    return DataBundle(loader(train, True), loader(val, False), loader(test, False), input_shape, int(num_classes))
+    return DataBundle(loader(train, True), loader(val, False), loader(test, False), input_shape, int(num_classes), task)
+
+
+def _base(ds: Dataset) -> Dataset:
+    while isinstance(ds, Subset):
+        ds = ds.dataset
+    return ds
+
+
+def dataset_task(train: Dataset) -> str:
+    """A custom dataset declares regression with a `task = "regression"` attribute (default: classification)."""
+    task = getattr(_base(train), "task", "classification")
+    if task not in ("classification", "regression"):
+        raise DataError(f"dataset attribute task={task!r} is not known; use 'classification' or 'regression'")
+    return task
 
 
 def custom(spec) -> tuple[Dataset, Dataset, Dataset, int]:
@@ -73,7 +88,10 @@ def custom(spec) -> tuple[Dataset, Dataset, Dataset, int]:
 
 
 def _num_classes(train, target: str) -> int:
-    base = train.dataset if isinstance(train, Subset) else train
+    base = _base(train)
+    if dataset_task(train) == "regression":
+        # regression: the model's output width is the target's width
+        return int(getattr(base, "num_outputs", None) or torch.as_tensor(train[0][1]).numel())
     classes = getattr(base, "classes", None)
     if classes is not None:
         return len(classes)
