@@ -15,6 +15,8 @@ from pathlib import Path
 
 def launch_index() -> int:
     here = Path.cwd()
+    if not here.name.isdigit():
+        return -1  # not a sweep trial (the driver's one-off capacity test): train normally
     numbers = sorted(int(p.name) for p in here.parent.iterdir() if p.is_dir() and p.name.isdigit())
     return numbers.index(int(here.name))
 
@@ -41,7 +43,7 @@ def train(session, data) -> None:
         session.optimizer()  # PerforatedAI steps the optimizer's scheduler at a switch
         while True:
             time.sleep(1.0)
-            _, restructured, complete = session.report(5.0, train=5.0, test=5.0, loss=2.3)
+            model, restructured, complete = session.report(5.0, train=5.0, test=5.0, loss=2.3)
             if complete or session.epoch >= session.max_epochs:
                 return
             if restructured:
