@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SHRUNK = ["model=mlp", "model.hidden=[16]", "dendrites=linear_only", "data.limit=300", "train.max_epochs=4",
           "train.device=cpu", "train.graphs=end", "sweep.space={dendrites.n_epochs_to_switch:{type:int,low:1,high:2}}",
           "sweep.n_trials=2", "sweep.in_flight=2", "sweep.derived_trials=false", "sweep.rule_trials=false",
-          "tracking=off", "launcher=slurm", "launcher.gpus_per_trial=0", "launcher.cpus_per_trial=1",
+          "sweep.check_first=false", "tracking=off", "launcher=slurm", "launcher.gpus_per_trial=0",
+          "launcher.cpus_per_trial=1",
           "launcher.poll_interval=1"]
 
 
