@@ -104,7 +104,6 @@ class SweepLoop:
         for t in trials:
             if origin(t) == BASELINE and t.state == TrialState.COMPLETE:
                 self.baseline = Baseline(float(t.user_attrs["score"]), t.user_attrs.get("chosen_params") or t.user_attrs.get("n_params"))
-        baseline_known = self.baseline is not None or any(origin(t) == BASELINE and t.state in (TrialState.FAIL, TrialState.WAITING) for t in trials)
         for t in trials:
             if t.state != TrialState.RUNNING:
                 continue
@@ -118,14 +117,12 @@ class SweepLoop:
             if job is not None and getattr(self.launcher, "follows_reattached", False):
                 # A scheduler's job (SLURM) outlives the driver: follow it instead of running the trial again.
                 self.running[t.number] = Running(handle, origin(t), params, trial_dir, job)
-                baseline_known = baseline_known or origin(t) == BASELINE
                 continue
             if job is not None:
                 self.launcher.cancel(job, STALE_REASON)
-            self._restart(handle, origin(t), t.params, trial_dir, STALE_REASON)
-            baseline_known = baseline_known or origin(t) == BASELINE
-        if self.needs_baseline and not baseline_known and not any(origin(t) == BASELINE for t in trials):
-            # The plain model (dendrites off) is the reference of every later trial.
+            self._restart(handle, origin(t), t.params, trial_dir, STALE_REASON)  # a stale baseline is queued again too
+        if self.needs_baseline and not any(origin(t) == BASELINE for t in trials):
+            # The plain model (dendrites off) is the reference of every later trial; it runs once per sweep.
             self.study.enqueue_trial({}, user_attrs={"origin": BASELINE})
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         self.baseline_pending = self.baseline is None and (any(origin(t) == BASELINE for t in waiting)
@@ -180,9 +177,9 @@ class SweepLoop:
         trial_dir = self.sweep_dir / "trials" / str(trial.number)
         trial.set_user_attr("origin", trial_origin)
         trial.set_user_attr("trial_dir", str(trial_dir))
+        params: dict[str, Any] = {}
         try:
             if trial_origin == BASELINE:
-                params: dict[str, Any] = {}
                 run_cfg = apply_params(self.cfg, {"dendrites.enabled": False})
             else:
                 params = suggest(trial, self.space)
@@ -196,7 +193,7 @@ class SweepLoop:
             job = self.launcher.submit(trial.number, trial_dir)
         except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone
             reason = str(exc) if isinstance(exc, PaiSweepError) else f"could not start: {type(exc).__name__}: {exc}"
-            run = Running(trial, trial_origin, params if "params" in locals() else {}, trial_dir, None)
+            run = Running(trial, trial_origin, params, trial_dir, None)
             self._tell(run, Outcome(TrialState.FAIL, reason))
             return
         run = Running(trial, trial_origin, params, trial_dir, job)
