@@ -30,10 +30,16 @@ def _nets_importable(nets_on_path):
     pass
 
 
-def tiny(*overrides: str):
+def _tiny(*overrides: str):
     from pai_sweep.compose import compose
 
     return compose([*TINY, *overrides])
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """tiny(*overrides) -> the composed config of a tiny CPU run."""
+    return _tiny
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import tiny
 
 from pai_sweep.check import run_check
 
@@ -19,7 +18,7 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def checked(tmp_path_factory, nets_on_path):
+def checked(tmp_path_factory, nets_on_path, tiny):
     """name -> CheckResult for every case; two workers at a time."""
     root = tmp_path_factory.mktemp("capacity")
     cfgs = {name: tiny(*ov) for name, ov in CASES.items()}  # compose is not thread-safe: before the pool

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import tiny
+import pytest
 
 from pai_sweep.check import run_check
 from pai_sweep.check.auto import build_for_check, derive
@@ -13,15 +13,17 @@ from pai_sweep.check.verdict import loop_problems
 from pai_sweep.cli import main
 
 
-def static(tmp_path, *overrides):
-    return run_check(tiny(*overrides), tmp_path / "check", capacity_test=False)
+@pytest.fixture
+def static(tiny):
+    """static(tmp_path, *overrides) -> CheckResult of the checks without the capacity test."""
+    return lambda tmp_path, *overrides: run_check(tiny(*overrides), tmp_path / "check", capacity_test=False)
 
 
 def dims_of(result) -> dict:
     return {m["path"]: m["inferred"] for m in result.dims["modules"]}
 
 
-def test_mlp(tmp_path):
+def test_mlp(tmp_path, static):
     r = static(tmp_path, "model=mlp", "dendrites=linear_only")
     assert r.ok, r.verdict
     assert r.preset == "linear_only"
@@ -29,14 +31,14 @@ def test_mlp(tmp_path):
     assert r.inspection["unwrapped_params"] == []
 
 
-def test_small_cnn(tmp_path):
+def test_small_cnn(tmp_path, static):
     r = static(tmp_path, "model=small_cnn", "dendrites=cnn")
     assert r.ok, r.verdict
     assert r.preset == "cnn"
     assert dims_of(r) == {".features.0": [-1, 0, -1, -1], ".features.3": [-1, 0, -1, -1], ".head": [-1, 0]}
 
 
-def test_resnet18_tiny(tmp_path):
+def test_resnet18_tiny(tmp_path, static):
     r = static(tmp_path, "model=resnet18", "model.width_mult=0.125", "data=digits32", "dendrites=resnet")
     assert r.ok, r.verdict
     assert r.preset == "resnet"
@@ -49,7 +51,7 @@ def test_resnet18_tiny(tmp_path):
     assert ".layer1.0" in [b["path"] for b in r.inspection["blocks"]]
 
 
-def test_transformer_names_unwrapped_modules(tmp_path):
+def test_transformer_names_unwrapped_modules(tmp_path, static):
     r = static(tmp_path, "model=transformer", "dendrites=transformer")
     assert r.ok, r.verdict
     assert r.preset == "transformer"
@@ -62,7 +64,7 @@ def test_transformer_names_unwrapped_modules(tmp_path):
     assert {b["type"] for b in r.inspection["blocks"]} == {"TransformerEncoderLayer"}
 
 
-def test_transformer_without_head_override_fails_naming_it(tmp_path):
+def test_transformer_without_head_override_fails_naming_it(tmp_path, static):
     r = static(tmp_path, "model=transformer", "dendrites=transformer", "~dendrites.output_dimension_overrides.head")
     assert not r.ok
     assert any(".head expects [-1, 0]" in p for p in r.problems), r.verdict
@@ -75,14 +77,14 @@ def test_transformer_without_head_override_fails_naming_it(tmp_path):
     assert fixed.ok, fixed.verdict
 
 
-def test_transformer_dims_on_mlp_fail(tmp_path):
+def test_transformer_dims_on_mlp_fail(tmp_path, static):
     r = static(tmp_path, "model=mlp", "dendrites=transformer")
     assert not r.ok
     assert any(".body.1 expects [-1, 0]" in p for p in r.problems), r.verdict
     assert any("dendrites=linear_only fits" in n for n in r.notes)
 
 
-def test_custom_model_needs_auto(tmp_path):
+def test_custom_model_needs_auto(tmp_path, static):
     target = ["model=custom", "model._target_=check_nets.ConvTokens"]
     r = static(tmp_path, *target, "dendrites=cnn")
     assert not r.ok and r.preset == "custom"
@@ -93,7 +95,7 @@ def test_custom_model_needs_auto(tmp_path):
     assert r.dendrites["output_dimensions"] == [-1, 0, -1, -1]
 
 
-def test_auto_tracks_a_module_forward_never_calls(tmp_path):
+def test_auto_tracks_a_module_forward_never_calls(tmp_path, static, tiny):
     target = ["model=custom", "model._target_=check_nets.WithSpare"]
     r = static(tmp_path, *target, "dendrites=linear_only")
     assert any(p.startswith(".spare (Linear) is never called") for p in r.problems), r.verdict
@@ -104,7 +106,7 @@ def test_auto_tracks_a_module_forward_never_calls(tmp_path):
     assert static(tmp_path, *target, "dendrites=auto").ok
 
 
-def test_direction(tmp_path):
+def test_direction(tmp_path, static):
     # compose already insists the scheduler mode follows maximizing_score; the check adds the metric itself
     r = static(tmp_path, "model=mlp", "dendrites=linear_only", "dendrites.maximizing_score=false", "train.scheduler.args.mode=min")
     assert not r.ok
@@ -133,7 +135,7 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert json.loads((tmp_path / "good" / "check.json").read_text())["ok"] is True
 
 
-def test_model_failing_on_the_sample_is_a_verdict(tmp_path):
+def test_model_failing_on_the_sample_is_a_verdict(tmp_path, static):
     r = static(tmp_path, "model=custom", "model._target_=check_nets.WrongInput", "dendrites=linear_only")
     assert not r.ok
     assert r.problems[0].startswith("the model failed on one sample batch of the data (RuntimeError: mat1 and mat2")
