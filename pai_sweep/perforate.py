@@ -496,6 +496,36 @@ def count_params(model: "nn.Module") -> int:
     return int(UPA.count_params(model))
 
 
+# ---------------------------------------------------------------- resume points (3.2.9 has no resume API)
+
+RESUME_NAME = "resume"
+# What load_system resets or does not restore; saved beside the model and put back after loading.
+_TRACKER_KEYS = ("current_best_validation_score", "epoch_last_improved", "current_step_count")
+
+
+def save_resume_point(model: "nn.Module", folder: str = SAVE_NAME) -> dict:
+    """Save model + tracker history (UPA.save_system) and return the tracker values load_system loses."""
+    GPA, UPA = _pai()
+    UPA.save_system(model, folder, RESUME_NAME)
+    state = {k: copy.deepcopy(GPA.pai_tracker.member_vars.get(k)) for k in _TRACKER_KEYS}
+    state["total_epochs_run"] = GPA.pai_tracker.member_vars.get("total_epochs_run")
+    return state
+
+
+def load_resume_point(model: "nn.Module", state: dict, folder: str = SAVE_NAME) -> "nn.Module":
+    """Rebuild dendrites and tracker from the last resume point; IntegrationError if it is not the one `state` describes."""
+    GPA, UPA = _pai()
+    loaded = UPA.load_system(model, folder, RESUME_NAME, load_from_manual_save=True)
+    model = loaded if loaded is not None else model
+    epochs = GPA.pai_tracker.member_vars.get("total_epochs_run")
+    if epochs != state.get("total_epochs_run"):
+        # killed between the model save and the sidecar write: the two do not belong together
+        raise IntegrationError(f"resume point holds epoch {epochs} but its sidecar {state.get('total_epochs_run')}")
+    for key in _TRACKER_KEYS:
+        GPA.pai_tracker.member_vars[key] = state[key]
+    return model
+
+
 # ---------------------------------------------------------------- graphs
 
 

@@ -19,6 +19,7 @@ plain model (no PerforatedAI at all), so baselines run through the same loop.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import time
@@ -92,6 +93,8 @@ class PAISession:
         device: Any = "cpu",
         trial_dir: str | Path | None = None,
         log: Callable[[str], None] = print,
+        resume_file: str | Path | None = None,
+        generators: tuple = (),
     ):
         self.model = model
         self.device = device
@@ -114,6 +117,8 @@ class PAISession:
         self._optimizer = None
         self.scheduler = None
         self._tick = time.perf_counter()
+        self.resume_file = Path(resume_file) if resume_file is not None else None
+        self._generators = tuple(g for g in generators if g is not None)  # e.g. the train loader's shuffling
 
     # -- the API a training function uses
 
@@ -153,12 +158,73 @@ class PAISession:
         )
         self._tick = now
         self.records.append(record)
-        if self.trial_dir is not None:
-            append_metrics(self.trial_dir, record)
         self.epoch += 1
         if not complete and self.epoch >= self.max_epochs:
             complete, self.end_reason = True, "epoch_cap"
+        if not complete and self.resume_file is not None:
+            self._save_resume_point()  # first: a metrics line on disk means its resume point is too
+        if self.trial_dir is not None:
+            append_metrics(self.trial_dir, record)
         return self.model, restructured, complete
+
+    # -- resume after a kill (train.resume)
+
+    def _save_resume_point(self) -> None:
+        import random
+
+        import numpy as np
+        import torch
+
+        state: dict[str, Any] = {"epoch": self.epoch, "tracker": None, "records": [dataclasses.asdict(r) for r in self.records]}
+        if self.enabled:
+            from pai_sweep import perforate
+
+            state["tracker"] = perforate.save_resume_point(self.model)
+        else:
+            state["model"] = self.model.state_dict()
+        opt = self.optimizer()
+        state["optimizer"] = opt.state_dict()
+        state["scheduler"] = self.scheduler.state_dict() if self.scheduler is not None else None
+        state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                        "generators": [g.get_state() for g in self._generators]}
+        tmp = self.resume_file.with_name(f".{self.resume_file.name}.tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.resume_file)  # atomic: a kill leaves the previous complete point
+
+    def restore(self) -> None:
+        """Continue from the last resume point: model, tracker, optimizer, scheduler, RNGs, metrics.jsonl."""
+        import random
+
+        import numpy as np
+        import torch
+
+        from pai_sweep.trial_files import METRICS
+
+        state = torch.load(self.resume_file, weights_only=False)
+        if self.enabled:
+            from pai_sweep import perforate
+
+            self.model = perforate.load_resume_point(self.model, state["tracker"])
+        else:
+            self.model.load_state_dict(state["model"])
+        self._build_optimizer()
+        self._optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        for gen, saved in zip(self._generators, rng["generators"]):
+            gen.set_state(saved)
+        self.epoch = int(state["epoch"])
+        # epochs after the resume point are run again: metrics.jsonl holds the lines up to it
+        self.records = [EpochRecord(**r) for r in state["records"]]
+        if self.trial_dir is not None:
+            (self.trial_dir / METRICS).unlink(missing_ok=True)
+            for rec in self.records:
+                append_metrics(self.trial_dir, rec)
+        self.log(f"pai-sweep: resumed after epoch {self.epoch - 1} from {self.resume_file.name}")
 
     # -- summaries
 

@@ -38,6 +38,7 @@ from pai_sweep.trial_files import (
 )
 
 RUN_GROUPS = ("model", "downsize", "dendrites", "data", "train")
+RESUME_FILE = "resume_state.pt"  # the sidecar of the last resume point (train.resume); the model is pai/resume.pt
 
 
 def spawn_worker(
@@ -177,7 +178,7 @@ def close_stdin() -> None:
 def clean_partial(trial_dir: Path) -> bool:
     """Remove what an interrupted earlier attempt left (pai/, metrics.jsonl). True if there was any."""
     found = False
-    for name in (PAI_SAVE_NAME, METRICS, "resume.json"):
+    for name in (PAI_SAVE_NAME, METRICS, RESUME_FILE):
         path = trial_dir / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -207,7 +208,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: bool = False, max_batches: int | None = None) -> None:
+class ResumeFailed(Exception):
+    """The resume point in a trial folder cannot be used; the worker starts the trial again."""
+
+
+def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: bool = False,
+                max_batches: int | None = None, resume: bool = False) -> None:
     """Build data and model, perforate, train; fills `result` as it goes (so a failure keeps what was known)."""
     import torch
 
@@ -259,7 +265,14 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     session = PAISession(
         model, train_cfg=train_cfg, enabled=enabled, maximizing=bool(d.maximizing_score),
         patience=int(d.n_epochs_to_switch), device=device, trial_dir=trial_dir,
+        resume_file=trial_dir / RESUME_FILE if train_cfg.resume and not capacity_test else None,
+        generators=(getattr(data.train, "generator", None),),
     )
+    if resume:
+        try:
+            session.restore()
+        except Exception as exc:
+            raise ResumeFailed(failure_reason(exc)) from exc
     try:
         if train_cfg.train_fn:
             resolve_callable(train_cfg.train_fn, "train.train_fn")(session, data)
@@ -298,18 +311,27 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
     if existing is not None:
         print(f"pai-sweep: {trial_dir / RESULT} exists ({existing.status}); nothing to do", flush=True)
         return existing
-    if clean_partial(trial_dir):
-        print("pai-sweep: removed the output of an interrupted earlier attempt; starting again", flush=True)
     result = TrialResult(status=STATUS_FAILED, reason="")
     try:
         cfg = load_run_config(trial_dir)
-        train_trial(cfg, trial_dir, result, capacity_test=capacity_test, max_batches=max_batches)
+        resume = bool(cfg.train.resume) and not capacity_test and (trial_dir / RESUME_FILE).exists()
+        if not resume and clean_partial(trial_dir):
+            print("pai-sweep: removed the output of an interrupted earlier attempt; starting again", flush=True)
+        train_trial(cfg, trial_dir, result, capacity_test=capacity_test, max_batches=max_batches, resume=resume)
+    except ResumeFailed as exc:
+        # the resume point does not fit (killed half-way through saving it): start this trial again, clean
+        print(f"pai-sweep: cannot resume ({exc}); starting again", flush=True)
+        clean_partial(trial_dir)
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "pai_sweep.worker", str(trial_dir)])
     except BaseException as exc:  # noqa: BLE001 - SystemExit and BdbQuit from the library included
         result.status = STATUS_FAILED
         result.reason = failure_reason(exc)
         traceback.print_exc()
         print(f"pai-sweep: trial failed: {result.reason}", flush=True)
     result.seconds = round(time.time() - start, 3)
+    for leftover in (trial_dir / RESUME_FILE, trial_dir / PAI_SAVE_NAME / "resume.pt"):
+        leftover.unlink(missing_ok=True)  # only a killed run needs them
     write_result(trial_dir, result)
     print(f"pai-sweep: {result.status}: {result.reason}", flush=True)
     return result

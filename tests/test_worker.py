@@ -6,13 +6,20 @@ All trials of this module run side by side in one fixture (real worker processes
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pai_sweep.compose import compose
 from pai_sweep.preflight import capacity_test
 from pai_sweep.trial_files import read_metrics, read_result
+from pai_sweep.worker import spawn_worker
 
 def custom_fit(session, data):
     """A user's own loop (train.train_fn) written against the PAISession API."""
@@ -40,8 +47,9 @@ def custom_fit(session, data):
 GROW = {
     "model": {"name": "small_cnn"},
     "dendrites": {"n_epochs_to_switch": 2, "max_dendrites": 1},
-    "train": {"max_epochs": 30, "test_saves": False, "optimizer": {"type": "Adam", "args": {"lr": 0.05}}},
+    "train": {"max_epochs": 30, "test_saves": False, "resume": True, "optimizer": {"type": "Adam", "args": {"lr": 0.05}}},
 }
+KILL_AFTER = 19  # epochs: after the restructure (~epoch 17), before completion (22)
 RUNS = {
     "grow": GROW,
     "every_epoch": {**GROW, "train": {**GROW["train"], "graphs": "every_epoch"}},
@@ -69,7 +77,27 @@ def trials(tmp_path_factory, run_trials):
     (partial / "pai").mkdir(parents=True)
     (partial / "pai" / "pai_config.json").write_text('{"max_dendrites": 99}')
     (partial / "metrics.jsonl").write_text('{"epoch": 0, "val": 1.0}\n{"epoch": 1, "val"')
-    return run_trials(root, RUNS, timeout=300)
+    # A preempted job: killed after KILL_AFTER epochs, then run again in the same folder.
+    killed = root / "resumed"
+    killed.mkdir()
+    (killed / "run.yaml").write_text(yaml.safe_dump(GROW))
+    proc = spawn_worker(killed, env={"OMP_NUM_THREADS": "1"})
+    watcher = threading.Thread(target=_kill_after, args=(killed, proc, KILL_AFTER))
+    watcher.start()
+    dirs = run_trials(root, RUNS, timeout=300)
+    watcher.join(timeout=300)
+    assert proc.poll() == -signal.SIGKILL, "the trial to resume finished before it could be killed"
+    assert len(read_metrics(killed)) >= KILL_AFTER and read_result(killed) is None
+    return {**dirs, **run_trials(root, {"resumed": GROW}, timeout=300)}
+
+
+def _kill_after(folder: Path, proc, epochs: int) -> None:
+    while proc.poll() is None:
+        if len(read_metrics(folder)) >= epochs:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.02)
 
 
 def test_trial_grows_dendrites_and_completes(trials):
@@ -108,6 +136,17 @@ def test_requeued_folder_restarts_cleanly(trials):
     assert "interrupted earlier attempt" in (folder / "worker.log").read_text()
 
 
+def test_killed_trial_resumes_exactly(trials):
+    resumed, straight = trials["resumed"], trials["grow"]
+    result = read_result(resumed)
+    assert result.status == "complete" and result.reason == "pai_complete", result.reason
+    assert re.search(r"resumed after epoch (18|19) ", (resumed / "worker.log").read_text())
+    assert [r.val for r in read_metrics(resumed)] == [r.val for r in read_metrics(straight)]
+    for name in ("paiScores.csv", "pai_best_arch_scores.csv", "paiswitch_epochs.csv", "pailearning_rate.csv"):
+        assert (resumed / "pai" / name).read_text() == (straight / "pai" / name).read_text(), name
+    assert not (resumed / "resume_state.pt").exists() and not (resumed / "pai" / "resume.pt").exists()
+
+
 def test_resnet_preset_perforates_basic_blocks(trials):
     folder = trials["resnet"]
     result = read_result(folder)
@@ -143,8 +182,6 @@ def test_baseline_trains_plain_model_without_pai_files(trials):
 
 
 def test_existing_result_is_not_overwritten(trials):
-    from pai_sweep.worker import spawn_worker
-
     folder = trials["baseline"]
     before = (folder / "result.json").read_text()
     assert spawn_worker(folder).wait(timeout=120) == 0
