@@ -78,7 +78,9 @@ def check_and_save_config(cfg: Any, sweep_dir: Path) -> bool:
     new_compat = _compat(new)
     path, hash_path = sweep_dir / CONFIG_FILE, sweep_dir / HASH_FILE
     resuming = path.exists()
-    if resuming and hash_path.exists() and hash_path.read_text().strip() != _digest(new_compat):
+    # Until a trial has run (e.g. the check stopped the first start), the config may still change.
+    started = (sweep_dir / "trials").is_dir() and any((sweep_dir / "trials").iterdir())
+    if started and hash_path.exists() and hash_path.read_text().strip() != _digest(new_compat):
         old_compat = _compat(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
         old_flat, new_flat = _flatten(old_compat, ""), _flatten(new_compat, "")
         changed = sorted(k for k in set(old_flat) | set(new_flat) if old_flat.get(k, "<absent>") != new_flat.get(k, "<absent>"))
