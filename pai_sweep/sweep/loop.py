@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from pai_sweep.errors import PaiSweepError, SweepError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.objective import Baseline
-from pai_sweep.progress import Progress
+from pai_sweep.progress import Progress, short_params
 from pai_sweep.schema import RUN_GROUPS
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
 from pai_sweep.sweep import feedback
@@ -328,7 +328,8 @@ class SweepLoop:
             if room > 0:
                 added = feedback.enqueue_rule_trials(self.study, outcome.findings, run.number, run.params, self.space, self.cfg, room)
                 for rule_id, params in added:
-                    self.progress.note(f"trial {run.number}: rule {rule_id} queued a trial: {feedback.params_key(params)}")
+                    changed = {k: v for k, v in params.items() if run.params.get(k) != v}
+                    self.progress.note(f"trial {run.number}: rule {rule_id} queued a trial with {short_params(changed)}")
 
     # ---------------------------------------------------------------- shutdown
     def stop(self) -> None:
