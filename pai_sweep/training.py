@@ -298,14 +298,16 @@ def loss_function(name: str, task: str):
     return resolve_callable(name, "train.loss")
 
 
-def evaluate(model: Any, loader: Any, device: Any, task: str, loss_fn: Callable) -> float:
-    """Accuracy in percent (classification) or mean loss (regression) over a loader."""
+def evaluate(model: Any, loader: Any, device: Any, task: str, loss_fn: Callable, max_batches: int | None = None) -> float:
+    """Accuracy in percent (classification) or mean loss (regression) over a loader (its first max_batches)."""
     import torch
 
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
     with torch.no_grad():
-        for x, y in loader:
+        for i, (x, y) in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
             x, y = x.to(device), y.to(device)
             out = model(x)
             if task == "classification":
@@ -350,9 +352,10 @@ def classification_loop(session: PAISession, data: Any, train_cfg: Any, max_batc
             raise TrialFailure(
                 f"training loss is {loss} at epoch {session.epoch}: training diverged; lower train.optimizer.args.lr"
             )
-        val = evaluate(model, data.val, session.device, task, loss_fn)
+        # max_batches (the capacity test) also shortens the scoring: it asks "can dendrites be added", not "how good"
+        val = evaluate(model, data.val, session.device, task, loss_fn, max_batches)
         train = evaluate(model, data.train, session.device, task, loss_fn) if max_batches is None else None
-        test = evaluate(model, data.test, session.device, task, loss_fn)
+        test = evaluate(model, data.test, session.device, task, loss_fn, max_batches)
         model, restructured, complete = session.report(val, train=train, test=test, loss=loss)
         if complete:
             return
