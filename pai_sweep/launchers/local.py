@@ -169,7 +169,7 @@ class LocalLauncher(Launcher):
         except (OSError, ValueError, KeyError):
             return None
         # The pid may have been reused: only a process started for this trial folder counts.
-        if not _pid_alive(pid) or (str(Path(trial_dir).resolve()) not in cmdline and "pai_sweep" not in cmdline):
+        if not _pid_alive(pid) or str(Path(trial_dir).resolve()) not in cmdline:
             return None
         return TrialJob(trial_number, Path(trial_dir), info)
 
