@@ -82,7 +82,11 @@ def load_run_config(trial_dir: Path) -> Any:
         merged = {k: OmegaConf.merge(OmegaConf.structured(schema), raw.get(k) or {}) for k, schema in schemas.items()}
     except Exception as exc:
         raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from exc
-    return OmegaConf.create(merged)
+    cfg = OmegaConf.create(merged)
+    from pai_sweep.validate import validate_run
+
+    validate_run(cfg)  # a hand-written run.yaml gets the same checks as a composed config
+    return cfg
 
 
 def failure_reason(exc: BaseException) -> str:
