@@ -277,6 +277,7 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
             session.restore()
         except Exception as exc:
             raise ResumeFailed(failure_reason(exc)) from exc
+        result.extra["resumed_at_epoch"] = session.epoch
     try:
         if train_cfg.train_fn:
             resolve_callable(train_cfg.train_fn, "train.train_fn")(session, data)

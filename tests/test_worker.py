@@ -141,6 +141,7 @@ def test_killed_trial_resumes_exactly(trials):
     result = read_result(resumed)
     assert result.status == "complete" and result.reason == "pai_complete", result.reason
     assert re.search(r"resumed after epoch (18|19) ", (resumed / "worker.log").read_text())
+    assert result.extra["resumed_at_epoch"] in (19, 20)
     assert [r.val for r in read_metrics(resumed)] == [r.val for r in read_metrics(straight)]
     for name in ("paiScores.csv", "pai_best_arch_scores.csv", "paiswitch_epochs.csv", "pailearning_rate.csv"):
         assert (resumed / "pai" / name).read_text() == (straight / "pai" / name).read_text(), name
