@@ -75,13 +75,16 @@ def analyse(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> 
     except ImportError as exc:
         return None, [], None, f"analysis unavailable: {exc}"
     try:
-        history = analysis.read_history(trial_dir, save_name=PAI_SAVE_NAME)  # the worker always uses "pai"
         context = _analysis_context(analysis, trial_dir, result, baseline)
-        findings = list(analysis.run_rules(history, context))
-        choice = analysis.choose_architecture(history, context)
+        # the worker always uses save_name "pai"; findings.json, report.md and plots go to trial/analysis/
+        done = analysis.analyze(trial_dir, context, save_name=PAI_SAVE_NAME)
     except Exception as exc:  # noqa: BLE001 - the raw result still gives a value
         return None, [], None, f"analysis failed: {type(exc).__name__}: {exc}"
-    return history, findings, choice, None
+    try:
+        analysis.write_outputs(done, Path(trial_dir) / "analysis")
+    except Exception:  # noqa: BLE001 - the files are for people; the values are already computed
+        pass
+    return done.history, list(done.findings), done.choice, None
 
 
 def _plain(obj: Any) -> Any:

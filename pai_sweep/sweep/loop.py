@@ -40,6 +40,15 @@ from pai_sweep.sweep.study import (
 from pai_sweep.trial_files import RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, iter_metrics, read_result, write_result
 from pai_sweep.validate import validate_run
 
+# The baseline is the original model: no dendrites and none of the downsizing fields (each applies on its own).
+BASELINE_PARAMS = {
+    "dendrites.enabled": False,
+    "downsize.name": "none",
+    "downsize.family": None,
+    "downsize.width_mult": 1.0,
+    "downsize.depth": None,
+}
+
 
 @dataclass
 class Running:
@@ -180,7 +189,8 @@ class SweepLoop:
         params: dict[str, Any] = {}
         try:
             if trial_origin == BASELINE:
-                run_cfg = apply_params(self.cfg, {"dendrites.enabled": False})
+                # the original model: no dendrites and no downsizing (the reference the smaller models must match)
+                run_cfg = apply_params(self.cfg, BASELINE_PARAMS)
             else:
                 params = suggest(trial, self.space)
                 run_cfg = apply_params(self.cfg, params)
@@ -200,7 +210,7 @@ class SweepLoop:
         self.running[trial.number] = run
         if trial_origin == BASELINE:
             self.baseline_pending = True
-        self.progress.started(trial.number, trial_origin, str(job.info.get("device", "?")), params if trial_origin != BASELINE else {"dendrites.enabled": False})
+        self.progress.started(trial.number, trial_origin, str(job.info.get("device", "?")), params if trial_origin != BASELINE else BASELINE_PARAMS)
 
     def _poll_all(self) -> bool:
         changed = False
