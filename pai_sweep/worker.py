@@ -90,7 +90,19 @@ def load_run_config(trial_dir: Path) -> Any:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """One line naming the cause and, where known, the fix."""
+    """One line naming the cause and, where known, the fix (the library's known crash signatures explained)."""
+    reason = _reason(exc)
+    if isinstance(exc, (PaiSweepError, KeyboardInterrupt)) or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+        return reason  # already precise (our own errors, the dims exit-0 message)
+    from pai_sweep.check import diagnose
+
+    found = diagnose(_own_log_tail(), exc)
+    if found is None:
+        return reason
+    return " ".join(f"{reason} -- {found.explanation} Fix: {found.fix}".split())[:900]
+
+
+def _reason(exc: BaseException) -> str:
     if isinstance(exc, PaiSweepError):
         return " ".join(str(exc).split())
     if isinstance(exc, bdb.BdbQuit):

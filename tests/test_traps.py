@@ -65,6 +65,18 @@ class NaNInTraining(nn.Module):
         return out * float("nan") if self.training else out
 
 
+class UnusedLayer(nn.Module):
+    """A perforated Linear the forward pass never uses: the library fails when it adds dendrites."""
+
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+        self.unused = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.head(x)
+
+
 def pdb_train_fn(session, data):
     """A training function that stops in pdb, as the library does in ~35 places."""
     pdb.set_trace()
@@ -85,6 +97,8 @@ RUNS = {
     "exit_zero": {"model": {"name": "custom", "_target_": "test_traps.RankChangesInTraining"}, "dendrites": LINEAR, "train": QUICK},
     "pdb": {"model": MLP, "dendrites": LINEAR, "train": {**QUICK, "train_fn": "test_traps.pdb_train_fn"}},
     "nan": {"model": {"name": "custom", "_target_": "test_traps.NaNInTraining"}, "dendrites": LINEAR, "train": QUICK},
+    "unused": {"model": {"name": "custom", "_target_": "test_traps.UnusedLayer"},
+               "dendrites": {**LINEAR, "switch_mode": "every_time", "max_dendrites": 1}, "train": QUICK},
 }
 
 
@@ -140,3 +154,9 @@ def test_pdb_trap_ends_instead_of_hanging(trials):
 def test_nan_loss_is_a_failure(trials):
     reason = _failed(trials, "nan")
     assert "nan" in reason.lower() and "lr" in reason
+
+
+def test_library_crash_gets_the_known_explanation_and_fix(trials):
+    """A crash inside the library is explained from its signature in worker.log (pai_sweep.check.diagnose)."""
+    reason = _failed(trials, "unused")
+    assert " -- " in reason and "Fix:" in reason, reason
