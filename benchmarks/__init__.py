@@ -1,0 +1,1 @@
+"""Measured comparisons of pai-sweep: overhead, throughput, search quality, start-up (docs/benchmarks.md)."""

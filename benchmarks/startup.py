@@ -1,0 +1,113 @@
+"""Start-up: `pai-sweep --help`, and from `pai-sweep` starting to its first trial's worker start and first epoch.
+
+Variants of a one-trial sweep on the defaults (digits, small CNN), interleaved rep by rep:
+  defaults        the integration check (sweep.check_first) and MLflow tracking on, as a user gets them
+  no_check        sweep.check_first=false (the check runs once per sweep folder)
+  no_check_no_mlflow  also tracking=off
+Times come from polling the sweep folder every 10 ms: launch.json (the worker's start time as
+the launcher records it) and the first line of metrics.jsonl (the first epoch done).
+
+    python -m benchmarks.startup            # 3 reps (~3 min)
+    python -m benchmarks.startup --quick    # 1 rep of --help and of the fastest variant
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common
+
+VARIANTS = {
+    "defaults": [],
+    "no_check": ["sweep.check_first=false"],
+    "no_check_no_mlflow": ["sweep.check_first=false", "tracking=off"],
+}
+TRIAL = ["sweep.n_trials=1", "sweep.in_flight=1", "train.max_epochs=2"]
+
+
+def time_help() -> float:
+    return common.run_timed([*common.pai_sweep_cmd(), "--help"], cwd=Path(tempfile.gettempdir()))["seconds"]
+
+
+def first_trial(work: Path, name: str, extra: list[str]) -> dict[str, Any]:
+    sweep_dir = work / name
+    cmd = [*common.pai_sweep_cmd(), *TRIAL, *extra, f"sweep.name={name}", f"sweep.dir={sweep_dir}"]
+    trial = sweep_dir / "trials" / "0"
+    seen: dict[str, float] = {}
+    t0 = time.time()
+    with open(work / f"{name}.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=work, env=common.child_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            now = time.time()
+            if "launch" not in seen and (trial / "launch.json").exists():
+                seen["launch"] = now
+            if "epoch" not in seen and (trial / "metrics.jsonl").exists() and (trial / "metrics.jsonl").stat().st_size:
+                seen["epoch"] = now
+            time.sleep(0.01)
+    t1 = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"sweep {name} exited with {proc.returncode}; see {work / f'{name}.log'}")
+    worker_start = json.loads((trial / "launch.json").read_text())["start_time"]
+    first = json.loads((trial / "metrics.jsonl").read_text().splitlines()[0])
+    epoch_at = seen.get("epoch", (trial / "metrics.jsonl").stat().st_mtime)
+    return {
+        "to_worker_start_s": round(worker_start - t0, 3),
+        "to_first_epoch_s": round(epoch_at - t0, 3),
+        "worker_start_to_first_epoch_s": round(epoch_at - worker_start, 3),
+        "first_epoch_s": first["seconds"],  # training + scoring + PerforatedAI's bookkeeping of epoch 0
+        "total_s": round(t1 - t0, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = common.base_parser(__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=None, help="repetitions (default 3; --quick 1)")
+    args = p.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 3)
+    variants = {"no_check_no_mlflow": VARIANTS["no_check_no_mlflow"]} if args.quick else VARIANTS
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_startup_"))
+    work.mkdir(parents=True, exist_ok=True)
+    helps: list[float] = []
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    with common.LoadSampler() as load:
+        for r in range(reps):
+            helps.append(time_help())
+            rdir = common.fresh_dir(work / f"r{r}")
+            for name, extra in variants.items():
+                runs[name].append(first_trial(rdir, name, extra))
+                print(f"rep {r} {name}: first epoch after {runs[name][-1]['to_first_epoch_s']:.1f} s", flush=True)
+    summary = {"help_s": round(statistics.median(helps), 3),
+               **{name: {k: round(statistics.median(x[k] for x in rs), 3) for k in rs[0]} for name, rs in runs.items()}}
+    result = {"benchmark": "startup", "command": common.command_line(), "machine": common.machine_info(), "load": load.summary(),
+              "quick": args.quick, "reps": reps, "trial": TRIAL, "variants": variants, "help_runs": helps, "runs": runs,
+              "summary": summary}
+    common.write_result("startup", result, markdown(result), args.out)
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["summary"]
+    rows = [[name, s[name]["to_worker_start_s"], s[name]["to_first_epoch_s"], s[name]["worker_start_to_first_epoch_s"],
+             s[name]["first_epoch_s"], s[name]["total_s"], " ".join(extra) or "-"] for name, extra in result["variants"].items()]
+    return (
+        common.header_md("Start-up", result)
+        + f"\n`pai-sweep --help`: {s['help_s']} s (median of {result['reps']}).\n\n"
+        f"One-trial sweep `{' '.join(result['trial'])}` (medians of {result['reps']}; seconds from the command's start):\n\n"
+        + common.md_table(["variant", "worker starts", "first epoch done", "worker start -> first epoch", "epoch 0 itself",
+                           "whole sweep", "overrides"], rows)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
