@@ -80,9 +80,11 @@ def test_wheel_ships_conf_and_recipes(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True)
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-c", "import pai_sweep.compose as c; print(c.conf_dir()); print(c.recipe_names())"],
+        [sys.executable, "-c", "import pai_sweep.compose as c; print(c.conf_dir()); print(c.recipe_names()); "
+         "print([c.compose(['+recipe=' + r]).sweep.name for r in c.recipe_names()])"],
         capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
     ).stdout
     assert str(target) in out.splitlines()[0]
     for name in recipe_names():
         assert name in out.splitlines()[1]
+        assert f"'{name}'" in out.splitlines()[2], "every recipe composes from the installed wheel"
