@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from omegaconf import OmegaConf
 
+from pai_sweep.data import check_available
 from pai_sweep.errors import ConfigError, SweepError, TrackingError
 from pai_sweep.launchers import Launcher, make_launcher
 from pai_sweep.objective import directions
@@ -85,8 +86,11 @@ def _check_integration(cfg: Any, sweep_dir: Path, progress: Progress) -> None:
     result = run_check(cfg, sweep_dir / "check")
     if not result.ok:
         (sweep_dir / "check" / "check.json").unlink(missing_ok=True)  # check again on the next start
-        verdict = "; ".join(line.strip() for line in result.verdict.splitlines() if line.strip())
-        raise SweepError(f"pai-sweep check found problems: {verdict} (or skip the check with sweep.check_first=false)")
+        problems = "; ".join(result.problems) or " ".join(result.verdict.split())
+        raise SweepError(
+            f"pai-sweep check found {len(result.problems) or 'a'} problem(s): {problems} "
+            f"(full verdict: pai-sweep check with the same overrides; skip it with sweep.check_first=false)"
+        )
     progress.note(f"check passed: {result.verdict.splitlines()[0] if result.verdict else 'ok'}")
 
 
@@ -97,6 +101,7 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     make_pruner(cfg.sweep, len(dirs))  # these fail now, not after the folder exists
     make_sampler(cfg.sweep, space, int(cfg.sweep.seed))
     check_penalties(cfg.objective)
+    check_available(cfg.data)  # a missing data folder is one line now, not a failed check or trial later
     sweep_dir = Path(cfg.sweep.dir)
     progress = Progress(stream, total=int(cfg.sweep.n_trials))
     tracker = _tracker(cfg, sweep_dir, progress)

@@ -73,3 +73,15 @@ def test_resnet_efficiency_reports_baseline_and_pareto_front(tmp_path):
     assert (sweep_dir / "report" / "pareto.png").exists() or any((sweep_dir / "report").glob("*pareto*.png"))
     downsized = [t for t in study.trials if t.user_attrs.get("origin") == "sampler" and t.state == optuna.trial.TrialState.COMPLETE]
     assert downsized and all(t.values[1] < study.trials[0].values[1] for t in downsized), "downsized models have fewer parameters than the resnet50 baseline"
+
+
+def test_recipe_with_missing_data_says_how_to_point_at_it(tmp_path, capsys):
+    """resnet_efficiency defaults to CIFAR-10: offline it stops at once, before any folder or trial."""
+    code = main(["+recipe=resnet_efficiency", f"sweep.dir={tmp_path / 'sweep'}", f"data.root={tmp_path / 'nowhere'}", "tracking=off"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "data.root" in err and "data=digits32" in err
+    assert not (tmp_path / "sweep").exists()
+    code = main(["run", "+recipe=resnet_efficiency", f"data.root={tmp_path / 'nowhere'}", "--dir", str(tmp_path / "one")])
+    assert code == 2 and "data=digits32" in capsys.readouterr().err
+    assert not (tmp_path / "one").exists()

@@ -54,6 +54,7 @@ def _epoch_line(rec) -> str:
 
 def run_command(args) -> int:
     from pai_sweep.compose import compose
+    from pai_sweep.data import check_available
     from pai_sweep.errors import ConfigError
     from pai_sweep.perforate import check_knobs
     from pai_sweep.preflight import write_run_config
@@ -62,6 +63,7 @@ def run_command(args) -> int:
 
     cfg = compose(args.overrides)
     check_knobs(cfg.dendrites)
+    check_available(cfg.data)  # before a folder is made or a worker starts
     trial_dir = _trial_dir(args.dir)
     if (trial_dir / RESULT).exists():
         raise ConfigError(f"{trial_dir} already holds a finished trial ({RESULT}): choose another --dir or remove it")
