@@ -22,7 +22,7 @@ from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.trial_files import LAUNCH, WORKER_LOG, write_json
 
-Spawn = Callable[..., subprocess.Popen]
+Spawn = Callable[..., Any]  # returns a subprocess.Popen or a warm.WarmProcess (pid, poll, wait)
 _GRACE_S = 3.0  # seconds between SIGTERM and SIGKILL on cancel
 
 
@@ -76,6 +76,13 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has ended
 
 
+def _cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
 def _kill_group(pid: int, grace: float = _GRACE_S) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -96,11 +103,20 @@ class LocalLauncher(Launcher):
         self.slots = device_slots(getattr(launcher_cfg, "devices", "auto"), in_flight)
         self.capacity = len(self.slots)
         self.free = list(self.slots)
-        self.spawn = spawn or _default_spawn
-        self.procs: dict[int, subprocess.Popen] = {}
+        self.spawn = spawn or self._choose_spawn(getattr(launcher_cfg, "warm_start", None))
+        self.procs: dict[int, Any] = {}
         self.job_slot: dict[int, str] = {}
         cpus = os.cpu_count() or 1
         self.threads = max(1, cpus // max(1, sum(1 for s in self.slots if s == "cpu")))
+
+    def _choose_spawn(self, warm: bool | None) -> Spawn:
+        # Warm forks save the seconds each worker spends importing torch; a fresh process is the
+        # only safe start for a GPU slot (CUDA must not be initialised before a fork).
+        if warm or (warm is None and all(slot == "cpu" for slot in self.slots)):
+            from pai_sweep.launchers.warm import spawn_warm
+
+            return spawn_warm
+        return _default_spawn
 
     def _env(self, device: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -168,8 +184,10 @@ class LocalLauncher(Launcher):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError, KeyError):
             return None
-        # The pid may have been reused: only a process started for this trial folder counts.
-        if not _pid_alive(pid) or str(Path(trial_dir).resolve()) not in cmdline:
+        # The pid may have been reused: only a process started for this trial folder counts
+        # (named on its command line, or, for a warm fork, its working directory).
+        folder = str(Path(trial_dir).resolve())
+        if not _pid_alive(pid) or (folder not in cmdline and _cwd(pid) != folder):
             return None
         return TrialJob(trial_number, Path(trial_dir), info)
 
