@@ -14,11 +14,13 @@ having been initialised before the fork, which only a fresh process guarantees.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 # What a worker imports anyway; importing it once in the server is the whole saving.
@@ -89,6 +91,21 @@ def _child(trial_dir: str, env: dict[str, str], log_path: str) -> None:
     os._exit(code)  # as `python -m pai_sweep.worker` does: no atexit hook can hang or change it
 
 
+@contextlib.contextmanager
+def _no_main_module():
+    """Start a child without multiprocessing re-running the caller's __main__ script in it.
+
+    The child needs nothing from __main__ (its target lives in this module); without this, an
+    unguarded script that calls the driver would run again inside every trial.
+    """
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
+
+
 def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None = None) -> WarmProcess:
     """Start the worker for a trial folder as a child of the warm server; same contract as spawn_worker."""
     from pai_sweep.trial_files import WORKER_LOG
@@ -97,7 +114,8 @@ def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None =
     log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
     full_env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
     process = _context_once().Process(target=_child, args=(str(trial_dir), full_env, str(log_path)), daemon=False)
-    process.start()
+    with _no_main_module():
+        process.start()
     # Return once the child leads its own group, so a cancel right away reaches it.
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline and process.exitcode is None:
