@@ -1,4 +1,4 @@
-"""summarize: the seed's Step 3 in numbers (training, performance, dendrite impact, baseline, parameters)."""
+"""summarize: the analysis guide's Step 3 in numbers (training, performance, dendrite impact, baseline, parameters)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known failure signatures of perforatedai 3.2.9 -> the setup seed's explanation and fix.
+"""Known failure signatures of perforatedai 3.2.9 -> PerforatedAI's setup guide's explanation and fix.
 
     d = diagnose(worker_log_text, exc)       # None when nothing known matches
     reason = f"{reason}: {d}" if d else reason
@@ -23,7 +23,7 @@ Found = Optional[tuple[int, "Diagnosis"]]
 @dataclass
 class Diagnosis:
     cause: str  # short id, e.g. "output_dimensions_mismatch"
-    explanation: str  # what happened, in the seed's words
+    explanation: str  # what happened, in the setup guide's words
     fix: str  # what to change, as pai-sweep settings where possible
     evidence: str = ""  # the log line(s) that matched
 
@@ -46,7 +46,7 @@ def override_arg(path: str, dims: list[int]) -> str:
 
 
 def dims_for_rank(rank: int) -> list[int] | None:
-    """The seed's rule by output rank: [B, F] -> [-1, 0]; [B, T, F] -> [-1, -1, 0]; [B, C, H, W] -> [-1, 0, -1, -1]."""
+    """The setup guide's rule by output rank: [B, F] -> [-1, 0]; [B, T, F] -> [-1, -1, 0]; [B, C, H, W] -> [-1, 0, -1, -1]."""
     return {2: [-1, 0], 3: [-1, -1, 0], 4: [-1, 0, -1, -1], 5: [-1, 0, -1, -1, -1]}.get(rank)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-# Classes the setup seed names as block-level candidates, beside any user class holding Linear/Conv.
+# Classes PerforatedAI's setup guide names as block-level candidates, beside any user class holding Linear/Conv.
 KNOWN_BLOCKS = ("BasicBlock", "Bottleneck", "TransformerEncoderLayer", "TransformerDecoderLayer", "InvertedResidual")
 NEURON_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.LayerNorm, nn.GroupNorm)

@@ -27,7 +27,7 @@ def candidates(model: nn.Module) -> tuple[list[str], str]:
     kinds = [type(m).__name__ for m in model.modules()]
     blocks = [k for k in kinds if k in RESNET_BLOCKS]
     if blocks:
-        return ["resnet", "cnn"], f"it has {len(blocks)} {blocks[0]} blocks (a ResNet): the seed perforates whole blocks and the Linear head, tracking the stem"
+        return ["resnet", "cnn"], f"it has {len(blocks)} {blocks[0]} blocks (a ResNet): the setup guide perforates whole blocks and the Linear head, tracking the stem"
     attention = [type(m).__name__ for m in model.modules() if isinstance(m, ATTENTION)]
     if attention:
         return ["transformer", "linear_only"], f"it has {len(attention)} attention layers ({attention[0]}): Linear layers see [batch, tokens, features]"

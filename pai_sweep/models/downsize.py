@@ -14,7 +14,7 @@ from pai_sweep.errors import ModelError
 from pai_sweep.schema.downsize import DownsizeConfig
 from pai_sweep.schema.model import ModelConfig
 
-# Smaller models each family may be swapped to (the setup seed's Step 1): the same family's
+# Smaller models each family may be swapped to (PerforatedAI's setup guide's Step 1): the same family's
 # smaller variants, then the efficient architectures. The smallest have no smaller family.
 SMALLER_FAMILIES: dict[str, tuple[str, ...]] = {
     "resnet50": ("resnet34", "resnet18", "mobilenet_v2", "efficientnet_b0"),

@@ -8,11 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from run_builder import write_run
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-HISTORY_RUN = FIXTURES / "pai_digits_history_run"
-CAPACITY_RUN = FIXTURES / "pai_digits_capacity_test"
+from run_builder import CAPACITY_RUN, FIXTURES, HISTORY_RUN, write_run  # noqa: F401 - fixtures use them
 PAI_RUN_SCRIPT = Path(__file__).with_name("pai_run.py")
 
 

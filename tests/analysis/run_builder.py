@@ -6,6 +6,11 @@ import csv
 import json
 from pathlib import Path
 
+# The real PerforatedAI 3.2.9 output folders copied into tests/fixtures/ (see their README).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+HISTORY_RUN = FIXTURES / "pai_digits_history_run"
+CAPACITY_RUN = FIXTURES / "pai_digits_capacity_test"
+
 
 def _write(path: Path, header: list[str], rows: list[list]) -> None:
     with open(path, "w", newline="") as fh:

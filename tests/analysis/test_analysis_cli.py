@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import CAPACITY_RUN, HISTORY_RUN
+from run_builder import CAPACITY_RUN, HISTORY_RUN
 
 from pai_sweep.analysis import FINDINGS_JSON_SCHEMA, SEVERITIES, analyze, read_history
 from pai_sweep.cli import main

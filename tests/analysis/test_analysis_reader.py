@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import CAPACITY_RUN, HISTORY_RUN
+from run_builder import CAPACITY_RUN, HISTORY_RUN
 
 from pai_sweep import trial_files
 from pai_sweep.analysis import read_history, run_rules

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CAPACITY_RUN, HISTORY_RUN
+from run_builder import CAPACITY_RUN, HISTORY_RUN
 
 from pai_sweep.analysis import RuleContext, read_history, run_rules
 from pai_sweep.analysis.rules import all_rules

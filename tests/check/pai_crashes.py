@@ -104,7 +104,7 @@ def main(case: str) -> None:
         safe()
         GPA.pc.set_module_names_to_perforate(["Linear"])
         UPA.perforate_model(Normed(), save_name="pai", maximizing_score=True)
-    elif case == "knob":  # the seed's n_epochs_for_switch_history does not exist in 3.2.9: ignored with a print
+    elif case == "knob":  # the setup guide's n_epochs_for_switch_history does not exist in 3.2.9: ignored with a print
         safe()
         GPA.pc.set_n_epochs_for_switch_history(3)
         GPA.pc.set_unwrapped_modules_confirmed(True)

@@ -1,4 +1,4 @@
-"""Each known perforatedai failure, produced for real in a subprocess, gets the seed's diagnosis."""
+"""Each known perforatedai failure, produced for real in a subprocess, gets the setup guide's diagnosis."""
 
 from __future__ import annotations
 

@@ -8,13 +8,13 @@ from pai_sweep.analysis.findings import Finding
 from pai_sweep.analysis.measures import WINDOW, arch_gains, improvement, r, scaled, switch_windows, worth_threshold
 from pai_sweep.analysis.rules import rule
 
-PREMATURE_REL_GAIN = 0.02  # +2% over the last WINDOW epochs before a switch: still improving (the seed's example)
+PREMATURE_REL_GAIN = 0.02  # +2% over the last WINDOW epochs before a switch: still improving (the analysis guide's example)
 PREMATURE_SHARE = 0.5  # or half of the architecture's whole gain came in those epochs
 
 
 @rule("dendrites.never_added")
 def never_added(history, ctx):
-    """No switch at all: no switch_epochs rows and no rejected try. The seed reads _noImprove_ files as 'dendrites
+    """No switch at all: no switch_epochs rows and no rejected try. The analysis guide reads _noImprove_ files as 'dendrites
     never added'; in 3.2.9 they are snapshots of a rejected dendrite try (pai_digits_history_run has two and kept
     one dendrite), so they do not count here. In pai-sweep the loop is the worker's: the usual cause is the epoch
     cap (or a patience longer than the run), not a `for` loop."""
@@ -45,7 +45,7 @@ def never_added(history, ctx):
 
 @rule("dendrites.rejected_tries")
 def rejected_tries(history, ctx):
-    """3.2.9 behaviour the seed does not describe: a dendrite set that does not beat the previous best by
+    """3.2.9 behaviour the analysis guide does not describe: a dendrite set that does not beat the previous best by
     improvement_threshold is discarded (a _noImprove_ snapshot holds its row), retried up to max_dendrite_tries,
     then training completes with the best model."""
     rej = history.rejected
@@ -64,7 +64,7 @@ def rejected_tries(history, ctx):
 @rule("switch.before_plateau")
 def before_plateau(history, ctx):
     """Seed: dendrites added while the score was still rising. 3.2.9 rolls the history back to the best epoch at a
-    switch, so the window is the WINDOW epochs up to that epoch. The seed's n_epochs_for_switch_history does not
+    switch, so the window is the WINDOW epochs up to that epoch. The analysis guide's n_epochs_for_switch_history does not
     exist in 3.2.9, and raising improvement_threshold (its other advice) makes 3.2.9 switch sooner, not later:
     the advice is a longer n_epochs_to_switch (history mode) or fixed_switch_num (fixed mode)."""
     if history.ended_by == "capacity_test" or ctx.switch_mode == "every_time":

@@ -45,13 +45,13 @@ def _efficiency(history, ctx):
         "dendrites": int(gains["dendrites"].iloc[-1]), "base_params": p0, "params": pn, "added_params": added,
         "param_growth": r(rel(added, p0)), "gain": r(gain), "rel_gain": r(rel(gain, float(gains["val"].iloc[0])), 5),
         "gain_per_1k_params": r(1000 * gain / added) if added else None,
-        "efficiency_ratio": r(100 * gain / added, 6) if added else None,  # the seed's (gain / parameter increase) x 100
+        "efficiency_ratio": r(100 * gain / added, 6) if added else None,  # the analysis guide's (gain / parameter increase) x 100
     }
 
 
 @rule("efficiency.low_gain_per_param")
 def low_gain_per_param(history, ctx):
-    """Seed's parameter-efficiency check: (gain / parameter increase). In the open 3.2.9 each dendrite adds about
+    """The analysis guide's parameter-efficiency check: (gain / parameter increase). In the open 3.2.9 each dendrite adds about
     one copy of every perforated module, so a model that doubles for under 1% gain is flagged."""
     ev = _efficiency(history, ctx)
     if ev is None or ev["param_growth"] < BIG_GROWTH or ev["rel_gain"] >= LOW_GAIN:

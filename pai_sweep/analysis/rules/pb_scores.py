@@ -6,7 +6,7 @@ from pai_sweep.analysis.findings import Finding
 from pai_sweep.analysis.measures import r
 from pai_sweep.analysis.rules import rule
 
-LOW, HIGH = 0.01, 0.02  # the seed: < 0.01 poorly aligned, > 0.02 well aligned
+LOW, HIGH = 0.01, 0.02  # the analysis guide: < 0.01 poorly aligned, > 0.02 well aligned
 
 
 def _module_scores(history):
@@ -19,7 +19,7 @@ def _module_scores(history):
 @rule("modules.low_pb_scores")
 def low_pb_scores(history, ctx):
     """Seed: modules with low correlation scores do not benefit from dendrites: track them instead of perforating.
-    The seed also names 0.3 as 'low'; its own scale (good > 0.02, poor < 0.01) is used here."""
+    The analysis guide also names 0.3 as 'low'; its own scale (good > 0.02, poor < 0.01) is used here."""
     scores = _module_scores(history)
     low = sorted(m for m, v in scores.items() if v < LOW)
     if not low or len(low) == len(scores):

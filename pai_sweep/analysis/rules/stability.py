@@ -11,7 +11,7 @@ from pai_sweep.analysis.rules import rule
 UNSTABLE_REL_DROP = 0.03  # a 3% fall after a switch...
 UNSTABLE_NOISE = 3.0  # ...that is also 3x the usual epoch-to-epoch change
 SMOOTH_REL_DROP = 0.002  # smooth: no switch dipped more than 0.2%
-GAP_WARNING, GAP_PROBLEM = 0.05, 0.10  # train-validation gap, relative (the seed's 5-10%)
+GAP_WARNING, GAP_PROBLEM = 0.05, 0.10  # train-validation gap, relative (the analysis guide's 5-10%)
 
 
 @rule("stability.unstable_after_switch", "stability.smooth_after_switch")
