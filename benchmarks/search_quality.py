@@ -14,7 +14,7 @@ is left out, it is the same for all; a derived point counts at its parent's posi
   score among trials smaller than the baseline model.
 
     python -m benchmarks.search_quality            # 3 seeds x 12 trials (~20-30 min on 2 busy cores)
-    python -m benchmarks.search_quality --quick    # 1 seed x 2 trials: checks the pipeline
+    python -m benchmarks.search_quality --quick    # 1 seed x 1 trial: checks the pipeline
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ METHODS = {
 
 
 def task_overrides(quick: bool) -> list[str]:
-    epochs, limit = (3, 150) if quick else (25, 600)
+    epochs, limit = (2, 150) if quick else (25, 600)
     return [
         common.searchpath_override(), "sweep=bench_quality", "model=small_cnn", "downsize=width",
         "objective=efficiency", "objective.baseline=true", f"data.limit={limit}", f"train.max_epochs={epochs}",
@@ -134,10 +134,10 @@ def mean_curve(rows: list[list[float | None]]) -> list[float | None]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = common.base_parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=None, help="sampler seeds per method (default 3; --quick 1)")
-    p.add_argument("--trials", type=int, default=None, help="trial budget per sweep (default 12; --quick 2)")
+    p.add_argument("--trials", type=int, default=None, help="trial budget per sweep (default 12; --quick 1)")
     args = p.parse_args(argv)
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
-    n = args.trials or (2 if args.quick else 12)
+    n = args.trials or (1 if args.quick else 12)
     tolerance = 1.0
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_quality_"))
     base = task_overrides(args.quick) + [f"sweep.n_trials={n}", f"objective.tolerance={tolerance}"]

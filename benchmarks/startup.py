@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--reps", type=int, default=None, help="repetitions (default 3; --quick 1)")
     args = p.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
-    variants = {"no_check_no_mlflow": VARIANTS["no_check_no_mlflow"]} if args.quick else VARIANTS
+    variants = {"no_check_no_mlflow": [*VARIANTS["no_check_no_mlflow"], "data.limit=200"]} if args.quick else VARIANTS
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_startup_"))
     work.mkdir(parents=True, exist_ok=True)
     helps: list[float] = []

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plugins = ensure_plugins()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_throughput_"))
     n = 2 if args.quick else 8
+    fixed = [*FIXED, "data.limit=200"] if args.quick else FIXED
     hydra_extra = ["train.max_epochs=choice(1,3)", f"hydra.sweeper.n_trials={n}"] if args.quick else []
     pai_extra = [f"sweep.n_trials={n}", "sweep.space={train.max_epochs:{type:categorical,choices:[1,3]}}"] if args.quick else []
     runs: dict[str, list[dict[str, Any]]] = {"hydra": [], "pai": []}
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             from pai_sweep.compose import compose
             from pai_sweep.preflight import write_run_config
 
-            write_run_config(compose(FIXED), rwork / "base")
+            write_run_config(compose(fixed), rwork / "base")
             hydra_env = common.child_env(PYTHONPATH=f"{plugins}:{common.REPO}")
             cmd = [sys.executable, str(common.BENCH / "hydra_app" / "app.py"), f"base_run={rwork / 'base' / 'run.yaml'}",
                    f"work={rwork / 'hydra'}", *hydra_extra]
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"round {r} hydra: {run['seconds']:.1f} s", flush=True)
             sweep_dir = rwork / "pai"
             timings = rwork / "pai.timings.json"
-            cmd = [sys.executable, "-m", "benchmarks.timed_driver", str(timings), *FIXED, common.searchpath_override(),
+            cmd = [sys.executable, "-m", "benchmarks.timed_driver", str(timings), *fixed, common.searchpath_override(),
                    "sweep=bench_throughput", f"sweep.dir={sweep_dir}", "sweep.in_flight=2", "tracking=off", *pai_extra]
             run = common.run_timed(cmd, cwd=rwork, log=rwork / "pai.log")
             common.check_ok(run, "pai-sweep")
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = summarise(runs)
     result = {
         "benchmark": "throughput", "command": common.command_line(), "machine": common.machine_info(), "load": load.summary(),
-        "quick": args.quick, "rounds": rounds, "n_trials": n, "slots": SLOTS, "fixed": FIXED,
+        "quick": args.quick, "rounds": rounds, "n_trials": n, "slots": SLOTS, "fixed": fixed,
         "plugins": list(PLUGINS), "target": f"hydra wall / pai-sweep wall >= {TARGET} on uneven trials",
         "runs": runs, "summary": summary,
     }

@@ -1,0 +1,117 @@
+"""Each benchmark, shrunk (--quick), produces a well-formed JSON + markdown result.
+
+Structure only: the numbers of a shrunk run on a shared machine mean nothing (benchmarks/RESULTS.md
+holds the measured ones). The pure parts (hypervolume, slot usage, driver phase costs) are
+checked against hand-computed values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import common, overhead, search_quality, startup, throughput
+from benchmarks.timed_driver import per_trial_costs
+
+
+def _read(out: Path, name: str) -> tuple[dict, str]:
+    data = json.loads((out / f"{name}.json").read_text())
+    md = (out / f"{name}.md").read_text()
+    assert data["benchmark"] == name
+    assert data["machine"]["cores"] and data["machine"]["versions"]["perforatedai"]
+    assert {"min", "mean", "max"} <= set(data["load"])
+    assert md.startswith("# ") and "load average" in md and "| " in md
+    return data, md
+
+
+def test_hypervolume_by_hand():
+    ref = 1000.0
+    # one point (score 75, 500 params): (75-50) x (1000-500) over the box 50 x 1000
+    assert search_quality.hypervolume([(75.0, 500.0)], ref) == pytest.approx(25 * 500 / (50 * 1000))
+    # a dominated point adds nothing; a point outside the box adds nothing
+    assert search_quality.hypervolume([(75.0, 500.0), (70.0, 600.0), (40.0, 10.0)], ref) == pytest.approx(0.25)
+    # two front points: staircase
+    two = search_quality.hypervolume([(60.0, 200.0), (90.0, 800.0)], ref)
+    assert two == pytest.approx((10 * 600 + 40 * 200) / 50_000)
+    assert search_quality.first_reaching([0.1, 0.2, 0.3], 0.2) == 2
+    assert search_quality.first_reaching([0.1], 0.2) is None
+
+
+def test_slot_usage_and_driver_costs_by_hand(tmp_path):
+    t0 = time.time()
+    for i, (start, end) in enumerate([(1.0, 5.0), (1.0, 3.0)]):
+        d = tmp_path / str(i)
+        d.mkdir()
+        (d / "launch.json").write_text(json.dumps({"start_time": t0 + start}))
+        (d / "result.json").write_text("{}")
+        os.utime(d / "result.json", (t0 + end, t0 + end))
+    u = throughput.slot_usage(sorted(tmp_path.iterdir()), t0, t0 + 6.0)
+    # busy 4 + 2 = 6 slot-seconds; span 1..5 holds 8 slot-seconds, the wall 12
+    assert u["busy_slot_seconds"] == pytest.approx(6.0, abs=0.01)
+    assert u["idle_share_trial_span"] == pytest.approx(0.25, abs=0.01)
+    assert u["idle_share_wall"] == pytest.approx(0.5, abs=0.01)
+    events = [{"phase": "launch", "trial": 0, "ms": 5.0}, {"phase": "tell_total", "trial": 0, "ms": 10.0},
+              {"phase": "tracking", "trial": 0, "ms": 1.0}, {"phase": "feedback", "trial": 0, "ms": 3.0},
+              {"phase": "analysis", "trial": "0", "ms": 7.0}, {"phase": "sweep_start", "trial": None, "ms": 100.0}]
+    costs = per_trial_costs(events)
+    assert costs == {"0": {"launch": 5.0, "tell": 6.0, "tracking": 1.0, "feedback": 3.0, "analysis": 7.0}}
+
+
+def test_overhead_quick(tmp_path):
+    overhead.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    data, md = _read(tmp_path / "out", "overhead")
+    s = data["summary"]
+    assert set(data["runs"]) == {"plain", "driver_end"}
+    assert s["same_trial"] is True  # the hand-written script and pai-sweep trained the same thing
+    assert set(s["driver_per_trial_ms"]) == set(overhead.PHASES)
+    assert all(v >= 0 for v in s["driver_per_trial_ms"].values()) and s["driver_per_trial_ms"]["launch"] > 0
+    assert s["ratio_to_plain"]["driver_end"] > 0 and s["median_cpu_seconds"]["plain"] > 0
+    g = data["graphs"]
+    assert g["csv_files_end"] > 0 and g["csv_only_every_epoch"] == [] and g["csv_contents_differ"] == []
+    assert "Driver's own cost" in md and "Same for the analysis" in md
+
+
+def test_throughput_quick(tmp_path):
+    throughput.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    data, md = _read(tmp_path / "out", "throughput")
+    for side in ("hydra", "pai"):
+        run = data["runs"][side][0]
+        assert run["trials"] == 2 and len(run["trial_seconds"]) == 2
+        assert 0 <= run["idle_share_wall"] <= 1
+    assert data["summary"]["speedup"] > 0
+    assert data["runs"]["pai"][0]["driver_ms_per_trial"]  # the driver's phases were timed per trial
+    assert "Speed-up" in md
+
+
+def test_search_quality_quick(tmp_path):
+    search_quality.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    data, md = _read(tmp_path / "out", "search_quality")
+    assert set(data["runs"]) == {"random", "tpe", "guided"}
+    for runs in data["runs"].values():
+        sweep = runs[0]
+        assert sweep["n_used"] == 1 and sweep["baseline_score"] is not None
+        assert sweep["original_params"] and sweep["baseline_params"] == sweep["original_params"]  # the baseline is not downsized
+        assert len(sweep["curves"]["hypervolume"]) == data["n_trials"]
+    assert isinstance(data["summary"]["target_met"], bool)
+    assert "hypervolume" in md
+
+
+def test_startup_quick(tmp_path):
+    startup.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    data, md = _read(tmp_path / "out", "startup")
+    s = data["summary"]
+    assert s["help_s"] > 0
+    row = s["no_check_no_mlflow"]
+    assert 0 < row["to_worker_start_s"] < row["to_first_epoch_s"] <= row["total_s"]
+    assert "--help" in md
+
+
+def test_results_have_a_reproducing_command():
+    """RESULTS.md names the command of every benchmark module."""
+    text = (common.BENCH / "RESULTS.md").read_text()
+    for name in ("overhead", "throughput", "search_quality", "startup"):
+        assert f"python -m benchmarks.{name}" in text
