@@ -1,7 +1,7 @@
 """Throughput: the same 8 grid points, 2 trials in flight, Hydra's Optuna sweeper vs pai-sweep.
 
 Both sides run the same pai-sweep worker per trial with the same environment (1 thread per
-slot on 2 CPU slots) over the same grid (max_epochs 5 or 30, so some trials take ~3x others;
+slot on 2 CPU slots) over the same grid (max_epochs 4 or 100, so some trials take ~3x others;
 lr; init scale): benchmarks/conf/sweep/bench_throughput.yaml and benchmarks/hydra_app/.
   hydra   Hydra multirun: hydra-optuna-sweeper (GridSampler, n_jobs 2: asks 2, waits for both)
           + hydra-joblib-launcher (n_jobs 2). Installed with --no-deps into benchmarks/.plugins

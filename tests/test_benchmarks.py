@@ -115,3 +115,22 @@ def test_results_have_a_reproducing_command():
     text = (common.BENCH / "RESULTS.md").read_text()
     for name in ("overhead", "throughput", "search_quality", "startup"):
         assert f"python -m benchmarks.{name}" in text
+
+
+def test_throughput_grid_is_told_to_the_end():
+    """The throughput grid (8 points) asked and told in full: an exhausted GridSampler must not stop the driver."""
+    import optuna
+
+    from pai_sweep.compose import compose
+    from pai_sweep.search_space import parse_space, suggest
+    from pai_sweep.sweep.study import make_sampler
+
+    cfg = compose([common.searchpath_override(), "sweep=bench_throughput"])
+    space = parse_space(cfg.sweep.space, cfg)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg.sweep, space, 0))
+    seen = set()
+    for _ in range(8):
+        trial = study.ask()
+        seen.add(tuple(sorted(suggest(trial, space).items())))
+        study.tell(trial, 1.0)
+    assert len(seen) == 8 and len(study.trials) == 8

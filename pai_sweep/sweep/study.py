@@ -99,6 +99,18 @@ def storage_url(cfg: Any, sweep_dir: Path) -> str:
     return cfg.sweep.storage or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler calls study.stop() once the grid is done, which raises outside study.optimize;
+    the driver tells trials itself (the trial is stored before that call) and stops on its own budget."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        try:
+            super().after_trial(study, trial, state, values)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                raise
+
+
 def make_sampler(sweep_cfg: Any, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
     name = sweep_cfg.sampler
     if name == "random":
@@ -106,7 +118,7 @@ def make_sampler(sweep_cfg: Any, space: SearchSpace, seed: int) -> optuna.sample
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler(_grid(space), seed=seed)
+        return _GridSampler(_grid(space), seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # multivariate+group: conditional keys (`when`) are modelled jointly with their parents.
