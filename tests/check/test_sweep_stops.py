@@ -14,7 +14,7 @@ def test_broken_integration_stops_the_sweep_before_any_trial(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "pai-sweep check found problems: FAILED" in lines[0]
+    assert len(lines) == 1 and "pai-sweep check found 2 problem(s)" in lines[0]
     assert ".body.1 expects [-1, 0]" in lines[0]
     trials = sweep_dir / "trials"
     assert not trials.exists() or not any(Path(trials).iterdir())
