@@ -25,6 +25,7 @@ class LauncherConfig:
     setup: list[str] = field(default_factory=list)  # shell lines run before the worker (modules, venv)
     folder: Optional[str] = None  # shared folder for job files (default: <sweep dir>/slurm)
     max_requeues: int = 3  # preemptions tolerated per trial
+    resume_requeued: bool = False  # requeued trials continue from their last epoch (train.resume) instead of restarting
 
 
 @dataclass

@@ -199,6 +199,8 @@ class SweepLoop:
             validate_run(run_cfg)
             trial_dir.mkdir(parents=True, exist_ok=True)
             run_yaml = OmegaConf.create({g: OmegaConf.to_container(run_cfg[g], resolve=True) for g in RUN_GROUPS})
+            if self.cfg.launcher.get("resume_requeued"):
+                run_yaml.train.resume = True  # a preempted job picks up at its last epoch (launcher=slurm)
             (trial_dir / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_yaml))
             job = self.launcher.submit(trial.number, trial_dir)
         except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone

@@ -52,3 +52,4 @@ def test_sweep_on_slurm_survives_a_driver_restart(slurm_cluster, tmp_path):
     assert jobs_named(f"pai-{sweep_dir.name}-") == sorted(job_ids)  # and no trial was submitted twice
     for t in trials:
         assert t.values and t.user_attrs["status"] == "complete" and "best_val" in t.user_attrs
+        assert "resume: true" in (sweep_dir / "trials" / str(t.number) / "run.yaml").read_text()  # preemption resumes
