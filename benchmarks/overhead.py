@@ -1,7 +1,7 @@
 """Overhead: one fixed trial, run by a hand-written PerforatedAI script and through pai-sweep.
 
 Sides, interleaved round by round (same model, data, seed, knobs, epochs; same threads):
-  plain          benchmarks/plain_trial.py: the seed's integration steps, library defaults (graphs every epoch)
+  plain          benchmarks/plain_trial.py: PerforatedAI's setup-guide integration steps, library defaults (graphs every epoch)
   run_every      `pai-sweep run ... train.graphs=every_epoch`: the same per-epoch work through the tool
   run_end        `pai-sweep run ...` with the default train.graphs=end (PNG once, CSVs every epoch)
   driver_every   a one-trial sweep (benchmarks/timed_driver.py: the real CLI with its phases timed), graphs every epoch

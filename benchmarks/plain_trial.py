@@ -1,6 +1,6 @@
 """A hand-written PerforatedAI training script: the overhead benchmark's reference side.
 
-It follows the setup seed's integration steps (seeds/000, Steps 2-7) the way a user would
+It follows PerforatedAI's setup guide (integration Steps 2-7) the way a user would
 write them, with the library's defaults (graphs drawn every epoch, test saves on): GPA.pc
 settings, UPA.perforate_model, tracker.setup_optimizer, and the add_validation_score loop that
 rebuilds the optimizer after a restructure. The trial (model, data, seed, knobs) is read from
@@ -52,7 +52,7 @@ def main(run_yaml: str, out_dir: str) -> dict:
     model = build_model(cfg.model, data.input_shape, data.num_classes)
     next(iter(data.train))  # pai-sweep's worker takes one batch for its checks: the same draw keeps the data order equal
 
-    # Step 3: PAI settings for a CNN (the seed's preset); the capacity test is for the first
+    # Step 3: PAI settings for a CNN (the setup guide's preset); the capacity test is for the first
     # smoke run only, and an unattended run must answer the library's questions up front.
     GPA.pc.set_testing_dendrite_capacity(False)
     GPA.pc.set_configuration_confirmed(True)
