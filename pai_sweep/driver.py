@@ -106,15 +106,21 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     progress = Progress(stream, total=int(cfg.sweep.n_trials))
     tracker = _tracker(cfg, sweep_dir, progress)
     resuming = check_and_save_config(cfg, sweep_dir)
+    # The launcher first: it refuses a bad partition at once, and a local pool boots its warm
+    # worker server while the check runs.
+    launcher = launcher or make_launcher(cfg.launcher, sweep_dir, int(cfg.sweep.in_flight))
     if cfg.sweep.check_first and not (sweep_dir / "check" / "check.json").exists():
-        _check_integration(cfg, sweep_dir, progress)
+        try:
+            _check_integration(cfg, sweep_dir, progress)
+        except BaseException:
+            launcher.close()
+            raise
     study = open_study(cfg, sweep_dir, space, dirs)
     stored = len(study.trials)
     progress.note(
         f"sweep '{cfg.sweep.name}' in {sweep_dir} ({f'resuming: {stored} trials stored' if resuming else 'new'}); "
         f"{cfg.sweep.n_trials} trials, {cfg.sweep.in_flight} at a time, objective {cfg.objective.name} ({', '.join(dirs)})"
     )
-    launcher = launcher or make_launcher(cfg.launcher, sweep_dir, int(cfg.sweep.in_flight))
     _guarded(progress, "tracking", tracker.start_sweep, OmegaConf.to_container(cfg, resolve=True))
     loop = SweepLoop(cfg, sweep_dir, study, space, launcher, progress, tracker)
     stopped = None

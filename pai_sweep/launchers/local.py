@@ -113,8 +113,9 @@ class LocalLauncher(Launcher):
         # Warm forks save the seconds each worker spends importing torch; a fresh process is the
         # only safe start for a GPU slot (CUDA must not be initialised before a fork).
         if warm or (warm is None and all(slot == "cpu" for slot in self.slots)):
-            from pai_sweep.launchers.warm import spawn_warm
+            from pai_sweep.launchers.warm import prestart, spawn_warm
 
+            prestart()
             return spawn_warm
         return _default_spawn
 

@@ -91,6 +91,14 @@ def _child(trial_dir: str, env: dict[str, str], log_path: str) -> None:
     os._exit(code)  # as `python -m pai_sweep.worker` does: no atexit hook can hang or change it
 
 
+def prestart() -> None:
+    """Boot the server now (it imports in the background), so the first trial forks at once."""
+    from multiprocessing import forkserver
+
+    _context_once()
+    forkserver.ensure_running()
+
+
 @contextlib.contextmanager
 def _no_main_module():
     """Start a child without multiprocessing re-running the caller's __main__ script in it.
