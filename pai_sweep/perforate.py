@@ -163,28 +163,39 @@ class ModelPlan:
     transformer: bool = False  # the model holds attention layers (mha fast path must be off)
 
 
-def _walk(model: "nn.Module", names_perf, ids_perf, names_track, ids_track) -> tuple[list[str], list[str]]:
-    # Mirrors the library's convert_module: tracking wins over perforating, a match stops the descent.
-    perforated: list[str] = []
-    tracked: list[str] = []
+SKIPPED_PATHS = (".base_model",)  # the library's default module_names_to_not_save: never converted
+
+
+def walk_modules(model: "nn.Module", names_perf, ids_perf, names_track, ids_track) -> list[tuple[str, "nn.Module", str]]:
+    """(path, module, "perforated" | "tracked") in the library's order, without importing it.
+
+    Mirrors perforatedai 3.2.9's convert_module: tracking wins over perforating, a match stops
+    the descent, a module reachable twice keeps its first path. `pai-sweep check` uses the same walk.
+    """
+    found: list[tuple[str, "nn.Module", str]] = []
     seen: set[int] = {id(model)}
 
     def visit(module, prefix: str) -> None:
         for name, child in module.named_children():
-            if id(child) in seen:  # the library keeps the first path of a module reachable twice
+            path = f"{prefix}.{name}"
+            if id(child) in seen or path in SKIPPED_PATHS:
                 continue
             seen.add(id(child))
-            path = f"{prefix}.{name}"
             cls = type(child).__name__
             if path in ids_track or cls in names_track:
-                tracked.append(path)
+                found.append((path, child, "tracked"))
             elif path in ids_perf or cls in names_perf:
-                perforated.append(path)
+                found.append((path, child, "perforated"))
             else:
                 visit(child, path)
 
     visit(model, "")
-    return perforated, tracked
+    return found
+
+
+def _walk(model: "nn.Module", names_perf, ids_perf, names_track, ids_track) -> tuple[list[str], list[str]]:
+    found = walk_modules(model, names_perf, ids_perf, names_track, ids_track)
+    return [p for p, _, kind in found if kind == "perforated"], [p for p, _, kind in found if kind == "tracked"]
 
 
 def _covered(param_id: str, roots: Iterable[str]) -> bool:

@@ -16,12 +16,13 @@ from typing import Any
 
 from torch import nn
 
+from pai_sweep.perforate import walk_modules
+
 # Classes PerforatedAI's setup guide names as block-level candidates, beside any user class holding Linear/Conv.
 KNOWN_BLOCKS = ("BasicBlock", "Bottleneck", "TransformerEncoderLayer", "TransformerDecoderLayer", "InvertedResidual")
 NEURON_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.LayerNorm, nn.GroupNorm)
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-SKIPPED_PATHS = (".base_model",)  # the library's default module_names_to_not_save: never converted
 
 
 @dataclass
@@ -98,37 +99,29 @@ def inspect_model(model: nn.Module, dendrites_cfg: Any) -> Inspection:
     ids_track = set(setting(dendrites_cfg, "module_ids_to_track"))
     out = Inspection(total_params=sum(p.numel() for p in model.parameters()))
     covered: set[int] = set()  # ids of parameters inside perforated or tracked modules
-    seen: set[int] = set()  # a module reachable twice is converted once (the library keeps the first path)
 
     def cover(module: nn.Module) -> None:
         covered.update(id(p) for p in module.parameters())
 
-    def walk(module: nn.Module, prefix: str) -> None:
-        for name, child in module.named_children():
-            path = f"{prefix}.{name}"
-            if id(child) in seen or path in SKIPPED_PATHS:
-                continue
-            seen.add(id(child))
-            kind = type(child).__name__
-            if path in ids_track or kind in names_track:
-                out.tracked.append(_info(path, child))
-                cover(child)
-            elif path in ids_perf or kind in names_perf:
-                out.perforated.append(_info(path, child))
-                cover(child)
-                if isinstance(child, NORM_LAYERS):
-                    out.problems.append(f"{path} ({kind}) is a normalization layer set to be perforated: the library stops in pdb; track it instead (dendrites.module_names_to_track=[{kind}])")
-                if not any(p.requires_grad for p in child.parameters()):
-                    why = "has no parameters" if not list(child.parameters()) else "is frozen (requires_grad=False)"
-                    out.problems.append(f"{path} ({kind}) would be perforated but {why}: no gradient reaches it and the library stops in pdb; track it (dendrites.module_ids_to_track=[{path}])")
-            else:
-                walk(child, path)
+    def classify(path: str, child: nn.Module, role: str) -> None:
+        kind = type(child).__name__
+        cover(child)
+        if role == "tracked":
+            out.tracked.append(_info(path, child))
+            return
+        out.perforated.append(_info(path, child))
+        if isinstance(child, NORM_LAYERS):
+            out.problems.append(f"{path} ({kind}) is a normalization layer set to be perforated: the library stops in pdb; track it instead (dendrites.module_names_to_track=[{kind}])")
+        if not any(p.requires_grad for p in child.parameters()):
+            why = "has no parameters" if not list(child.parameters()) else "is frozen (requires_grad=False)"
+            out.problems.append(f"{path} ({kind}) would be perforated but {why}: no gradient reaches it and the library stops in pdb; track it (dendrites.module_ids_to_track=[{path}])")
 
     if type(model).__name__ in names_perf:
         out.perforated.append(_info("", model))
         cover(model)
-    else:
-        walk(model, "")
+    else:  # the worker's own walk (perforate.walk_modules), so check and training never disagree
+        for path, child, role in walk_modules(model, names_perf, ids_perf, names_track, ids_track):
+            classify(path, child, role)
     _unwrapped(model, covered, out)
     _blocks(model, out)
     out.has_module_attribute = isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) or "module" in model.__dir__()
