@@ -58,7 +58,8 @@ def pareto_plot(data: SweepData, path: Path) -> Path:
     _log_x(ax, [r.params for r in points])
     ax.set_xlabel("parameters (fewer is better)")
     ax.set_ylabel(f"objective ({'higher' if data.maximize else 'lower'} is better)")
-    ax.set_title(f"{data.name}: score vs parameters (hollow: below the baseline constraint)")
+    hollow = any(r.feasible is False for r in points)
+    ax.set_title(f"{data.name}: score vs parameters" + (" (hollow: below the baseline constraint)" if hollow else ""))
     ax.grid(alpha=0.3)
     if points:
         ax.legend(fontsize=8)
