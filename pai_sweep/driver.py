@@ -18,36 +18,24 @@ from pai_sweep.errors import ConfigError, SweepError, TrackingError
 from pai_sweep.launchers import Launcher, make_launcher
 from pai_sweep.objective import directions
 from pai_sweep.progress import Progress
+from pai_sweep.report import write_sweep_report
 from pai_sweep.search_space import parse_space
 from pai_sweep.sweep.loop import SweepLoop
 from pai_sweep.sweep.study import check_and_save_config, make_pruner, make_sampler, open_study
 from pai_sweep.sweep.summary import build_summary, write_summary
+from pai_sweep.tracking import Tracker, make_tracker
 
 __all__ = ["run_sweep"]
 
 
-class _NoTracker:
-    """Used when tracking is off or cannot start: the sweep runs the same without it."""
-
-    def start_sweep(self, config: dict) -> None: ...
-
-    def log_trial(self, study_trial: Any, trial_dir: Path | None) -> None: ...
-
-    def finish_sweep(self, summary: dict, report_dir: Path | None) -> None: ...
-
-
-def _tracker(cfg: Any, sweep_dir: Path, progress: Progress) -> Any:
-    if cfg.tracking.name == "off":
-        return _NoTracker()
+def _tracker(cfg: Any, sweep_dir: Path, progress: Progress) -> Tracker:
     try:
-        from pai_sweep.tracking import make_tracker
-
         return make_tracker(cfg.tracking, experiment=cfg.tracking.experiment or cfg.sweep.name, sweep_dir=sweep_dir)
     except TrackingError:
         raise  # a malformed URI is a config mistake: say so before anything runs
     except Exception as exc:  # noqa: BLE001 - tracking never stops a sweep
         progress.note(f"tracking off for this sweep: {exc}")
-        return _NoTracker()
+        return Tracker()  # the base records nothing
 
 
 def _guarded(progress: Progress, what: str, fn, *args) -> Any:
@@ -56,14 +44,6 @@ def _guarded(progress: Progress, what: str, fn, *args) -> Any:
     except Exception as exc:  # noqa: BLE001 - tracking and reports never stop a sweep
         progress.note(f"{what} failed: {type(exc).__name__}: {exc}")
         return None
-
-
-def _write_report(sweep_dir: Path) -> Path | None:
-    try:
-        from pai_sweep.report import write_sweep_report
-    except ImportError:
-        return None
-    return write_sweep_report(sweep_dir)
 
 
 def check_penalties(objective_cfg: Any) -> None:
@@ -139,7 +119,7 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
         launcher.close()
         summary = build_summary(cfg, study, sweep_dir, stopped)
         write_summary(summary, sweep_dir, progress)
-        report_dir = _guarded(progress, "report", _write_report, sweep_dir)
+        report_dir = _guarded(progress, "report", write_sweep_report, sweep_dir)
         _guarded(progress, "tracking", tracker.finish_sweep, summary, report_dir)
     return summary
 

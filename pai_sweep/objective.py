@@ -73,10 +73,6 @@ def directions(objective_cfg: Any, maximizing_score: bool) -> list[str]:
     raise ConfigError(f"objective.name={name!r} is not known; valid values: accuracy, efficiency, scalar")
 
 
-def value_names(objective_cfg: Any) -> list[str]:
-    return ["score", "params"] if _get(objective_cfg, "name") == "efficiency" else [str(_get(objective_cfg, "name"))]
-
-
 def _finite(value: Any) -> float | None:
     try:
         number = float(value)

@@ -37,7 +37,7 @@ def positive(key: str, value: Any, allow_zero: bool = False) -> None:
 
 def threshold_schedule(value: Any) -> list[float]:
     """improvement_threshold as PerforatedAI takes it: a number or a non-empty list of numbers >= 0."""
-    items = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+    items = [value] if value is None or isinstance(value, (int, float, str)) else list(value)
     try:
         numbers = [float(v) for v in items]
     except (TypeError, ValueError):

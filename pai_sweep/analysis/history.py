@@ -111,9 +111,3 @@ class RunHistory:
             if kind in name.lower():
                 return name
         return None
-
-    def segment(self, dendrites: int) -> pd.DataFrame:
-        """The final-history epochs trained with this many dendrites."""
-        if self.scores.empty:
-            return self.scores
-        return self.scores[self.scores["dendrites"] == dendrites]

@@ -62,13 +62,3 @@ def top_k_projection(base: int, ordered: Sequence[PerforatedSize], max_dendrites
             "params": [params_with(base, top, d) for d in range(1, max(1, int(max_dendrites)) + 1)],
         })
     return rows
-
-
-def neuron_sizes(shapes: dict[str, list[int]], inferred: dict[str, list[int]]) -> dict[str, int]:
-    """Size of the neuron axis of each module from its forward output and inferred dims."""
-    out = {}
-    for path, dims in inferred.items():
-        shape = shapes.get(path)
-        if isinstance(shape, list) and 0 in dims and len(shape) == len(dims):
-            out[path] = int(shape[dims.index(0)])
-    return out

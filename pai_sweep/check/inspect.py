@@ -161,8 +161,3 @@ def _blocks(model: nn.Module, out: Inspection) -> None:
         holds = any(isinstance(m, NEURON_LAYERS) for m in module.modules() if m is not module)
         if holds and (kind in KNOWN_BLOCKS or user_class):
             out.blocks.append(_info(f".{mpath}", module))
-
-
-def block_types(inspection: Inspection) -> list[str]:
-    """Distinct block class names, in first-seen order."""
-    return list(dict.fromkeys(b.type for b in inspection.blocks))

@@ -18,7 +18,6 @@ from pai_sweep.errors import PaiSweepError
 from pai_sweep.trial_files import write_json
 
 CHECK_JSON = "check.json"
-MINIMIZING_WORDS = ("loss", "error", "mse", "mae", "rmse", "cross_entropy", "perplexity")
 
 
 @dataclass

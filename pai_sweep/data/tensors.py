@@ -26,9 +26,6 @@ class ImageTensors(Dataset):
             image = image.expand(self.channels, -1, -1).contiguous()  # grey -> RGB by repetition
         return image, self.labels[index]
 
-    def sample_shape(self) -> tuple[int, ...]:
-        return tuple(self[0][0].shape)
-
 
 def seeded_split(n: int, fractions: tuple[float, ...], seed: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
     """Index arrays: one per fraction, the rest last. Stratified by `labels` when given; the same for the same seed."""

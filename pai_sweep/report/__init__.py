@@ -9,7 +9,6 @@ with the baseline marked, the objective per trial, parameter importances.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -182,7 +181,3 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path | None = None) -> Path:
     atomic_write_text(out / "compare.html", doc.html())
     write_json(out / "compare.json", {"sweeps": summary, "plots": images})
     return out
-
-
-def load_report(report_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(report_dir) / "report.json").read_text())
