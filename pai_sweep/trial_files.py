@@ -75,15 +75,30 @@ class TrialResult:
         return self.status == STATUS_COMPLETE
 
 
-def _clean(value: Any) -> Any:
-    # JSON has no NaN/inf: store them as null so every reader can parse the file.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+def jsonable(value: Any) -> Any:
+    """Plain JSON values from dataclasses, numpy scalars, tuples and paths; NaN/inf and pandas' NA become null.
+
+    JSON has no NaN, so every reader of result.json, metrics.jsonl, findings.json and the
+    study's user attributes can parse what this returns.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if type(value).__name__ == "NAType":  # pandas.NA
+        return None
+    return str(value)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -95,7 +110,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n")
 
 
 def write_result(trial_dir: Path, result: TrialResult) -> None:
@@ -121,7 +136,7 @@ def read_result(trial_dir: Path) -> TrialResult | None:
 
 def append_metrics(trial_dir: Path, record: EpochRecord) -> None:
     with open(Path(trial_dir) / METRICS, "a") as fh:
-        fh.write(json.dumps(_clean(dataclasses.asdict(record))) + "\n")
+        fh.write(json.dumps(jsonable(record)) + "\n")
         fh.flush()
 
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from pai_sweep.analysis.choose import ArchitectureChoice, choose_architecture
 from pai_sweep.analysis.context import RuleContext
@@ -21,7 +17,7 @@ from pai_sweep.analysis.report import render
 from pai_sweep.analysis.rules import run_rules
 from pai_sweep.analysis.summary import summarize
 from pai_sweep.errors import AnalysisError
-from pai_sweep.trial_files import atomic_write_text
+from pai_sweep.trial_files import atomic_write_text, jsonable
 
 FINDINGS_JSON = "findings.json"
 REPORT_MD = "report.md"
@@ -44,27 +40,6 @@ def analyze(path, context: RuleContext | None = None, out_dir=None, save_name: s
     if out_dir is not None:
         write_outputs(result, out_dir)
     return result
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON values: numpy numbers, NaN as null, dataclasses and paths."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        return None if math.isnan(obj) or math.isinf(obj) else float(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    if obj is getattr(__import__("pandas"), "NA", object()):
-        return None
-    return str(obj)
 
 
 def findings_document(analysis: Analysis) -> dict[str, Any]:

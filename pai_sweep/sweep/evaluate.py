@@ -7,7 +7,6 @@ The analysis' view of each trial is saved as trials/<n>/analysis.json.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from optuna.trial import TrialState
 
 from pai_sweep.errors import PaiSweepError
 from pai_sweep.objective import Baseline, compute_values
-from pai_sweep.trial_files import PAI_SAVE_NAME, RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, write_json
+from pai_sweep.trial_files import PAI_SAVE_NAME, RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, jsonable, write_json
 
 ANALYSIS_FILE = "analysis.json"
 NEVER_ADDED = "dendrites.never_added"
@@ -87,22 +86,6 @@ def analyse(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> 
     return done.history, list(done.findings), done.choice, None
 
 
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    if hasattr(obj, "__dict__"):
-        return {k: _plain(v) for k, v in vars(obj).items() if not k.startswith("_")}
-    return str(obj)
-
-
 def evaluate(
     trial_dir: Path, result: TrialResult | None, cfg: Any, baseline: Baseline | None, returncode: int | None = None, apply_penalties: bool = True
 ) -> Outcome:
@@ -130,7 +113,7 @@ def evaluate(
         attrs["analysis_error"] = error
     write_json(
         Path(trial_dir) / ANALYSIS_FILE,
-        {"choice": _plain(choice), "findings": _plain(findings), "objective": attrs, "values": ov.values, "constraints": ov.constraints},
+        {"choice": jsonable(choice), "findings": jsonable(findings), "objective": attrs, "values": ov.values, "constraints": ov.constraints},
     )
     return Outcome(TrialState.COMPLETE, result.reason, result, ov.values, ov.constraints, attrs, history, findings, choice)
 

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial
 from pai_sweep.objective import Baseline, compute_values
 from pai_sweep.search_space import MISSING, SearchSpace
 from pai_sweep.sweep.study import DERIVED, RULE
+from pai_sweep.trial_files import jsonable
 
 MAX_DENDRITES = "dendrites.max_dendrites"
 _RELATIVE = re.compile(r"^\s*([+\-x*])\s*([0-9.eE+\-]+)\s*$")
@@ -99,7 +100,7 @@ def enqueue_rule_trials(
             continue
         rule_id = str(getattr(finding, "rule_id", "unknown"))
         study.enqueue_trial(
-            space.encode(params), user_attrs={"origin": f"{RULE}{rule_id}", "parent": parent_number, "params": _jsonable(params)}
+            space.encode(params), user_attrs={"origin": f"{RULE}{rule_id}", "parent": parent_number, "params": jsonable(params)}
         )
         seen.add(params_key(params))
         added.append((rule_id, params))
@@ -159,12 +160,12 @@ def derived_trials(
         attrs = {
             "origin": DERIVED,
             "parent": parent_number,
-            "params": _jsonable(params),
+            "params": jsonable(params),
             "status": "complete",
             "reason": f"architecture with {count} dendrite(s) measured by trial {parent_number}",
             "dendrites": count,
-            "chosen_val": _jsonable(choice.val),
-            "chosen_params": _jsonable(choice.params),
+            "chosen_val": jsonable(choice.val),
+            "chosen_params": jsonable(choice.params),
             "trial_dir": parent.user_attrs.get("trial_dir") if parent is not None else None,
         }
         out.append(
@@ -177,7 +178,3 @@ def derived_trials(
             )
         )
     return out
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

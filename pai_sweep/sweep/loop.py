@@ -37,7 +37,7 @@ from pai_sweep.sweep.study import (
     origin,
     trial_by_number,
 )
-from pai_sweep.trial_files import RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, iter_metrics, read_result, write_result
+from pai_sweep.trial_files import RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, iter_metrics, jsonable, read_result, write_result
 from pai_sweep.validate import validate_run
 
 # The baseline is the original model: no dendrites and none of the downsizing fields (each applies on its own).
@@ -194,7 +194,7 @@ class SweepLoop:
             else:
                 params = suggest(trial, self.space)
                 run_cfg = apply_params(self.cfg, params)
-            trial.set_user_attr("params", feedback._jsonable(params))
+            trial.set_user_attr("params", jsonable(params))
             trial.set_user_attr("status", "running")
             validate_run(run_cfg)
             trial_dir.mkdir(parents=True, exist_ok=True)
