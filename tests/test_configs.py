@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from pai_sweep.compose import compose, conf_dir, recipe_names, recipe_purpose
 from pai_sweep.errors import ConfigError
@@ -36,7 +37,12 @@ def test_groups_found():
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes(group, option):
     cfg = compose([f"{group}={option}", *REQUIRED.get((group, option), [])])
-    assert cfg[group] is not None
+    # the option's own values are what the composed, schema-typed group holds
+    written = OmegaConf.to_container(OmegaConf.load(conf_dir() / group / f"{option}.yaml"))
+    composed = OmegaConf.to_container(cfg[group], resolve=True)
+    for key, value in written.items():
+        if value is not None and value != "???":
+            assert composed[key] == value, f"{group}={option}: {key}"
 
 
 @pytest.mark.parametrize("name", recipe_names())
