@@ -61,10 +61,10 @@ class RecordingTracker:
 
 
 def test_default_sweep_runs_two_at_a_time_with_every_kind_of_trial(tmp_path, monkeypatch, capsys):
-    import pai_sweep.tracking
+    import pai_sweep.driver
 
     tracker = RecordingTracker()
-    monkeypatch.setattr(pai_sweep.tracking, "make_tracker", lambda cfg, experiment, sweep_dir: tracker)
+    monkeypatch.setattr(pai_sweep.driver, "make_tracker", lambda cfg, experiment, sweep_dir: tracker)  # where the driver looks it up
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     # Launch 0 crashes, launch 1 hangs until the time limit, launch 4 stays at chance and is pruned.
     monkeypatch.setenv("PAI_SWEEP_FAULTS", "0:crash,1:hang,4:bad")
