@@ -10,7 +10,8 @@ Objectives (conf/objective/):
 For a minimised metric (dendrites.maximizing_score false: a loss) every sign flips.
 
 Penalties (objective.penalties, rule id -> amount in score units) are charged once per rule
-that fired in the trial's findings. Works on plain inputs: no study, no files.
+that fired in the trial's findings about the architecture being scored (a finding names the
+dendrite counts it concerns). Works on plain inputs: no study, no files.
 """
 
 from __future__ import annotations
@@ -81,9 +82,17 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def penalty_for(findings: Iterable[Any], penalties: Mapping[str, float]) -> tuple[float, list[str]]:
-    """Sum of the configured penalties of the rules that fired (each rule once)."""
-    fired = sorted({str(_get(f, "rule_id")) for f in findings or ()})
+def penalty_for(findings: Iterable[Any], penalties: Mapping[str, float], dendrites: Any = None) -> tuple[float, list[str]]:
+    """Sum of the configured penalties of the rules that fired (each rule once) about this architecture.
+
+    A finding names the dendrite counts it is about (Finding.dendrites; None: the whole run), so a
+    run's smaller architecture (a derived point) and the run's chosen one are charged alike for
+    what concerns them, and neither for what concerns only the other."""
+    def about(f: Any) -> bool:
+        counts = _get(f, "dendrites")
+        return counts is None or dendrites is None or int(dendrites) in {int(c) for c in counts}
+
+    fired = sorted({str(_get(f, "rule_id")) for f in findings or () if about(f)})
     charged = [r for r in fired if r in (penalties or {})]
     return float(sum(float(penalties[r]) for r in charged)), charged
 
@@ -117,7 +126,8 @@ def compute_values(
     if score is None:
         raise SweepError(f"no finite {metric} score (got {raw!r}): the trial diverged or never evaluated")
     sign = 1.0 if maximizing else -1.0
-    penalty, charged = penalty_for(findings, _get(objective_cfg, "penalties", {}) or {}) if apply_penalties else (0.0, [])
+    penalties = _get(objective_cfg, "penalties", {}) or {}
+    penalty, charged = penalty_for(findings, penalties, dendrites) if apply_penalties else (0.0, [])
     adjusted = score - sign * penalty
     attrs: dict[str, Any] = {
         "score": score,

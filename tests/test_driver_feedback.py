@@ -69,7 +69,10 @@ def test_each_smaller_accepted_architecture_becomes_a_derived_trial(space):
         "Test": [84.0, 87.0, 88.5, 85.0],
         "accepted": [True, True, True, False],  # the 3rd dendrite was rejected: the run reached 2
     })
-    history = NS(best_arch=table, extra_name=lambda kind: "Test" if kind == "test" else None)
+    # every phase ran 8 epochs and levelled off: each smaller architecture is a finished value, not a lower bound
+    flat = [80.0, 84.0, 85.0, 85.2, 85.1, 85.2, 85.3, 85.2]
+    metrics = pd.DataFrame({"val": flat * 3, "dendrites": [0] * 8 + [1] * 8 + [2] * 8})
+    history = NS(best_arch=table, metrics=metrics, scores=pd.DataFrame(), extra_name=lambda kind: "Test" if kind == "test" else None)
     result = TrialResult(status="complete", reason="pai_complete", best_val=89.0, params=3000, dendrites=2)
     objective = NS(name="efficiency", metric="test", use_analysis=True, penalties={}, tolerance=1.0, direction=None)
     out = derived_trials(history, None, 5, PARENT, space, result, objective, None)

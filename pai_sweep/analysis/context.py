@@ -29,6 +29,8 @@ class RuleContext:
     baseline_score: float | None = None  # the original (unperforated) model's score
     baseline_params: int | None = None
     original_params: int | None = None  # parameters before downsizing
+    val_samples: int | None = None  # size of the validation set (the sampling error of an accuracy)
+    score_kind: str | None = None  # "accuracy_percent" when the worker's own accuracy loop scored the run
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -70,7 +72,15 @@ class RuleContext:
             baseline_score=cfg.get("baseline_score"),
             baseline_params=cfg.get("baseline_params"),
             original_params=cfg.get("original_params"),
+            val_samples=cfg.get("val_samples"),
+            score_kind=cfg.get("score_kind"),
         )
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any] | None) -> "RuleContext":
+        """From the worker's result.json: how the score was measured (extra.score)."""
+        score = ((result or {}).get("extra") or {}).get("score") or {}
+        return cls(val_samples=score.get("val_samples"), score_kind=score.get("kind"))
 
     @classmethod
     def from_pai_config(cls, cfg: dict[str, Any] | None) -> "RuleContext":

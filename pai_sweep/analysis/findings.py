@@ -24,6 +24,21 @@ class Finding:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     recommendation: dict[str, Any] = field(default_factory=dict)
+    # the difference the finding is about (positive = better, in score units), its standard error and
+    # P(effect > 0); None when the finding compares no scores (pai_sweep.analysis.noise)
+    effect: float | None = None
+    se: float | None = None
+    confidence: float | None = None
+    # the dendrite counts (architectures) the finding is about; None: the whole run. Penalties follow it.
+    dendrites: list[int] | None = None
+
+    def measured(self, judgement: Any) -> "Finding":
+        """This finding with the effect, standard error and confidence of a noise.Judgement (None: unchanged)."""
+        if judgement is not None:
+            self.effect = round(float(judgement.effect), 6)
+            self.se = round(float(judgement.se), 6)
+            self.confidence = round(float(judgement.confidence), 4)
+        return self
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -48,6 +63,11 @@ _FINDING = {
             "description": "dotted run-config key -> absolute value, or relative string '+N' / '-N' / 'xF'",
             "additionalProperties": _VALUE,
         },
+        "effect": {"type": ["number", "null"], "description": "the compared difference, positive = better, score units"},
+        "se": {"type": ["number", "null"], "description": "its standard error (binomial or epoch spread)"},
+        "confidence": {"type": ["number", "null"], "description": "P(effect > 0), normal approximation"},
+        "dendrites": {"type": ["array", "null"], "items": {"type": "integer"},
+                      "description": "architectures (dendrite counts) the finding is about; null = the whole run"},
     },
 }
 _NUM = {"type": ["number", "null"]}

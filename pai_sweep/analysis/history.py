@@ -71,8 +71,9 @@ class RunHistory:
 
     # ---- derived facts -------------------------------------------------------------------
     def context(self) -> RuleContext:
-        """What the folder itself says about the settings (run.yaml, then PerforatedAI's config JSON)."""
-        return RuleContext.from_run_config(self.run_config).merged(RuleContext.from_pai_config(self.pai_config))
+        """What the folder itself says about the settings (run.yaml, PerforatedAI's config JSON, result.json)."""
+        ctx = RuleContext.from_run_config(self.run_config).merged(RuleContext.from_pai_config(self.pai_config))
+        return ctx.merged(RuleContext.from_result(self.result))
 
     @property
     def accepted(self) -> pd.DataFrame:

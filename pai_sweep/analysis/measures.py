@@ -10,6 +10,7 @@ import pandas as pd
 
 from pai_sweep.analysis.context import RuleContext
 from pai_sweep.analysis.history import RunHistory
+from pai_sweep.analysis.noise import Judgement, Noise, noise_of, phase_table
 
 WORTH_SHARE = 0.25  # a dendrite is worth keeping if it gives >= 25% of the best single dendrite's gain...
 WORTH_FLOOR = 0.001  # ...and at least 0.1% of the baseline score (relative)
@@ -40,12 +41,16 @@ def arch_gains(history: RunHistory, ctx: RuleContext) -> pd.DataFrame:
     return acc.reset_index(drop=True)
 
 
-def worth_threshold(gains: pd.DataFrame) -> float:
-    """The smallest gain that counts as a real improvement for this run."""
+def worth_threshold(gains: pd.DataFrame, noise: Noise | None = None) -> float:
+    """The smallest gain that counts as a real improvement for this run: the analysis guide's share of the best
+    single gain and 0.1% of the baseline score are floors; the sampling error of a difference raises it."""
     if gains.empty:
         return 0.0
     best = max([g for g in gains["gain"].iloc[1:] if g > 0], default=0.0)
-    return max(WORTH_SHARE * best, WORTH_FLOOR * abs(float(gains["val"].iloc[0])), 1e-12)
+    floor = max(WORTH_SHARE * best, WORTH_FLOOR * abs(float(gains["val"].iloc[0])), 1e-12)
+    if noise is None:
+        return floor
+    return max(floor, noise.threshold(float(gains["val"].iloc[0]), float(gains["val"].iloc[-1])))
 
 
 def optimal_count(history: RunHistory, ctx: RuleContext) -> tuple[int, pd.DataFrame, float]:
@@ -53,12 +58,41 @@ def optimal_count(history: RunHistory, ctx: RuleContext) -> tuple[int, pd.DataFr
     gains = arch_gains(history, ctx)
     if gains.empty:
         return 0, gains, 0.0
-    threshold = worth_threshold(gains)
+    threshold = worth_threshold(gains, noise_of(history, ctx))
     g = gains["gain"].to_numpy()
     for k in range(len(g)):
         if g[k + 1 :].sum() < threshold:
             return int(gains["dendrites"].iloc[k]), gains, threshold
     return int(gains["dendrites"].iloc[-1]), gains, threshold
+
+
+def gain_judgement(history: RunHistory, ctx: RuleContext, frm: int, to: int) -> Judgement | None:
+    """The gain from the accepted architecture with `frm` dendrites to the one with `to`, with its standard error."""
+    acc = history.accepted
+    vals = dict(zip(acc["dendrites"].astype(int), acc["val"].astype(float))) if not acc.empty else {}
+    if frm not in vals or to not in vals:
+        return None
+    return noise_of(history, ctx).diff(vals[frm], vals[to], ctx)
+
+
+def phase_series(history: RunHistory, dendrites: int) -> np.ndarray:
+    """Validation scores of every epoch measured with `dendrites` dendrites (real epochs when recorded)."""
+    table = phase_table(history)
+    vals = table[table["dendrites"] == dendrites]["val"].to_numpy(dtype=float)
+    return vals[np.isfinite(vals)]
+
+
+def plateau(history: RunHistory, ctx: RuleContext, dendrites: int, window: int = WINDOW) -> tuple[bool, Judgement | None]:
+    """Had the phase with `dendrites` dendrites plateaued? Its last `window` epochs must not beat the best before them
+    beyond the noise (the still-improving test). Too short a phase (under 2 x window epochs) cannot tell: not plateaued."""
+    vals = phase_series(history, dendrites)
+    if len(vals) < 2 * window:
+        return False, None
+    before, recent = vals[:-window], vals[-window:]
+    best_before = before.max() if ctx.maximizing else before.min()
+    best_recent = recent.max() if ctx.maximizing else recent.min()
+    j = noise_of(history, ctx).diff(best_before, best_recent, ctx)
+    return not j.beyond, j
 
 
 def noise(values: np.ndarray) -> float:
@@ -90,6 +124,7 @@ def switch_windows(history: RunHistory, ctx: RuleContext, window: int = WINDOW) 
             "dendrites": d, "epoch": e, "score_at_switch": base, "worst_after": worst_after,
             "drop": drop, "rel_drop": rel(drop, base) if len(after) else math.nan,
             "noise_before": noise(before[-2 * window :]),
+            "score_before_window": float(before[-window - 1]) if len(before) > window else math.nan,
             "gain_last_epochs": recent, "rel_gain_last_epochs": rel(recent, before[-window - 1]) if len(before) > window else math.nan,
             "segment_gain": improvement(before[0], base, ctx) if len(before) else math.nan,
             "segment_epochs": len(before), "epochs_after": len(after),

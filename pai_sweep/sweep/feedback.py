@@ -4,7 +4,9 @@ Rule trials: a finding's recommendation (config key -> absolute value, or "+5" /
 relative to the trial's own value) becomes the parent's params with those keys changed,
 fitted into the search space, and is enqueued unless an identical trial exists or is queued.
 Derived trials: a run that grew k dendrites also measured every smaller accepted architecture
-(best-architecture rows 0..k-1); each becomes a finished trial with max_dendrites = that count.
+(best-architecture rows 0..k-1); each whose phase had plateaued becomes a finished trial with
+max_dendrites = that count, charged the penalties of the findings about that architecture. One
+cut short by a switch while still improving is a lower bound, recorded on the parent only.
 """
 
 from __future__ import annotations
@@ -99,12 +101,16 @@ def enqueue_rule_trials(
         if params is None or params_key(params) in seen:
             continue
         rule_id = str(getattr(finding, "rule_id", "unknown"))
-        study.enqueue_trial(
-            space.encode(params), user_attrs={"origin": f"{RULE}{rule_id}", "parent": parent_number, "params": jsonable(params)}
-        )
+        enqueue_rule_trial(study, rule_id, parent_number, params, space)
         seen.add(params_key(params))
         added.append((rule_id, params))
     return added
+
+
+def enqueue_rule_trial(study: optuna.Study, rule_id: str, parent_number: int, params: Mapping[str, Any], space: SearchSpace) -> None:
+    study.enqueue_trial(
+        space.encode(dict(params)), user_attrs={"origin": f"{RULE}{rule_id}", "parent": parent_number, "params": jsonable(params)}
+    )
 
 
 def _row_value(row: Mapping[str, Any], *names: str) -> Any:
@@ -124,6 +130,37 @@ def best_arch_rows(history: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in table]
 
 
+def smaller_architectures(history: Any, context: Any = None) -> list[dict[str, Any]]:
+    """Every accepted architecture smaller than the run's last one, with whether its phase had plateaued.
+
+    A derived point is a finished value only when the run had stopped improving at that count (the
+    still-improving test of analysis.measures.plateau, judged against the sampling noise); otherwise
+    the score is a lower bound of what that architecture reaches (it was cut short by the switch)."""
+    from pai_sweep.analysis.context import RuleContext
+    from pai_sweep.analysis.measures import plateau
+
+    rows = [r for r in best_arch_rows(history) if bool(_row_value(r, "accepted") if "accepted" in r else True)]
+    counts = [int(_row_value(r, "dendrites")) for r in rows if _row_value(r, "dendrites") is not None]
+    if not counts:
+        return []
+    ctx = context if context is not None else history.context() if hasattr(history, "context") else RuleContext()
+    out = []
+    for row in rows:
+        count = int(row["dendrites"])
+        if count >= max(counts):
+            continue
+        done, rise = plateau(history, ctx, count)
+        out.append({**row, "dendrites": count, "plateaued": bool(done),
+                    "still_rising": rise.evidence() if rise is not None else None})
+    return out
+
+
+def lower_bounds(history: Any, context: Any = None) -> list[dict[str, Any]]:
+    """The smaller architectures cut short before they plateaued: scores that are lower bounds (a user attr)."""
+    return [{"dendrites": a["dendrites"], "val": jsonable(_row_value(a, "val")), "params": jsonable(_row_value(a, "params")),
+             "still_rising": a["still_rising"]} for a in smaller_architectures(history, context) if not a["plateaued"]]
+
+
 def derived_trials(
     history: Any,
     parent: FrozenTrial | None,
@@ -133,28 +170,28 @@ def derived_trials(
     result: Any,
     objective_cfg: Any,
     baseline: Baseline | None,
+    findings: Iterable[Any] = (),
+    context: Any = None,
 ) -> list[FrozenTrial]:
-    """One finished trial per accepted smaller architecture the run passed through."""
+    """One finished trial per accepted smaller architecture the run passed through and saw plateau.
+
+    Each is charged the penalties of the findings about its own architecture, like its parent."""
     if MAX_DENDRITES not in space:
         return []
-    rows = [r for r in best_arch_rows(history) if bool(_row_value(r, "accepted") if "accepted" in r else True)]
-    counts = [int(_row_value(r, "dendrites")) for r in rows if _row_value(r, "dendrites") is not None]
-    if not counts:
-        return []
-    reached = max(counts)
     test_col = history.extra_name("test") if hasattr(history, "extra_name") else None
+    findings = list(findings or ())
     out = []
-    for row in rows:
-        count = int(row["dendrites"])
-        if count >= reached or space.fit(MAX_DENDRITES, count) != count:
-            continue  # the run's own final architecture, or a count outside the searched range
+    for row in smaller_architectures(history, context):
+        count = row["dendrites"]
+        if not row["plateaued"] or space.fit(MAX_DENDRITES, count) != count:
+            continue  # a lower bound, not a value; or a count outside the searched range
         params = space.complete({**parent_params, MAX_DENDRITES: count})
         choice = SimpleNamespace(
             dendrites=count, val=_row_value(row, "val"), test=_row_value(row, *(c for c in (test_col, "test", "Test") if c)),
             params=_row_value(row, "params"),
         )
         try:
-            ov = compute_values(result, history, [], choice, objective_cfg, baseline, apply_penalties=False)
+            ov = compute_values(result, history, findings, choice, objective_cfg, baseline)
         except Exception:  # noqa: BLE001 - a row without a usable score is skipped, not fatal
             continue
         attrs = {
@@ -162,10 +199,10 @@ def derived_trials(
             "parent": parent_number,
             "params": jsonable(params),
             "status": "complete",
-            "reason": f"architecture with {count} dendrite(s) measured by trial {parent_number}",
+            "reason": f"architecture with {count} dendrite(s) measured by trial {parent_number} (its phase had plateaued)",
             "dendrites": count,
+            **{k: jsonable(v) for k, v in ov.attrs.items()},
             "chosen_val": jsonable(choice.val),
-            "chosen_params": jsonable(choice.params),
             "trial_dir": parent.user_attrs.get("trial_dir") if parent is not None else None,
         }
         out.append(

@@ -122,9 +122,12 @@ def make_sampler(sweep_cfg: Any, space: SearchSpace, seed: int) -> optuna.sample
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # multivariate+group: conditional keys (`when`) are modelled jointly with their parents.
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=max(2, min(10, sweep_cfg.n_trials // 2))
-        )
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup_trials(sweep_cfg))
+
+
+def startup_trials(sweep_cfg: Any) -> int:
+    """Trials the TPE sampler draws at random before it models the space (rule trials wait for them)."""
+    return max(2, min(10, int(sweep_cfg.n_trials) // 2))
 
 
 def _grid(space: SearchSpace) -> dict[str, list]:

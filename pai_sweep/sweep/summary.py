@@ -35,22 +35,29 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def dendrite_verdict(trials: list[optuna.trial.FrozenTrial], maximize: bool) -> dict[str, Any]:
-    """Did dendrites help? Each run that grew dendrites: its chosen architecture vs its own 0-dendrite row."""
-    sign = 1.0 if maximize else -1.0
-    gains = []
+    """Did dendrites help? Each run that grew dendrites: its grown architecture vs its own 0-dendrite phase, compared
+    only where that phase had plateaued (else the plain score is a lower bound and the comparison is confounded with
+    training time), and counted as help only beyond the sampling noise (trial attr dendrite_gain)."""
+    gains, unmatched = [], 0
     for t in trials:
         a = t.user_attrs
         grew = (a.get("dendrites") or 0) > 0
-        if t.state == TrialState.COMPLETE and origin(t) not in (DERIVED, BASELINE) and grew and a.get("no_dendrite_score") is not None:
-            gain = sign * (float(a["score"]) - float(a["no_dendrite_score"]))
-            gains.append((gain, t.number, a.get("chosen_dendrites") or 0, float(a["score"]), float(a["no_dendrite_score"])))
-    helped = [g for g in gains if g[0] > 0 and g[2] > 0]
-    verdict: dict[str, Any] = {"trials_compared": len(gains), "helped": len(helped)}
-    text = f"dendrites helped in {len(helped)} of {len(gains)} trials that grew them"
+        if t.state != TrialState.COMPLETE or origin(t) in (DERIVED, BASELINE) or not grew or a.get("dendrite_gain") is None:
+            continue
+        if not a.get("no_dendrite_plateaued", False):
+            unmatched += 1
+            continue
+        g = a["dendrite_gain"]
+        gains.append((float(g["effect"]), float(g["se"]), bool(g["beyond_noise"]), t.number, a.get("dendrites")))
+    helped = [g for g in gains if g[2]]
+    verdict: dict[str, Any] = {"trials_compared": len(gains), "helped": len(helped), "not_plateaued": unmatched}
+    text = f"dendrites helped beyond the noise in {len(helped)} of {len(gains)} trials that grew them (at matched plateaus)"
+    if unmatched:
+        text += f"; {unmatched} more not compared (the plain phase was still improving at the switch)"
     if gains:
         best = max(gains)
-        verdict.update(best_gain=best[0], best_gain_trial=best[1])
-        text += f" (largest gain {best[0]:+.4g} in trial {best[1]}: {best[3]:.4g} with {best[2]} dendrite(s) vs {best[4]:.4g} without)"
+        verdict.update(best_gain=best[0], best_gain_se=best[1], best_gain_trial=best[3])
+        text += f" (largest gain {best[0]:+.3g} +/- {best[1]:.2g} in trial {best[3]} with {best[4]} dendrite(s))"
     base = [t for t in trials if origin(t) == BASELINE and t.state == TrialState.COMPLETE]
     if base:
         verdict["baseline_score"] = base[0].user_attrs.get("score")

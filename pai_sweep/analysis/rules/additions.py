@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from pai_sweep.analysis.findings import Finding
-from pai_sweep.analysis.measures import WINDOW, arch_gains, improvement, r, scaled, switch_windows, worth_threshold
+from pai_sweep.analysis.measures import WINDOW, arch_gains, r, scaled, switch_windows, worth_threshold
+from pai_sweep.analysis.noise import noise_of
 from pai_sweep.analysis.rules import rule
 
 PREMATURE_REL_GAIN = 0.02  # +2% over the last WINDOW epochs before a switch: still improving (the analysis guide's example)
@@ -66,17 +67,22 @@ def before_plateau(history, ctx):
     """Seed: dendrites added while the score was still rising. 3.2.9 rolls the history back to the best epoch at a
     switch, so the window is the WINDOW epochs up to that epoch. The analysis guide's n_epochs_for_switch_history does not
     exist in 3.2.9, and raising improvement_threshold (its other advice) makes 3.2.9 switch sooner, not later:
-    the advice is a longer n_epochs_to_switch (history mode) or fixed_switch_num (fixed mode)."""
+    the advice is a longer n_epochs_to_switch (history mode) or fixed_switch_num (fixed mode). The rise must also be
+    beyond the sampling noise of two scores."""
     if history.ended_by == "capacity_test" or ctx.switch_mode == "every_time":
         return None
     early = []
+    noise = noise_of(history, ctx)
     for w in switch_windows(history, ctx):
         g, share = w["rel_gain_last_epochs"], w["gain_last_epochs"] / w["segment_gain"] if w["segment_gain"] else 0
         if math.isnan(g):
             continue
+        rise = noise.diff(w["score_before_window"], w["score_at_switch"], ctx)
+        if not rise.beyond:
+            continue  # the rise before the switch is inside the sampling noise: no evidence it was still improving
         if g >= PREMATURE_REL_GAIN or (w["segment_epochs"] >= 2 * WINDOW + 1 and share >= PREMATURE_SHARE):
             early.append({"dendrites": w["dendrites"], "switch_epoch": w["epoch"], "rel_gain_last_epochs": r(g),
-                          "share_of_segment_gain": r(share)})
+                          "share_of_segment_gain": r(share), "rise": rise})
     if not early:
         return None
     if ctx.switch_mode == "fixed":
@@ -84,12 +90,14 @@ def before_plateau(history, ctx):
     else:
         rec = {"dendrites.n_epochs_to_switch": scaled(ctx.n_epochs_to_switch, 2, "x2", integer=True, minimum=2)}
     first = early[0]
+    rises = [e.pop("rise") for e in early]
     return Finding(
         "switch.before_plateau", "warning", "Dendrites added before the score plateaued",
         f"At the switch after epoch {first['switch_epoch']} the score had still risen {100 * first['rel_gain_last_epochs']:.1f}% "
         f"in the last {WINDOW} epochs; the base network could have improved more first.",
         {"switches": early, "window": WINDOW, "switch_mode": ctx.switch_mode}, rec,
-    )
+        dendrites=[e["dendrites"] - 1 for e in early],
+    ).measured(rises[0])
 
 
 @rule("switch.too_often")
@@ -100,7 +108,7 @@ def too_often(history, ctx):
     if history.ended_by == "capacity_test":
         return None
     gains = arch_gains(history, ctx)
-    threshold = worth_threshold(gains)
+    threshold = worth_threshold(gains, noise_of(history, ctx))
     small = gains[(gains["dendrites"] > 0) & (gains["gain"] < threshold)]
     if len(small) < 2:
         return None
@@ -110,28 +118,30 @@ def too_often(history, ctx):
         "a larger improvement_threshold keeps only dendrite sets that pay off.",
         {"small_gains": {int(d): r(g) for d, g in zip(small["dendrites"], small["gain"])}, "threshold": r(threshold)},
         {"dendrites.improvement_threshold": scaled(ctx.improvement_threshold, 2, "x2", minimum=0.001)},
+        dendrites=[int(d) for d in small["dendrites"]],
     )
 
 
 @rule("switch.too_rarely")
 def too_rarely(history, ctx):
     """Seed: 'dendrites rarely added but helpful: relax the threshold (or [0])'. The 3.2.9 evidence: a rejected try
-    that did beat the previous architecture, only by less than improvement_threshold."""
+    that did beat the previous architecture beyond the sampling noise, only by less than improvement_threshold."""
     rej = history.rejected
     acc = history.accepted
     if rej.empty or acc.empty:
         return None
     prev = dict(zip(acc["dendrites"], acc["val"]))
     near = []
+    noise = noise_of(history, ctx)
     for _, t in rej.iterrows():
         before = prev.get(int(t["dendrites"]) - 1)
-        if before is not None and improvement(before, float(t["val"]), ctx) > 0:
+        if before is not None and noise.diff(before, float(t["val"]), ctx).beyond:
             near.append({"dendrites": int(t["dendrites"]), "val": r(t["val"]), "previous_best": r(before), "file": t["source"]})
     if not near:
         return None
     return Finding(
         "switch.too_rarely", "info", "Helpful dendrites rejected by the threshold",
-        f"{len(near)} rejected dendrite try(s) beat the previous architecture, but by less than improvement_threshold.",
+        f"{len(near)} rejected dendrite try(s) beat the previous architecture beyond the noise, but by less than improvement_threshold.",
         {"rejected_but_better": near, "improvement_threshold": ctx.improvement_threshold},
         {"dendrites.improvement_threshold": scaled(ctx.improvement_threshold, 0.5, "x0.5")},
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pai_sweep.analysis.findings import Finding
-from pai_sweep.analysis.measures import arch_gains, optimal_count, r, rel, shifted
+from pai_sweep.analysis.measures import arch_gains, gain_judgement, optimal_count, r, rel, shifted
 from pai_sweep.analysis.rules import rule
 
 LOW_GAIN = 0.01  # under 1% relative gain...
@@ -13,7 +13,8 @@ BIG_GROWTH = 0.5  # ...for 50% more parameters is a poor trade
 @rule("dendrites.did_not_help")
 def did_not_help(history, ctx):
     """Seed: 'dendrites didn't improve performance'. Fires when every dendrite try was rejected (3.2.9 then keeps
-    the base model), or the dendrites that were kept gained less than the worth threshold in total."""
+    the base model), or the dendrites that were kept gained less than the worth threshold in total (which is never
+    below the sampling error of the difference: a gain inside the noise is not help)."""
     n = history.dendrites
     rej = history.rejected
     k, gains, threshold = optimal_count(history, ctx)
@@ -24,14 +25,17 @@ def did_not_help(history, ctx):
     if n > 0 and k > 0:
         return None
     total = float(gains["total"].iloc[-1]) if n else 0.0
+    j = gain_judgement(history, ctx, 0, n) if n else None
     msg = (f"All {len(rej)} dendrite try(s) were rejected: none beat the base model." if n == 0 else
-           f"{n} dendrite(s) improved the score by only {r(total, 3)} in total.")
+           f"{n} dendrite(s) improved the score by only {r(total, 3)} +/- {r(j.se, 3)} in total, under the {r(threshold, 3)} "
+           "a real gain needs here.")
     return Finding(
         "dendrites.did_not_help", "problem", "Dendrites did not help",
         msg + " Check which layers are perforated, or accept smaller gains.",
         {"kept_dendrites": n, "rejected_tries": len(rej), "total_gain": r(total), "threshold": r(threshold)},
         {"dendrites.improvement_threshold": [0.0], "dendrites.max_dendrite_tries": shifted(ctx.max_dendrite_tries, 1)},
-    )
+        dendrites=[int(d) for d in gains["dendrites"] if d > 0] or None,
+    ).measured(j)
 
 
 def _efficiency(history, ctx):
@@ -52,16 +56,20 @@ def _efficiency(history, ctx):
 @rule("efficiency.low_gain_per_param")
 def low_gain_per_param(history, ctx):
     """The analysis guide's parameter-efficiency check: (gain / parameter increase). In the open 3.2.9 each dendrite adds about
-    one copy of every perforated module, so a model that doubles for under 1% gain is flagged."""
+    one copy of every perforated module, so a model that grows by half or more for under 1% gain, or for a gain
+    inside the sampling noise, is flagged."""
     ev = _efficiency(history, ctx)
-    if ev is None or ev["param_growth"] < BIG_GROWTH or ev["rel_gain"] >= LOW_GAIN:
+    if ev is None or ev["param_growth"] < BIG_GROWTH:
         return None
+    j = gain_judgement(history, ctx, 0, ev["dendrites"])
+    if ev["rel_gain"] >= LOW_GAIN and (j is None or j.beyond):
+        return None  # a real gain of 1% or more: not little (a gain inside the noise is little, whatever its size)
     return Finding(
         "efficiency.low_gain_per_param", "warning", "Little gain for the added parameters",
         f"{ev['dendrites']} dendrite(s) grew the model by {100 * ev['param_growth']:.0f}% ({ev['added_params']} parameters) "
-        f"for a {100 * ev['rel_gain']:.2f}% better score; compare with a plain model of the same size, or perforate a smaller base.",
-        ev, {},
-    )
+        f"for a {100 * ev['rel_gain']:.2f}% better score ({r(j.effect, 3)} +/- {r(j.se, 3)}); compare with a plain model of the same size, or perforate a smaller base.",
+        ev, {}, dendrites=[ev["dendrites"]],
+    ).measured(j)
 
 
 @rule("efficiency.larger_than_original")

@@ -6,6 +6,7 @@ import numpy as np
 
 from pai_sweep.analysis.findings import Finding
 from pai_sweep.analysis.measures import WINDOW, improvement, r, rel, scaled, shifted
+from pai_sweep.analysis.noise import noise_of
 from pai_sweep.analysis.rules import rule
 
 FAST_DROP = 0.1  # LR at or below a tenth of its start...
@@ -64,9 +65,11 @@ def stayed_high(history, ctx):
         return None
     tail = s["val"].to_numpy(dtype=float)[-max(5, len(s) // 3) :]
     d = np.diff(tail)
-    swing = rel(float(np.mean(np.abs(d)) - abs(np.mean(d))), float(np.mean(tail)))
-    if swing < HIGH_SWING:
-        return None
+    swing_abs = float(np.mean(np.abs(d)) - abs(np.mean(d)))
+    swing = rel(swing_abs, float(np.mean(tail)))
+    noise = noise_of(history, ctx)
+    if swing < HIGH_SWING or (noise.kind == "binomial" and swing_abs < noise.threshold(float(np.mean(tail)))):
+        return None  # swings the validation set's sampling error alone explains are not instability
     return Finding(
         "lr.stayed_high", "warning", "Learning rate never decreased",
         f"The learning rate stayed at {rates[0]:.3g} for all {len(rates)} epochs while the score swung "
@@ -80,7 +83,8 @@ def stayed_high(history, ctx):
 @rule("training.still_improving")
 def still_improving(history, ctx):
     """Seed: 'training completed but scores still improving: train longer'. In 3.2.9 a completed run's history ends at
-    its best epoch by construction, so this only looks at runs PerforatedAI did not complete (epoch cap, unknown)."""
+    its best epoch by construction, so this only looks at runs PerforatedAI did not complete (epoch cap, unknown).
+    The last WINDOW epochs must beat everything before by 0.5% (the floor) and beyond the sampling noise."""
     if history.ended_by not in ("epoch_cap", "unknown"):
         return None
     vals, src = _val_series(history)
@@ -91,25 +95,31 @@ def still_improving(history, ctx):
     best_recent = recent.max() if ctx.maximizing else recent.min()
     best_before = before.max() if ctx.maximizing else before.min()
     gain = rel(improvement(best_before, best_recent, ctx), best_before)
-    if gain < STILL_IMPROVING:
-        return None
+    j = noise_of(history, ctx).diff(best_before, best_recent, ctx)
+    if gain < STILL_IMPROVING or not j.beyond:
+        return None  # under the floor, or inside the noise: not evidence of improvement
     return Finding(
         "training.still_improving", "warning", "Training stopped while still improving",
         f"The last {WINDOW} epochs beat everything before by {100 * gain:.2f}% when training stopped "
         f"({history.ended_by}); a longer run lets PerforatedAI finish.",
         {"rel_gain_last_epochs": r(gain), "epochs": len(vals), "source": src, "ended_by": history.ended_by},
         {"train.max_epochs": scaled(ctx.max_epochs, 2, "x2", integer=True)},
-    )
+        dendrites=[history.dendrites],
+    ).measured(j)
 
 
 @rule("training.converged_early")
 def converged_early(history, ctx):
     """Seed: 'training converged early: settings are efficient; epochs could be cut'. Fires when 40% or more of the
-    epochs (real epochs from metrics.jsonl when present) came after the last improvement."""
+    epochs (real epochs from metrics.jsonl when present) came after the first epoch that is within the sampling noise
+    of the best score."""
     vals, src = _val_series(history)
     if len(vals) < 8:
         return None
-    best = int(vals.argmax() if ctx.maximizing else vals.argmin())
+    top = float(vals.max() if ctx.maximizing else vals.min())
+    noise = noise_of(history, ctx)
+    # the first epoch within the noise of the best: later 'improvements' are not evidence of learning
+    best = next(i for i, v in enumerate(vals) if not noise.diff(v, top, ctx).beyond)
     after = len(vals) - 1 - best
     if after < EARLY_SHARE * len(vals):
         return None

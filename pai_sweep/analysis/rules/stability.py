@@ -6,6 +6,7 @@ import math
 
 from pai_sweep.analysis.findings import Finding
 from pai_sweep.analysis.measures import WINDOW, improvement, r, rel, scaled, switch_windows
+from pai_sweep.analysis.noise import Judgement, noise_of
 from pai_sweep.analysis.rules import rule
 
 UNSTABLE_REL_DROP = 0.03  # a 3% fall after a switch...
@@ -17,11 +18,16 @@ GAP_WARNING, GAP_PROBLEM = 0.05, 0.10  # train-validation gap, relative (the ana
 @rule("stability.unstable_after_switch", "stability.smooth_after_switch")
 def after_switch(history, ctx):
     """Seed: 'spikes/instability after dendrite additions: lower candidate_weight_initialization_multiplier'; 'very
-    smooth: could try slightly larger values'. Looks at the WINDOW epochs after each switch of the final history."""
+    smooth: could try slightly larger values'. Looks at the WINDOW epochs after each switch of the final history; a
+    fall counts when it is 3% or more, 3x the usual epoch-to-epoch change and beyond the sampling noise. The finding
+    is about the architectures from the first unstable switch on (a smaller architecture was measured before it)."""
     wins = [w for w in switch_windows(history, ctx) if w["epochs_after"] > 0]
     if not wins:
         return None
-    bad = [w for w in wins if w["rel_drop"] >= UNSTABLE_REL_DROP and w["drop"] >= UNSTABLE_NOISE * w["noise_before"]]
+    noise = noise_of(history, ctx)
+    drops = {w["epoch"]: Judgement(w["drop"], noise.diff_se(w["score_at_switch"], w["worst_after"])) for w in wins}
+    bad = [w for w in wins if w["rel_drop"] >= UNSTABLE_REL_DROP and w["drop"] >= UNSTABLE_NOISE * w["noise_before"]
+           and drops[w["epoch"]].beyond]  # a fall inside the sampling error of two scores is not instability
     ev = {"switches": [{"dendrites": w["dendrites"], "epoch": w["epoch"], "score_at_switch": r(w["score_at_switch"]),
                         "worst_after": r(w["worst_after"]), "rel_drop": r(w["rel_drop"]), "noise_before": r(w["noise_before"])}
                        for w in wins], "window": WINDOW}
@@ -34,7 +40,8 @@ def after_switch(history, ctx):
             "smaller initial dendrite weights or a lower learning rate usually calm this.",
             ev, {"dendrites.candidate_weight_initialization_multiplier": scaled(cwim, 0.1, "x0.1"),
                  "train.optimizer.args.lr": scaled(ctx.lr, 0.5, "x0.5")},
-        )
+            dendrites=list(range(min(w["dendrites"] for w in bad), max([history.dendrites, *(w["dendrites"] for w in bad)]) + 1)),
+        ).measured(drops[worst["epoch"]])
     if all(w["drop"] <= SMOOTH_REL_DROP * abs(w["score_at_switch"]) for w in wins):
         return Finding(
             "stability.smooth_after_switch", "info", "Smooth transitions after dendrite additions",
@@ -63,6 +70,10 @@ def overfitting(history, ctx):
     gap = gaps[last]
     if gap < GAP_WARNING:
         return None
+    row = acc[acc["dendrites"] == last].iloc[0]
+    j = noise_of(history, ctx).diff(float(row["val"]), float(row[name]), ctx)
+    if not j.beyond:
+        return None  # the train score is above validation only within the sampling noise
     grew = len(gaps) > 1 and gap - gaps[min(gaps)] > 0.02
     rec = {"dendrites.max_dendrites": max(0, last - 1)} if grew else {}
     return Finding(
@@ -70,4 +81,5 @@ def overfitting(history, ctx):
         f"With {last} dendrite(s) the train score is {100 * gap:.1f}% above validation"
         f"{' and the gap grew with dendrites' if grew else ''}; add regularisation (dropout, weight decay, label smoothing, augmentation).",
         {"extra": name, "rel_gap_by_dendrites": {d: r(g) for d, g in gaps.items()}}, rec,
-    )
+        dendrites=sorted(d for d, g in gaps.items() if g >= GAP_WARNING),
+    ).measured(j)
