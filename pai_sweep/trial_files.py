@@ -122,7 +122,9 @@ def read_result(trial_dir: Path) -> TrialResult | None:
     path = Path(trial_dir) / RESULT
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("reason", ""), str):
         return None
     known = {f.name for f in dataclasses.fields(TrialResult)}
     extra = dict(data.get("extra") or {})
@@ -131,7 +133,11 @@ def read_result(trial_dir: Path) -> TrialResult | None:
     data["extra"] = extra
     if data.get("status") not in STATUSES:
         return None
-    return TrialResult(**data)
+    data.setdefault("reason", "")
+    try:
+        return TrialResult(**data)
+    except TypeError:
+        return None
 
 
 def append_metrics(trial_dir: Path, record: EpochRecord) -> None:
@@ -146,13 +152,19 @@ def iter_metrics(trial_dir: Path) -> Iterator[EpochRecord]:
     if not path.exists():
         return
     known = {f.name for f in dataclasses.fields(EpochRecord)}
-    with open(path) as fh:
+    with open(path, errors="replace") as fh:  # binary garbage is a line that does not parse, not a crash
         for line in fh:
             try:
                 data = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(data, dict) or not isinstance(data.get("epoch"), int) or not _is_number(data.get("val")):
+                continue  # not an epoch record
             yield EpochRecord(**{k: v for k, v in data.items() if k in known})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_metrics(trial_dir: Path) -> list[EpochRecord]:

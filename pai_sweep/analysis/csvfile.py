@@ -26,20 +26,27 @@ def read_numeric_csv(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame
         raise AnalysisError(
             f"{path}: line {len(lines)} is incomplete (no line end): the file is truncated (re-run the training or delete it)"
         )
-    header = next(csv.reader([lines[0]]))
+    try:
+        header = next(csv.reader([lines[0]]))
+        body = list(csv.reader(lines[1:]))
+    except csv.Error as exc:  # NUL bytes and the like: binary garbage that happens to decode
+        raise AnalysisError(f"{path}: not a CSV file ({exc}); the file is corrupt (re-run the training or delete it)") from None
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header) or "" in header:
+        raise AnalysisError(f"{path}: the header {header} has empty or repeated column names: the file is malformed")
     missing = [c for c in required if c not in header]
     if missing:
         raise AnalysisError(
             f"{path}: not a PerforatedAI file of this kind: columns {header}, expected {list(required)}"
         )
     rows = []
-    for number, row in enumerate(csv.reader(lines[1:]), start=2):
+    for number, row in enumerate(body, start=2):
         if not row:
             continue
         if len(row) != len(header):
             raise AnalysisError(
                 f"{path}: line {number} has {len(row)} fields, the header has {len(header)}: "
-                "the file is truncated or malformed (re-run the training or delete it)"
+                "the file is malformed (re-run the training or delete it)"
             )
         values = []
         for cell in row:

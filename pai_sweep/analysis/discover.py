@@ -2,8 +2,10 @@
 
 3.2.9 names every file ``{save_name}{suffix}`` with no separator (``realScores.csv``,
 ``realBest PBScores.csv`` with a space), snapshots as ``{s}_beforeSwitch_{k}{suffix}``,
-``{s}_{dd.mm.YYYY.HH.MM.SS}_noImprove_lr_{n}{suffix}`` and ``{s}before_final{suffix}``.
-Older versions wrote ``{s}best_test_scores.csv`` and camelCase names.
+``{s}_{dd.mm.YYYY.HH.MM.SS}_noImprove_lr_{n}{suffix}`` and ``{s}before_final{suffix}``; the learning-rate
+search at a switch adds ``{s}_{dd.mm.YYYY.HH.MM.SS}_PBCount_{k}_startSteps_{m}{suffix}``, which the analysis
+ignores (as any other timestamped copy). Older versions and the analysis guide use ``{s}best_test_scores.csv``,
+camelCase names and underscores (``{s}_scores.csv``, ``{s}Best_PBScores.csv``, ``{s}_noImprove_lr_{n}``).
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ from pai_sweep.errors import AnalysisError
 
 # kind -> accepted suffixes, longest first within the whole table (see _split)
 SUFFIXES = {
-    "pb_scores": ("Best PBScores.csv",),
+    "pb_scores": ("Best PBScores.csv", "Best_PBScores.csv"),
     "best_arch": ("_best_arch_scores.csv",),
     "best_test": ("best_test_scores.csv",),  # older versions
-    "scores": ("Scores.csv",),
-    "switch_epochs": ("switch_epochs.csv", "switchEpochs.csv"),
-    "param_counts": ("param_counts.csv", "paramCounts.csv"),
-    "learning_rate": ("learning_rate.csv", "learningRate.csv", "LearningRate.csv"),
-    "times": ("Times.csv",),
+    "scores": ("Scores.csv", "_scores.csv"),
+    "switch_epochs": ("switch_epochs.csv", "_switch_epochs.csv", "switchEpochs.csv"),
+    "param_counts": ("param_counts.csv", "_param_counts.csv", "paramCounts.csv"),
+    "learning_rate": ("learning_rate.csv", "_learning_rate.csv", "learningRate.csv", "LearningRate.csv"),
+    "times": ("Times.csv", "_times.csv"),
     "config": ("_config.json",),
 }
 _ORDERED = sorted(((s, k) for k, ss in SUFFIXES.items() for s in ss), key=lambda p: -len(p[0]))
 _MAIN_KINDS = ("scores", "best_arch", "best_test", "switch_epochs", "param_counts")
 _BEFORE_SWITCH = re.compile(r"^(?P<save>.+)_beforeSwitch_(?P<k>\d+)$")
-_NO_IMPROVE = re.compile(r"^(?P<save>.+)_(?P<ts>\d\d\.\d\d\.\d{4}\.\d\d\.\d\d\.\d\d)_noImprove_lr_(?P<n>\d+)$")
+_STAMP = r"\d\d\.\d\d\.\d{4}\.\d\d\.\d\d\.\d\d"  # dd.mm.YYYY.HH.MM.SS
+_NO_IMPROVE = re.compile(rf"^(?P<save>.+?)(?:_(?P<ts>{_STAMP}))?_noImprove_lr_(?P<n>\d+)$")
+# any other timestamped copy (the learning-rate search's _PBCount_k_startSteps_m): not a run of its own
+_STAMPED = re.compile(rf"^(?P<save>.+?)_(?P<ts>{_STAMP})_.+$")
 _BEFORE_FINAL = re.compile(r"^(?P<save>.+?)_?before_final$")
 
 
@@ -65,6 +70,9 @@ def _classify(prefix: str) -> tuple[str, str, int | None, str | None]:
     m = _NO_IMPROVE.match(prefix)
     if m:
         return m["save"], "rejected", int(m["n"]), m["ts"]
+    m = _STAMPED.match(prefix)
+    if m:
+        return m["save"], "ignored", None, m["ts"]
     m = _BEFORE_FINAL.match(prefix)
     if m:
         return m["save"], "before_final", None, None
@@ -99,6 +107,8 @@ def locate(folder: Path, save_name: str | None = None) -> RunFiles:
             f"{folder}: no PerforatedAI output here (no <save_name>Scores.csv or <save_name>_best_arch_scores.csv); "
             "give the folder PerforatedAI wrote (./<save_name>/)"
         )
+    if save_name is None and len(names) > 1 and folder.name in names:
+        save_name = folder.name  # PerforatedAI writes ./<save_name>/: the folder's own run
     if save_name is None:
         if len(names) > 1:
             raise AnalysisError(f"{folder}: several runs in one folder (save names: {', '.join(names)}); pick one with --save-name")
@@ -114,6 +124,8 @@ def locate(folder: Path, save_name: str | None = None) -> RunFiles:
             continue
         save, kind, index, ts = _classify(split[0])
         if save != save_name:
+            continue
+        if kind == "ignored":
             continue
         if kind == "main":
             files.setdefault(split[1], path)

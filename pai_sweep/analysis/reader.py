@@ -23,9 +23,15 @@ _TRIAL_FILES = (trial_files.RUN_CONFIG, trial_files.METRICS, trial_files.RESULT)
 
 
 def read_history(path, save_name: str | None = None) -> RunHistory:
-    """Read every file PerforatedAI 3.2.9 (or an older version) wrote; AnalysisError naming the file if one is bad."""
+    """Read every file PerforatedAI 3.2.9 (or an older version) wrote.
+
+    A file that cannot be read (truncated, malformed, binary) is left out and named, with its problem, in
+    ``missing``; AnalysisError (one line) only when there is no run here or nothing of it can be read.
+    """
     path = Path(path)
     folder, trial_dir = _resolve(path)
+    if save_name is None and trial_dir is not None and trial_files.PAI_SAVE_NAME in save_names(folder):
+        save_name = trial_files.PAI_SAVE_NAME  # the worker's fixed save name
     run = locate(folder, save_name)
     hist = _read_run(run)
     if trial_dir is not None:
@@ -44,6 +50,8 @@ def _resolve(path: Path) -> tuple[Path, Path | None]:
     pai = path / trial_files.PAI_SAVE_NAME
     if pai.is_dir() and any((path / f).exists() for f in _TRIAL_FILES):
         return pai, path
+    if path.name == trial_files.PAI_SAVE_NAME and path.is_dir() and any((path.parent / f).exists() for f in _TRIAL_FILES):
+        return path, path.parent  # a trial folder's pai/
     if path.is_dir() and not save_names(path):
         # a working directory holding ./<save_name>/ (where PerforatedAI writes)
         subs = [p for p in path.iterdir() if p.is_dir() and p.name in save_names(p)]
@@ -52,32 +60,71 @@ def _resolve(path: Path) -> tuple[Path, Path | None]:
     return path, None
 
 
-def _scores_table(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Stacked Scores.csv (one block of rows per column) -> one row per epoch."""
+def _scores_table(df: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
+    """Scores.csv -> one row per epoch (epoch, val, running, extras).
+
+    3.2.9 stacks the columns: one block of rows per value column (the epochs counting up again), the
+    other cells empty. Older files have one row per epoch with every column filled. An empty or NaN
+    cell is a missing value, never a sign of a cut-off file; epochs without a validation score are
+    left out (and named in notes).
+    """
     if "Epochs" not in df.columns:
         df = df.assign(Epochs=range(len(df)))
-    if df["Epochs"].isna().any():
-        raise AnalysisError(f"{path}: a row has no epoch number: the file is malformed")
-    columns = {}
-    for col in df.columns:
-        if col == "Epochs":
-            continue
-        sel = df[col].notna()
-        s = pd.Series(df.loc[sel, col].to_numpy(), index=df.loc[sel, "Epochs"].astype(int).to_numpy())
-        columns[col] = s[~s.index.duplicated(keep="last")]
-    if "Validation Running Scores" in columns and len(columns["Validation Running Scores"]) != len(columns.get("Validation Scores", [])):
-        raise AnalysisError(f"{path}: the validation and running-score blocks differ in length: the file is truncated")
-    table = pd.DataFrame(columns).sort_index()
+    value_cols = [c for c in df.columns if c != "Epochs"]
+    no_epoch = df["Epochs"].isna()
+    if no_epoch.any():
+        notes.append(f"{path.name}: {int(no_epoch.sum())} row(s) without an epoch number, left out")
+        df = df[~no_epoch].reset_index(drop=True)
+    epochs = df["Epochs"].to_numpy()
+    starts = [0] + [i for i in range(1, len(epochs)) if epochs[i] <= epochs[i - 1]]
+    blocks = [df.iloc[a:b] for a, b in zip(starts, starts[1:] + [len(df)]) if b > a]
+    filled = [[c for c in value_cols if blk[c].notna().any()] for blk in blocks]
+    assigned = _block_columns(filled, value_cols) if len(blocks) > 1 or len(value_cols) == 1 else None
+    columns: dict[str, pd.Series] = {}
+    if assigned is None:  # one row per epoch (older files), or a layout to read column by column
+        for col in value_cols:
+            sel = df[col].notna()
+            s = pd.Series(df.loc[sel, col].to_numpy(), index=df.loc[sel, "Epochs"].astype(int).to_numpy())
+            columns[col] = s[~s.index.duplicated(keep="last")]
+    else:
+        for blk, col in zip(blocks, assigned):
+            s = pd.Series(blk[col].to_numpy(), index=blk["Epochs"].astype(int).to_numpy())
+            columns[col] = s[~s.index.duplicated(keep="last")]
+        lengths = [len(blk) for blk in blocks]
+        absent = [c for c in value_cols if c not in columns]
+        cut = absent or ([assigned[-1]] if lengths[-1] < max(lengths) else [])
+        if cut and not no_epoch.any():  # the blocks end early: what a write cut at a line end leaves
+            notes.append(f"{path.name}: the block of {', '.join(cut)} has {0 if absent else lengths[-1]} of {max(lengths)} "
+                         "epochs: the file looks truncated; those values are left empty")
+    table = pd.DataFrame(columns).sort_index() if columns else pd.DataFrame(index=pd.Index(sorted(set(epochs.astype(int)))))
     table.index.name = "Epochs"
     table = table.reset_index().rename(columns=_SCORE_RENAME)
     for col in ("val", "running"):
         if col not in table.columns:
             table[col] = math.nan
-    return table
+    no_val = table["val"].isna()
+    if no_val.any() and not no_val.all():
+        shown = ", ".join(str(int(e)) for e in table.loc[no_val, "epoch"][:5]) + (", ..." if no_val.sum() > 5 else "")
+        notes.append(f"{path.name}: epoch(s) {shown} have no validation score (empty or NaN cells), left out")
+    elif no_val.all() and len(table):
+        notes.append(f"{path.name}: no epoch has a validation score (empty or NaN cells): no per-epoch scores")
+    return table[~no_val].reset_index(drop=True)
 
 
-def _read_scores(path: Path) -> pd.DataFrame:
-    return _scores_table(read_numeric_csv(path, ("Validation Scores",)), path)
+def _block_columns(filled: list[list[str]], value_cols: list[str]) -> list[str] | None:
+    """The value column of each stacked block (the one filled; an empty block takes the next unused column in
+    header order); None when the blocks are not stacked columns."""
+    if len(filled) > len(value_cols) or any(len(f) > 1 for f in filled):
+        return None
+    named = [f[0] for f in filled if f]
+    if len(set(named)) != len(named):
+        return None
+    spare = iter([c for c in value_cols if c not in named])
+    return [f[0] if f else next(spare) for f in filled]
+
+
+def _read_scores(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
+    return _scores_table(read_numeric_csv(path, ("Validation Scores",)), path, [] if notes is None else notes)
 
 
 def _read_best_arch(files: dict[str, Path]) -> tuple[pd.DataFrame, str] | None:
@@ -87,10 +134,13 @@ def _read_best_arch(files: dict[str, Path]) -> tuple[pd.DataFrame, str] | None:
         fmt = "3.2.9"
     elif "best_test" in files:
         df = read_numeric_csv(files["best_test"], ("Param Counts", "Max Valid Scores"))
-        df = df.rename(columns={"Max Test Scores": "Test"})
+        if "Test" not in df.columns:
+            df = df.rename(columns={"Max Test Scores": "Test"})
         fmt = "legacy"
     else:
         return None
+    counts = df["Param Counts"]
+    df["Param Counts"] = counts.where(counts.abs() < 2**53).round()  # a parameter count is whole and finite
     return df.rename(columns={"Param Counts": "params", "Max Valid Scores": "val"}), fmt
 
 
@@ -98,21 +148,30 @@ def _column(files: dict[str, Path], kind: str, required: tuple[str, ...], col: s
     if kind not in files:
         return []
     df = read_numeric_csv(files[kind], required)
-    return [v for v in df[col].tolist()]
+    return [int(v) for v in df[col].tolist() if math.isfinite(v)]  # an empty cell is no value
 
 
-def _read_snapshot(snap: SnapshotFiles) -> Snapshot:
-    f = snap.files
-    scores = _read_scores(f["scores"]) if "scores" in f else pd.DataFrame(columns=["epoch", "val", "running"])
-    arch = _read_best_arch(f)
+def _unreadable(problems: list[str], fn, *args, default=None):
+    """fn(*args), or default with the file's one-line problem added to problems when it cannot be read."""
+    try:
+        return fn(*args)
+    except AnalysisError as exc:
+        problems.append(f"{exc}; left out of the analysis")
+        return default
+
+
+def _read_snapshot(snap: SnapshotFiles, problems: list[str]) -> Snapshot:
+    f = dict(snap.files)
+    scores = _unreadable(problems, _read_scores, f["scores"]) if "scores" in f else None
+    arch = _unreadable(problems, _read_best_arch, f)
     return Snapshot(
         kind=snap.kind,
         index=snap.index,
         timestamp=snap.timestamp,
-        scores=scores,
+        scores=scores if scores is not None else pd.DataFrame(columns=["epoch", "val", "running"]),
         best_arch=arch[0] if arch else pd.DataFrame(columns=["params", "val"]),
-        switch_epochs=[int(v) for v in _column(f, "switch_epochs", ("Switch Epoch",), "Switch Epoch")],
-        param_counts=[int(v) for v in _column(f, "param_counts", ("Param Count",), "Param Count")],
+        switch_epochs=_unreadable(problems, _column, f, "switch_epochs", ("Switch Epoch",), "Switch Epoch", default=[]),
+        param_counts=_unreadable(problems, _column, f, "param_counts", ("Param Count",), "Param Count", default=[]),
         files=sorted(p.name for p in f.values()),
     )
 
@@ -128,18 +187,23 @@ def _snapshot_order(s: Snapshot) -> tuple:
 
 
 def _read_run(run: RunFiles) -> RunHistory:
-    f = run.files
-    missing: list[str] = []
+    f = dict(run.files)
+    missing: list[str] = []  # what the analysis lacks: absent files, then unreadable ones and odd cells
+    problems: list[str] = []  # one line per file that could not be read
     s = run.save_name
-    scores = _read_scores(f["scores"]) if "scores" in f else pd.DataFrame(columns=["epoch", "val", "running"])
-    if "scores" not in f:
-        missing.append(f"{s}Scores.csv is missing: no per-epoch scores")
-    elif scores.empty:
-        missing.append(f"{s}Scores.csv has only a header: no epoch was recorded")
+    notes: list[str] = []
+    scores = _unreadable(problems, _read_scores, f["scores"], notes) if "scores" in f else None
+    if scores is None:
+        if "scores" not in f:
+            missing.append(f"{s}Scores.csv is missing: no per-epoch scores")
+        scores = pd.DataFrame(columns=["epoch", "val", "running"])
+    elif scores.empty and not notes:
+        missing.append(f"{f['scores'].name} has only a header: no epoch was recorded")
+    missing += notes
     extras = [c for c in scores.columns if c not in ("epoch", "val", "running")]
 
-    raw_switch = [int(v) for v in _column(f, "switch_epochs", ("Switch Epoch",), "Switch Epoch")]
-    raw_params = [int(v) for v in _column(f, "param_counts", ("Param Count",), "Param Count")]
+    raw_switch = _unreadable(problems, _column, f, "switch_epochs", ("Switch Epoch",), "Switch Epoch", default=[])
+    raw_params = _unreadable(problems, _column, f, "param_counts", ("Param Count",), "Param Count", default=[])
     if "switch_epochs" not in f:
         missing.append(f"{s}switch_epochs.csv is missing: switch epochs unknown")
     if "param_counts" not in f:
@@ -161,38 +225,34 @@ def _read_run(run: RunFiles) -> RunHistory:
     else:
         scores["dendrites"] = pd.Series(dtype=int)
 
-    snapshots = sorted((_read_snapshot(sn) for sn in run.snapshots), key=_snapshot_order)
-    arch = _read_best_arch(f)
+    snapshots = sorted((_read_snapshot(sn, problems) for sn in run.snapshots), key=_snapshot_order)
+    arch = _unreadable(problems, _read_best_arch, f)
     fmt = arch[1] if arch else "3.2.9"
     best_arch = _best_arch_table(arch[0] if arch else None, snapshots, f, run.folder)
     if arch is None:
-        missing.append(f"{s}_best_arch_scores.csv is missing: architectures rebuilt from the scores")
+        if "best_arch" not in f and "best_test" not in f:
+            missing.append(f"{s}_best_arch_scores.csv is missing: architectures rebuilt from the scores")
         best_arch = _best_arch_from_scores(scores, params, _maximizing(f))
     elif arch[0].empty:
         missing.append(f"{s}_best_arch_scores.csv has only a header: no architecture finished an epoch")
 
-    lr = pd.DataFrame(columns=["epoch", "lr"])
-    if "learning_rate" in f:
-        lr = read_numeric_csv(f["learning_rate"], ("Epochs",))
-        lr = lr.rename(columns={"Epochs": "epoch", lr.columns[1]: "lr"})[["epoch", "lr"]]
-    else:
+    lr = _unreadable(problems, _read_lr, f["learning_rate"]) if "learning_rate" in f else None
+    if "learning_rate" not in f:
         missing.append(f"{s}learning_rate.csv is missing (drawing_extra_graphs off?): no learning-rate analysis")
-    times = pd.DataFrame(columns=["epoch", "normal_seconds", "pai_seconds"])
-    if "times" in f:
-        times = read_numeric_csv(f["times"], ("Epochs",)).rename(
-            columns={"Epochs": "epoch", "Normal Epoch Times": "normal_seconds", "PAI Epoch Times": "pai_seconds"}
-        )
-    pb = pd.DataFrame(columns=["epoch"])
-    if "pb_scores" in f:
-        raw = read_numeric_csv(f["pb_scores"])
-        keep = {c: _module_id(c) for c in raw.columns if c.startswith("Best ever")}
-        pb = raw.rename(columns={"Epochs": "epoch", **keep})[["epoch", *keep.values()]] if "Epochs" in raw else pb
+    if lr is None:
+        lr = pd.DataFrame(columns=["epoch", "lr"])
+    times = _unreadable(problems, _read_times, f["times"]) if "times" in f else None
+    if times is None:
+        times = pd.DataFrame(columns=["epoch", "normal_seconds", "pai_seconds"])
+    pb = _unreadable(problems, _read_pb, f["pb_scores"]) if "pb_scores" in f else None
+    if pb is None:
+        pb = pd.DataFrame(columns=["epoch"])
     pai_config = None
     if "config" in f:
-        try:
-            pai_config = json.loads(f["config"].read_text())
-        except ValueError:
-            missing.append(f"{f['config'].name} is not valid JSON: settings unknown")
+        pai_config = _read_json_object(f["config"], missing)
+    missing += problems
+    if problems and scores.empty and best_arch.empty:
+        raise AnalysisError("nothing of this run could be read: " + " | ".join(problems))
 
     hist = RunHistory(
         folder=run.folder,
@@ -215,6 +275,40 @@ def _read_run(run: RunFiles) -> RunHistory:
     hist.events = timeline.events(hist, raw_switch)
     hist.ended_by = timeline.ended_by(hist)
     return hist
+
+
+def _read_lr(path: Path) -> pd.DataFrame:
+    lr = read_numeric_csv(path, ("Epochs",))
+    if len(lr.columns) < 2:
+        raise AnalysisError(f"{path}: no learning-rate column next to Epochs: the file is malformed")
+    lr = lr.rename(columns={"Epochs": "epoch", [c for c in lr.columns if c != "Epochs"][0]: "lr"})[["epoch", "lr"]]
+    return lr.dropna().reset_index(drop=True)
+
+
+def _read_times(path: Path) -> pd.DataFrame:
+    return read_numeric_csv(path, ("Epochs",)).rename(
+        columns={"Epochs": "epoch", "Normal Epoch Times": "normal_seconds", "PAI Epoch Times": "pai_seconds"}
+    )
+
+
+def _read_pb(path: Path) -> pd.DataFrame:
+    raw = read_numeric_csv(path)
+    keep = {c: _module_id(c) for c in raw.columns if c.startswith("Best ever")}
+    if "Epochs" not in raw or len(set(keep.values())) != len(keep):
+        return pd.DataFrame(columns=["epoch"])
+    return raw.rename(columns={"Epochs": "epoch", **keep})[["epoch", *keep.values()]]
+
+
+def _read_json_object(path: Path, missing: list[str]) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        missing.append(f"{path}: not readable JSON ({type(exc).__name__}): settings unknown; left out of the analysis")
+        return None
+    if not isinstance(data, dict):
+        missing.append(f"{path}: not a JSON object: settings unknown; left out of the analysis")
+        return None
+    return data
 
 
 def _module_id(column: str) -> str:
@@ -253,7 +347,7 @@ def _arch_frame(rows: list[dict]) -> pd.DataFrame:
 def _maximizing(files: dict[str, Path]) -> bool:
     try:
         return bool(json.loads(files["config"].read_text()).get("maximizing_score", True))
-    except (KeyError, OSError, ValueError):
+    except (KeyError, OSError, ValueError, AttributeError):
         return True
 
 
@@ -274,11 +368,17 @@ def _best_arch_from_scores(scores, params, maximizing: bool) -> pd.DataFrame:
 def _add_trial(hist: RunHistory, trial_dir: Path) -> None:
     hist.trial_dir = trial_dir
     records = trial_files.read_metrics(trial_dir)
+    metrics_path = trial_dir / trial_files.METRICS
     if records:
         hist.metrics = pd.DataFrame([dataclasses.asdict(r) for r in records])
+    elif metrics_path.exists() and metrics_path.stat().st_size > 0:
+        hist.missing.append(f"{metrics_path}: no line is a JSON epoch record (the file is corrupt); "
+                            "no per-epoch worker records, left out of the analysis")
     else:
         hist.missing.append(f"{trial_files.METRICS} is missing or empty: no per-epoch worker records")
     result = trial_files.read_result(trial_dir)
+    if result is None and (trial_dir / trial_files.RESULT).exists():
+        hist.missing.append(f"{trial_dir / trial_files.RESULT}: not a readable completion record; left out of the analysis")
     if result is not None:
         hist.result = dataclasses.asdict(result)
         if result.status != trial_files.STATUS_COMPLETE:
@@ -290,6 +390,24 @@ def _add_trial(hist: RunHistory, trial_dir: Path) -> None:
     cfg_path = trial_dir / trial_files.RUN_CONFIG
     if cfg_path.exists():
         try:
-            hist.run_config = yaml.safe_load(cfg_path.read_text()) or {}
-        except yaml.YAMLError:
-            hist.missing.append(f"{cfg_path.name} is not valid YAML: the run's settings are unknown")
+            cfg = yaml.safe_load(cfg_path.read_text())
+        except (yaml.YAMLError, OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            hist.missing.append(f"{cfg_path}: not readable YAML ({type(exc).__name__}): the run's settings are unknown")
+            return
+        if not _settings_shape(cfg):
+            hist.missing.append(f"{cfg_path}: not a run config (a mapping of dendrites/train settings): the run's settings are unknown")
+            return
+        hist.run_config = cfg or {}
+
+
+def _settings_shape(cfg) -> bool:
+    """run.yaml as RuleContext reads it: a mapping whose dendrites, train and train.optimizer/scheduler are mappings."""
+    if cfg is None:
+        return True
+    if not isinstance(cfg, dict):
+        return False
+    d, t = cfg.get("dendrites") or {}, cfg.get("train") or {}
+    if not isinstance(d, dict) or not isinstance(t, dict):
+        return False
+    return all(isinstance(t.get(k) or {}, dict) and isinstance((t.get(k) or {}).get("args") or {}, dict)
+               for k in ("optimizer", "scheduler"))

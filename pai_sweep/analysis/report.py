@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 SEVERITY_MARK = {"problem": "PROBLEM", "warning": "warning", "info": "info"}
 
 
@@ -17,7 +19,7 @@ def _arch_rows(history) -> list[list[str]]:
     rows = []
     extras = [c for c in history.best_arch.columns if c not in ("dendrites", "params", "val", "accepted", "status", "source")]
     for _, a in history.best_arch.sort_values(["dendrites", "accepted"], ascending=[True, False]).iterrows():
-        rows.append([str(int(a["dendrites"])), _fmt(None if a["params"] != a["params"] else int(a["params"])),
+        rows.append([str(int(a["dendrites"])), _fmt(None if pd.isna(a["params"]) else int(a["params"])),
                      _fmt(float(a["val"])), *[_fmt(float(a[c])) for c in extras], a["status"]])
     return [["dendrites", "params", "val", *extras, "status"], *rows]
 

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pai_sweep.analysis.choose import choose_architecture
 from pai_sweep.analysis.context import RuleContext
@@ -70,9 +71,9 @@ def summarize(history: RunHistory, context: RuleContext | None = None) -> dict[s
         out["dendrite_gain"] = r(improvement(v0, vn, ctx))
         out["per_dendrite_gain"] = {int(d): r(improvement(a, b, ctx)) for d, a, b in
                                     zip(acc["dendrites"].iloc[1:], acc["val"].iloc[:-1], acc["val"].iloc[1:])}
-        if p0 == p0 and pn == pn:
+        if pd.notna(p0) and pd.notna(pn):
             out["params"] = {"base": int(p0), "final": int(pn), "growth_pct": r(100 * rel(int(pn) - int(p0), int(p0)), 2),
-                             "by_dendrites": {int(d): int(p) for d, p in zip(acc["dendrites"], acc["params"]) if p == p}}
+                             "by_dendrites": {int(d): int(p) for d, p in zip(acc["dendrites"], acc["params"]) if pd.notna(p)}}
     if ctx.baseline_score is not None and "final_score" in out:
         out["baseline"] = {"score": ctx.baseline_score, "params": ctx.baseline_params,
                            "difference": r(improvement(ctx.baseline_score, out["final_score"], ctx))}

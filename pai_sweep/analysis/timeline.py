@@ -27,7 +27,7 @@ def events(hist: RunHistory, raw_switch: list[int]) -> pd.DataFrame:
         elif snap.kind == "rejected":
             last = arch.iloc[-1] if not arch.empty else None
             rows.append({"epoch": real - 1, "kind": "rejected", "dendrites": max(len(arch) - 1, 0),
-                         "params": None if last is None else int(last["params"]),
+                         "params": None if last is None or pd.isna(last["params"]) else int(last["params"]),
                          "val": None if last is None else float(last["val"])})
             kept = (snap.switch_epochs[-1] + 1) if snap.switch_epochs else n
         else:
