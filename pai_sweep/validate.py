@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 
 from pai_sweep.errors import ConfigError
 
-MODELS = ("mlp", "small_cnn", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
-DATASETS = ("digits", "digits32", "cifar10", "cifar100", "image_folder", "custom")
+MODELS = ("mlp", "small_cnn", "conv1d", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
+DATASETS = ("digits", "digits32", "mnist1d", "cifar10", "cifar100", "image_folder", "custom")
 DOWNSIZE = ("none", "family", "width", "depth")
-PRESETS = ("cnn", "resnet", "transformer", "linear_only", "off", "auto", "custom")
+PRESETS = ("cnn", "conv1d", "resnet", "transformer", "linear_only", "off", "auto", "custom")
 SWITCH_MODES = ("history", "fixed", "no_switch", "every_time")
 SAMPLERS = ("tpe", "random", "nsga2", "grid")
 OBJECTIVES = ("accuracy", "efficiency", "scalar")
@@ -55,11 +55,11 @@ def validate_model_downsize(model: DictConfig, downsize: DictConfig) -> None:
     from pai_sweep.errors import ModelError
     from pai_sweep.models.downsize import apply_downsize
 
-    for key in ("depth", "n_heads", "n_layers", "patch"):
+    for key in ("depth", "n_heads", "n_layers", "patch", "kernel_size"):
         if model.get(key) is not None and model[key] < 1:
             raise ConfigError(f"model.{key}={model[key]} must be >= 1")
-    if model.name == "small_cnn" and not model.channels:
-        raise ConfigError("model.channels=[] leaves small_cnn without convolutions: give at least one, e.g. [8,16]")
+    if model.name in ("small_cnn", "conv1d") and model.channels is not None and not model.channels:
+        raise ConfigError(f"model.channels=[] leaves {model.name} without convolutions: give at least one, e.g. [8,16]")
     try:
         apply_downsize(model, downsize)
     except ModelError as exc:

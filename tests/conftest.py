@@ -64,3 +64,16 @@ def _run_trials(root: Path, runs: dict, timeout: float = 240.0, env: dict | None
 def run_trials():
     """run_trials(root, {name: run.yaml dict}) -> {name: trial dir}: real workers in subprocesses, in parallel."""
     return _run_trials
+
+
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("xdg_cache")
+
+
+@pytest.fixture
+def xdg_cache(_session_cache, monkeypatch) -> Path:
+    """XDG_CACHE_HOME in a folder shared by the session (here and in subprocesses): data=mnist1d is generated
+    once per session and never lands in the user's own cache. Returns the pai-sweep cache folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
+    return _session_cache / "pai-sweep"

@@ -1,9 +1,11 @@
-"""load_data: digits splits are fixed and disjoint; CIFAR and image folders read their real on-disk layouts; bad input is one line."""
+"""load_data: digits splits are fixed and disjoint; MNIST-1D is generated offline and cached; CIFAR and image folders read their real on-disk layouts; bad input is one line."""
 
 from __future__ import annotations
 
 import pickle
 import re
+import socket
+import sys
 
 import numpy as np
 import pytest
@@ -81,6 +83,63 @@ def test_digits32_is_the_same_split_upscaled():
 def test_lone_last_sample_is_dropped_for_batchnorm():
     bundle = load_data({"name": "digits", "limit": 65}, batch_size=64, seed=0)
     assert [len(y) for _, y in bundle.train] == [64]
+
+
+def _mnist1d_offline(monkeypatch, cache) -> list[int]:
+    """No network, mnist1d's downloading get_dataset refused, XDG_CACHE_HOME=cache; returns make_dataset's call log."""
+    import mnist1d.data
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("data=mnist1d tried to reach the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(mnist1d.data, "get_dataset", no_network)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    calls, make = [], mnist1d.data.make_dataset
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda args: calls.append(args.seed) or make(args))
+    return calls
+
+
+def test_mnist1d_is_generated_offline_with_the_published_split(tmp_path, monkeypatch):
+    calls = _mnist1d_offline(monkeypatch, tmp_path)
+    rng_before = np.random.get_state()[1].copy()
+    bundle = load_data({"name": "mnist1d"}, batch_size=50, seed=0)
+    assert calls == [42]  # the published generator seed
+    assert np.array_equal(np.random.get_state()[1], rng_before)  # the caller's numpy stream is untouched
+    assert (bundle.input_shape, bundle.num_classes, bundle.task) == ((1, 40), 10, "classification")
+    train, val = indices(bundle.train), indices(bundle.val)
+    assert len(train) + len(val) == 4000 and len(val) == 800 and not train & val and len(bundle.test.dataset) == 1000
+    assert np.bincount(labels_in_order(bundle.val)).min() >= 70  # stratified: ~80 of each class
+    x, y = next(iter(bundle.test))
+    assert x.shape == (50, 1, 40) and x.dtype == torch.float32 and y.dtype == torch.long
+    (cached,) = (tmp_path / "pai-sweep").glob("mnist1d-*.npz")
+    assert not list((tmp_path / "pai-sweep").glob("*.tmp"))  # written under a temporary name, then renamed
+    again = load_data({"name": "mnist1d", "limit": 300}, batch_size=50, seed=0)
+    assert calls == [42]  # the second load reads the cache
+    assert len(again.train.dataset) == 300 and indices(again.train) <= train and indices(again.val) == val
+    assert torch.equal(next(iter(again.test))[0], x)
+    other = load_data({"name": "mnist1d", "seed": 1}, batch_size=50, seed=0)
+    assert indices(other.val) != val and len(other.test.dataset) == 1000
+
+
+def test_mnist1d_regenerates_a_cache_it_cannot_read(tmp_path, monkeypatch):
+    calls = _mnist1d_offline(monkeypatch, tmp_path)
+    load_data({"name": "mnist1d", "limit": 10}, batch_size=8, seed=0)
+    (cached,) = (tmp_path / "pai-sweep").glob("mnist1d-*.npz")
+    cached.write_bytes(b"half a file")
+    bundle = load_data({"name": "mnist1d", "limit": 10}, batch_size=8, seed=0)
+    assert len(calls) == 2 and len(bundle.test.dataset) == 1000
+    assert np.load(cached)["x"].shape == (4000, 40)  # rewritten whole
+
+
+def test_mnist1d_without_the_package_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # what an absent package looks like to `import`
+    with pytest.raises(DataError) as err:
+        load_data({"name": "mnist1d"}, batch_size=8, seed=0)
+    assert "data=mnist1d needs the mnist1d package" in str(err.value) and "pip install mnist1d" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
@@ -173,6 +232,7 @@ def test_every_data_option_composes_and_loads(option, tmp_path, monkeypatch):
     # what each option needs on disk; a new option without an entry fails here on purpose
     needs = {
         "digits": lambda: [], "digits32": lambda: [],
+        "mnist1d": lambda: [] if monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path)) is None else [],
         "cifar10": lambda: [f"data.root={tmp_path}"] if write_cifar(tmp_path, option) is None else [],
         "cifar100": lambda: [f"data.root={tmp_path}"] if write_cifar(tmp_path, option) is None else [],
         "image_folder": lambda: [f"data.root={tmp_path / 'pics'}"] if write_image_folder(tmp_path / "pics") is None else [],

@@ -38,6 +38,19 @@ def test_depth_drops_parameters(name):
     assert params(base, {"name": "depth", "depth": 1}) < params(base)
 
 
+def test_conv1d_width_and_depth_shrink_like_small_cnn():
+    seq = (1, 40)  # an MNIST-1D sequence
+    full = params({"name": "conv1d"}, shape=seq)
+    assert full == 2442  # [8, 16, 32] channels, kernel 3, BatchNorm1d, 10 classes (docs/models_and_data.md)
+    assert params({"name": "conv1d"}, {"name": "width", "width_mult": 0.5}, seq) == 746  # [4, 8, 16]
+    assert params({"name": "conv1d"}, {"name": "depth", "depth": 2}, seq) == 650  # the first two stages
+    both = apply_downsize({"name": "conv1d", "width_mult": 0.5}, {"name": "width", "width_mult": 0.5, "depth": 1})
+    model = build_model(both, seq, 10)
+    assert [m.out_channels for m in model.modules() if hasattr(m, "out_channels")] == [2]  # 8 x 0.25, one stage
+    with pytest.raises(ModelError, match="model=conv1d has no smaller family"):
+        apply_downsize({"name": "conv1d"}, {"name": "family", "family": "small_cnn"})
+
+
 def test_resnet_depth_caps_blocks_per_stage():
     model = build_model(apply_downsize({"name": "resnet50", "width_mult": 0.125}, {"depth": 2}), DIGITS, 10)
     assert [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == [2, 2, 2, 2]

@@ -14,6 +14,7 @@ from pai_sweep.errors import ModelError
 from pai_sweep.models import MODELS, build_model, count_params
 
 BUILT_IN = [m for m in MODELS if m != "custom"]
+IMAGE_MODELS = [m for m in BUILT_IN if m != "conv1d"]  # conv1d takes sequences [C, L]
 SHAPES = [(1, 8, 8), (3, 32, 32)]  # digits, digits32
 TINY = {"width_mult": 0.125, "depth": 1}  # torchvision models at a width that builds and runs in milliseconds
 
@@ -23,7 +24,7 @@ def tiny(name: str) -> dict:
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["digits", "digits32"])
-@pytest.mark.parametrize("name", BUILT_IN)
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_every_model_classifies_digits_shapes(name, shape):
     model = build_model(tiny(name), shape, num_classes=7)
     out = model(torch.rand(3, *shape))  # train mode: BatchNorm sees a real batch
@@ -47,8 +48,9 @@ def test_every_model_option_composes_and_builds(option, tmp_path, monkeypatch):
         extra = ["model._target_=user_models.net", "+model.kwargs.hidden=9"]
     shrink = [] if option == "custom" else ["model.width_mult=0.25", "model.depth=1"]
     cfg = compose([f"model={option}", *shrink, *extra])
-    model = build_model(cfg.model, (1, 8, 8), 10)
-    assert model.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    shape = (1, 40) if option == "conv1d" else (1, 8, 8)  # an MNIST-1D sequence, else a digit
+    model = build_model(cfg.model, shape, 10)
+    assert model.eval()(torch.rand(2, *shape)).shape == (2, 10)
     if option == "custom":
         assert model[1].out_features == 9  # model.kwargs reached the user's callable
 
@@ -84,6 +86,20 @@ def test_transformer_tokens_and_head():
     assert model.encoder.layers[0].self_attn.batch_first
     for shape in [(6, 5), (12,)]:  # token rows, flat features
         assert build_model({"name": "transformer"}, shape, 3)(torch.rand(2, *shape)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 40), (3, 17), (2, 1)], ids=["mnist1d", "3ch", "length1"])
+def test_conv1d_classifies_sequences(shape):
+    model = build_model({"name": "conv1d"}, shape, num_classes=7)
+    out = model(torch.rand(4, *shape))  # train mode: BatchNorm1d sees a real batch
+    assert out.shape == (4, 7)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    assert [c.out_channels for c in convs] == [8, 16, 32] and convs[0].in_channels == shape[0]
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == 3 and isinstance(model.head, nn.Linear)
+    plain = build_model({"name": "conv1d", "batch_norm": False, "kernel_size": 5}, shape, 7)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain.modules()) and plain.features[0].kernel_size == (5,)
 
 
 def test_input_channels_follow_the_data():
@@ -125,6 +141,9 @@ def _user_module(tmp_path, monkeypatch, body: str) -> str:
         ({"name": "resnet99"}, (1, 8, 8), "valid models: mlp"),
         ({"name": "mlp", "hiden": [3]}, (1, 8, 8), "hiden"),
         ({"name": "small_cnn"}, (64,), "use model=mlp or model=transformer"),
+        ({"name": "conv1d"}, (1, 8, 8), "model=conv1d needs sequence data [C, L] but the data gives (1, 8, 8); use data=mnist1d"),
+        ({"name": "conv1d", "channels": []}, (1, 40), "model.channels=[] leaves conv1d without convolutions"),
+        ({"name": "conv1d", "kernel_size": 0}, (1, 40), "model.kernel_size=0 must be >= 1"),
         ({"name": "resnet18"}, (64,), "needs image data"),
         ({"name": "mlp", "width_mult": 0}, (1, 8, 8), "model.width_mult=0"),
         ({"name": "mlp", "weights": "/no/such/file.pt"}, (1, 8, 8), "model.weights='/no/such/file.pt' does not exist"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,3 +43,14 @@ def test_run_refuses_an_unknown_knob_before_starting(tmp_path):
         "(did you mean n_epochs_to_switch?); perforatedai silently ignores unknown names, so fix or remove it"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def test_run_trains_conv1d_on_mnist1d_with_dendrites(tmp_path, xdg_cache):
+    proc = _run(["data=mnist1d", "model=conv1d", "dendrites=conv1d", "data.limit=200", "train.max_epochs=2",
+                 "dendrites.switch_mode=every_time", "train.test_saves=false", "--dir", "m1d"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "m1d" / "result.json").read_text())
+    assert result["status"] == "complete" and result["epochs"] == 2 and result["base_params"] == 2442
+    assert result["extra"]["perforated"] == 4  # three Conv1d and the head
+    assert result["dendrites"] >= 1 and result["params"] > result["base_params"]  # a dendrite was really added
+    assert list(xdg_cache.glob("mnist1d-*.npz"))  # generated into XDG_CACHE_HOME, not elsewhere

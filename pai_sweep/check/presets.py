@@ -14,7 +14,7 @@ from pai_sweep.schema import DendritesConfig
 
 RESNET_BLOCKS = ("BasicBlock", "Bottleneck")
 ATTENTION = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.MultiheadAttention)
-CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+CONVS = (nn.Conv2d, nn.Conv3d)
 
 
 def preset_config(name: str) -> Any:
@@ -34,6 +34,10 @@ def candidates(model: nn.Module) -> tuple[list[str], str]:
     convs = sum(isinstance(m, CONVS) for m in model.modules())
     if convs:
         return ["cnn", "linear_only"], f"it has {convs} convolutions: their outputs are [batch, channels, H, W]"
+    # only 1-D convolutions: the cnn preset names Conv2d and would perforate nothing but the Linear layers
+    convs_1d = sum(isinstance(m, nn.Conv1d) for m in model.modules())
+    if convs_1d:
+        return ["conv1d", "linear_only"], f"it has {convs_1d} Conv1d convolutions: their outputs are [batch, channels, time]"
     if any(isinstance(m, nn.Linear) for m in model.modules()):
         return ["linear_only", "cnn"], "it has only Linear layers, each on [batch, features]"
     return [], "it has no Linear or Conv layer that PerforatedAI can perforate"

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from pai_sweep.errors import DataError
 from pai_sweep.schema.data import DataConfig
 
-DATASETS = ("digits", "digits32", "cifar10", "cifar100", "image_folder", "custom")
+DATASETS = ("digits", "digits32", "mnist1d", "cifar10", "cifar100", "image_folder", "custom")
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 

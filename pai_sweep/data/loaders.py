@@ -23,6 +23,10 @@ def load(data_cfg: Any, batch_size: int, seed: int) -> DataBundle:
         from pai_sweep.data.digits import digits
 
         train, val, test, num_classes = digits(spec, rgb=spec.name == "digits32")
+    elif spec.name == "mnist1d":
+        from pai_sweep.data.mnist1d import mnist1d
+
+        train, val, test, num_classes = mnist1d(spec)
     elif spec.name in ("cifar10", "cifar100"):
         from pai_sweep.data.folders import cifar
 

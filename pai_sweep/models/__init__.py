@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MODELS", "SMALLER_FAMILIES", "apply_downsize", "build_model", "count_params", "model_spec"]
 
-MODELS = ("mlp", "small_cnn", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
+MODELS = ("mlp", "small_cnn", "conv1d", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
 
 
 def build_model(model_cfg: Any, input_shape: tuple[int, ...], num_classes: int) -> "nn.Module":

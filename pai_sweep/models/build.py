@@ -14,7 +14,7 @@ from pai_sweep.models.target import accepted, import_target
 from pai_sweep.models.vision import build_vision
 from pai_sweep.models.zoo import build_zoo
 
-ZOO = ("mlp", "small_cnn", "transformer")
+ZOO = ("mlp", "small_cnn", "conv1d", "transformer")
 VISION = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0")
 MODELS = ZOO + VISION + ("custom",)
 

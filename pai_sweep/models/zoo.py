@@ -1,4 +1,4 @@
-"""The project's own small models: mlp, small_cnn, transformer. Sized for digits, scalable by width/depth."""
+"""The project's own small models: mlp, small_cnn, conv1d, transformer. Sized for digits / MNIST-1D, scalable by width/depth."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import torch
 from torch import nn
 
 from pai_sweep.errors import ModelError
+
+# Conv channels per stage when model.channels is None (conf/model/*.yaml set the same)
+DEFAULT_CHANNELS = {"small_cnn": [8, 16], "conv1d": [8, 16, 32]}
+
 
 
 def scaled(width: int, mult: float, minimum: int = 1) -> int:
@@ -44,21 +48,21 @@ class MLP(nn.Module):
         return self.head(self.body(x))
 
 
-class SmallCNN(nn.Module):
-    """Conv3x3-ReLU stages (2x2 max-pool between stages while the image is big enough), global average pool, Linear head."""
+class ConvStages(nn.Module):
+    """Conv stages (the stage's layers, then ReLU; a 2x max-pool between stages while the input is >= 2 long),
+    global average pool, Linear `head`. SmallCNN and Conv1dNet differ only in the layers they pass."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: list[int], dropout: float = 0.0):
+    def __init__(self, stage, pool: type, global_pool: type, in_ch: int, size: int, channels: list[int], num_classes: int,
+                 dropout: float):
         super().__init__()
-        in_ch, height, width = _image_shape("small_cnn", input_shape)
-        side = min(height, width)
         layers: list[nn.Module] = []
         for i, out_ch in enumerate(channels):
-            layers += [nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1), nn.ReLU()]
-            if i < len(channels) - 1 and side >= 2:
-                layers.append(nn.MaxPool2d(2))
-                side //= 2
+            layers += [*stage(in_ch, out_ch), nn.ReLU()]
+            if i < len(channels) - 1 and size >= 2:
+                layers.append(pool(2))
+                size //= 2
             in_ch = out_ch
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers += [global_pool(1), nn.Flatten()]
         if dropout:
             layers.append(nn.Dropout(dropout))
         self.features = nn.Sequential(*layers)
@@ -66,6 +70,36 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class SmallCNN(ConvStages):
+    """Conv3x3-ReLU stages (2x2 max-pool between stages while the image is big enough), global average pool, Linear head."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: list[int], dropout: float = 0.0):
+        in_ch, height, width = _image_shape("small_cnn", input_shape)
+        super().__init__(lambda i, o: [nn.Conv2d(i, o, kernel_size=3, padding=1)], nn.MaxPool2d, nn.AdaptiveAvgPool2d,
+                         in_ch, min(height, width), channels, num_classes, dropout)
+
+
+def _sequence_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(input_shape) != 2:
+        raise ModelError(f"model={name} needs sequence data [C, L] but the data gives {tuple(input_shape)}; use data=mnist1d, or model=small_cnn for images")
+    return tuple(input_shape)  # type: ignore[return-value]
+
+
+class Conv1dNet(ConvStages):
+    """Conv1d(same padding)-BatchNorm1d-ReLU stages over time (2x max-pool between stages), global average pool
+    over time, Linear head."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: list[int], kernel_size: int = 3,
+                 batch_norm: bool = True, dropout: float = 0.0):
+        in_ch, length = _sequence_shape("conv1d", input_shape)
+
+        def stage(i: int, o: int) -> list[nn.Module]:
+            conv = nn.Conv1d(i, o, kernel_size=kernel_size, padding=kernel_size // 2)
+            return [conv, nn.BatchNorm1d(o)] if batch_norm else [conv]
+
+        super().__init__(stage, nn.MaxPool1d, nn.AdaptiveAvgPool1d, in_ch, length, channels, num_classes, dropout)
 
 
 class TransformerClassifier(nn.Module):
@@ -113,14 +147,22 @@ class TransformerClassifier(nn.Module):
 
 
 def build_zoo(spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """mlp, small_cnn or transformer from a ModelConfig node, width and depth applied."""
+    """mlp, small_cnn, conv1d or transformer from a ModelConfig node, width and depth applied."""
     w = float(spec.width_mult)
     if spec.name == "mlp":
         hidden = [scaled(h, w) for h in _kept(spec.hidden, spec.depth)]
         return MLP(input_shape, num_classes, hidden, spec.dropout)
+    if spec.name in DEFAULT_CHANNELS:
+        stages = DEFAULT_CHANNELS[spec.name] if spec.channels is None else list(spec.channels)
+        if not stages:
+            raise ModelError(f"model.channels=[] leaves {spec.name} without convolutions: give at least one, e.g. {DEFAULT_CHANNELS[spec.name]}")
+        channels = [scaled(c, w) for c in _kept(stages, spec.depth)]
     if spec.name == "small_cnn":
-        channels = [scaled(c, w) for c in _kept(spec.channels, spec.depth)]
         return SmallCNN(input_shape, num_classes, channels, spec.dropout)
+    if spec.name == "conv1d":
+        if int(spec.kernel_size) < 1:
+            raise ModelError(f"model.kernel_size={spec.kernel_size} must be >= 1 (e.g. 3)")
+        return Conv1dNet(input_shape, num_classes, channels, int(spec.kernel_size), bool(spec.batch_norm), spec.dropout)
     heads = int(spec.n_heads)
     # d_model must stay a multiple of the head count
     d_model = scaled(int(spec.d_model) / heads, w) * heads

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass
 class DendritesConfig:
-    preset: str = "cnn"  # cnn, resnet, transformer, linear_only, off, auto
+    preset: str = "cnn"  # cnn, conv1d, resnet, transformer, linear_only, off, auto
     enabled: bool = True  # False: train the plain model (baselines); no dendrites are added
     module_names_to_perforate: list[str] = field(default_factory=lambda: ["Conv2d", "Linear"])
     module_ids_to_perforate: list[str] = field(default_factory=list)

@@ -38,6 +38,21 @@ def test_small_cnn(tmp_path, static):
     assert dims_of(r) == {".features.0": [-1, 0, -1, -1], ".features.3": [-1, 0, -1, -1], ".head": [-1, 0]}
 
 
+def test_conv1d_auto_perforates_the_convolutions(tmp_path, static, xdg_cache):
+    convs = {".features.0": [-1, 0, -1], ".features.4": [-1, 0, -1], ".features.8": [-1, 0, -1]}
+    r = static(tmp_path, "data=mnist1d", "model=conv1d", "dendrites=auto")
+    assert r.ok, r.verdict
+    assert r.preset == "conv1d" and "3 Conv1d convolutions" in r.preset_reason and "[batch, channels, time]" in r.preset_reason
+    assert {m["path"]: m["type"] for m in r.inspection["perforated"]} == {**{p: "Conv1d" for p in convs}, ".head": "Linear"}
+    assert dims_of(r) == {**convs, ".head": [-1, 0]}
+    assert {m["type"] for m in r.inspection["tracked"]} == {"BatchNorm1d"} and r.inspection["unwrapped_params"] == []
+    assert r.dendrites["output_dimensions"] == [-1, 0, -1] and list(r.dendrites["module_names_to_perforate"]) == ["Conv1d", "Linear"]
+    # the 2-D cnn preset would perforate only the head: the check points at the preset that fits
+    cnn = static(tmp_path, "data=mnist1d", "model=conv1d", "dendrites=cnn")
+    assert [m["path"] for m in cnn.inspection["perforated"]] == [".head"]
+    assert any("dendrites=conv1d fits this model" in n for n in cnn.notes), cnn.notes
+
+
 def test_resnet18_tiny(tmp_path, static):
     r = static(tmp_path, "model=resnet18", "model.width_mult=0.125", "data=digits32", "dendrites=resnet")
     assert r.ok, r.verdict
