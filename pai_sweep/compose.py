@@ -68,9 +68,11 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
         raise ConfigError(_one_line(exc)) from exc
     finally:
         GlobalHydra.instance().clear()
+    from pai_sweep.consumers import check_overrides
     from pai_sweep.validate import validate
 
     validate(cfg)
+    check_overrides(cfg, overrides)  # a key=value the chosen options ignore would do nothing
     return cfg
 
 

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from omegaconf import OmegaConf
 
+from pai_sweep.consumers import check_space
 from pai_sweep.data import check_available
 from pai_sweep.errors import ConfigError, SweepError, TrackingError
 from pai_sweep.launchers import Launcher, make_launcher
@@ -77,6 +78,7 @@ def _check_integration(cfg: Any, sweep_dir: Path, progress: Progress) -> None:
 def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None = None) -> dict[str, Any]:
     """Run the sweep `cfg` describes until sweep.n_trials trials ran; returns summary.json's content."""
     space = parse_space(cfg.sweep.space, cfg)
+    check_space(space, cfg)  # a searched key the chosen options ignore would record values no trial used
     dirs = directions(cfg.objective, cfg.dendrites.maximizing_score)
     make_pruner(cfg.sweep, len(dirs))  # these fail now, not after the folder exists
     make_sampler(cfg.sweep, space, int(cfg.sweep.seed))

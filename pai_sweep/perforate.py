@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from pai_sweep.consumers import Reads
 from pai_sweep.errors import ConfigError, IntegrationError
 from pai_sweep.schema.dendrites import DendritesConfig
 
@@ -40,6 +41,23 @@ SWITCH_MODES = {
     "no_switch": "DOING_NO_SWITCH",
     "every_time": "DOING_SWITCH_EVERY_TIME",
 }
+
+# The switch timing each mode reads (perforatedai 3.2.9's tracker): history adds dendrites after
+# n_epochs_to_switch epochs without improvement, fixed every fixed_switch_num epochs (the first at
+# first_fixed_switch_num); no_switch never switches, every_time switches each epoch.
+SWITCH_TIMING = {
+    "history": ("n_epochs_to_switch",),
+    "fixed": ("fixed_switch_num", "first_fixed_switch_num"),
+    "no_switch": (),
+    "every_time": (),
+}
+SWITCH_READS = Reads(
+    selector="dendrites.switch_mode",
+    choices=tuple(SWITCH_MODES),
+    governs=lambda field: field in {f"dendrites.{k}" for timing in SWITCH_TIMING.values() for k in timing},
+    # dendrites off: the plain loop's patience is n_epochs_to_switch (the worker's ENABLED_READS decides the rest)
+    acts=lambda field, cfg: not cfg.dendrites.enabled or field.split(".", 1)[1] in SWITCH_TIMING.get(cfg.dendrites.switch_mode, ()),
+)
 
 # Every GPA.pc.set_<name> of perforatedai 3.2.9 (tests check this against the installed library).
 KNOWN_KNOBS = frozenset(
@@ -79,6 +97,9 @@ RESERVED_KNOBS = {
 FIELD_KNOBS = tuple(
     f.name for f in dataclasses.fields(DendritesConfig) if f.name in KNOWN_KNOBS
 )
+
+# The knobs a sweep tunes (fields of the group, not the module choices): read back after configuring (applied_knobs).
+TUNED_KNOBS = tuple(k for k in FIELD_KNOBS if not k.startswith(("module_", "output_dimension")))
 
 # Parameter-holding layers that are tracked (kept as-is, saved and reloaded) when no perforated
 # module contains them; the library stops in pdb on an untracked norm layer.
@@ -414,6 +435,26 @@ def _configure(d: DendritesConfig, plan: ModelPlan, device: Any, test_saves: boo
         getattr(pc, f"set_{name}")(value)
 
 
+def applied_knobs(d: DendritesConfig) -> dict[str, Any]:
+    """The tuned knobs and `extra` as PerforatedAI holds them now (its GPA.pc getters; switch_mode by name)."""
+    GPA, _ = _pai()
+    pc = GPA.pc
+    out: dict[str, Any] = {}
+    for name in (*TUNED_KNOBS, *d.extra):
+        value = getattr(pc, f"get_{name}")()
+        stored = getattr(pc, f"_{name}", None)  # a per-dendrite schedule: the getter gives the current step, keep the list
+        if isinstance(stored, list):
+            value = list(stored)
+        if name == "switch_mode":
+            value = next((mode for mode, attr in SWITCH_MODES.items() if getattr(pc, attr) == value), value)
+        elif hasattr(value, "tolist"):  # a tensor or numpy value
+            value = value.tolist()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
 @dataclass
 class Perforated:
     """The perforated model and what was done to get it (for the log and result.json)."""
@@ -421,6 +462,7 @@ class Perforated:
     model: Any
     plan: ModelPlan
     graphs: str
+    knobs: dict[str, Any] = field(default_factory=dict)  # applied_knobs() after perforate_model
 
 
 def perforate(
@@ -464,7 +506,7 @@ def perforate(
     model = model.to(device)
     if graphs == "end":
         stub_plots()
-    return Perforated(model=model, plan=plan, graphs=graphs)
+    return Perforated(model=model, plan=plan, graphs=graphs, knobs=applied_knobs(d))
 
 
 # ---------------------------------------------------------------- the tracker

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from pai_sweep.consumers import Reads
 from pai_sweep.errors import ConfigError, PaiSweepError
 from pai_sweep.trial_files import EpochRecord, append_metrics
 
@@ -286,6 +287,15 @@ def _opt_float(value: Any) -> float | None:
 
 
 # ---------------------------------------------------------------- the built-in loop
+
+# train.loss is read by the built-in loop only: a train.train_fn computes its own loss (consumers.py).
+READS = Reads(
+    selector="train.train_fn",
+    choices=(None,),
+    governs=lambda field: field == "train.loss",
+    acts=lambda field, cfg: not cfg.train.train_fn,
+    hint=lambda field, cfg: f"train.train_fn={cfg.train.train_fn} computes its own loss: choose it there, or remove train.train_fn",
+)
 
 
 def loss_function(name: str, task: str):

@@ -69,6 +69,10 @@ class TrialResult:
     seconds: float = 0.0
     maximizing: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # launcher facts (job id, node, log), diagnosis
+    # what the worker really built, for the driver to compare with what the study records (sweep/verify.py):
+    # model (the ModelConfig fields the builder read, after downsizing), downsize (the fields applied),
+    # params, original_params, perforated (module path -> class), knobs (read back from PerforatedAI)
+    built: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from pai_sweep.consumers import Reads
 from pai_sweep.errors import ConfigError, PaiSweepError
 from pai_sweep.trial_files import (
     METRICS,
@@ -224,6 +225,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# With dendrites off the plain loop reads dendrites.maximizing_score and n_epochs_to_switch (its
+# patience) and nothing else of the group; train.graphs and train.test_saves go to PerforatedAI only.
+_PLAIN_READS = ("dendrites.maximizing_score", "dendrites.n_epochs_to_switch")
+ENABLED_READS = Reads(
+    selector="dendrites.enabled",
+    choices=(True,),
+    governs=lambda field: (field.startswith("dendrites.") and field not in _PLAIN_READS) or field in ("train.graphs", "train.test_saves"),
+    acts=lambda field, cfg: bool(cfg.dendrites.enabled),
+)
+
+
+def _auto_acts(field: str, cfg: Any) -> bool:
+    if cfg.dendrites.preset != "auto":
+        return True
+    from pai_sweep.check.auto import STRUCTURAL  # imports torch: only for dendrites=auto
+
+    return field.split(".", 1)[1] not in STRUCTURAL
+
+
+# dendrites=auto replaces the module choices and output dimensions with what it derives from the model.
+AUTO_PRESET_READS = Reads(
+    selector="dendrites.preset",
+    choices=(),
+    governs=lambda field: field.startswith("dendrites."),
+    acts=_auto_acts,
+    hint=lambda field, cfg: "dendrites=auto derives it from the model: use a preset such as dendrites=cnn to set it yourself",
+)
+
+
 class ResumeFailed(Exception):
     """The resume point in a trial folder cannot be used; the worker starts the trial again."""
 
@@ -235,7 +265,10 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
 
     from pai_sweep import perforate
     from pai_sweep.data import load_data
-    from pai_sweep.models import apply_downsize, build_model
+    from omegaconf import OmegaConf
+
+    from pai_sweep.models import apply_downsize, build_model, model_spec
+    from pai_sweep.models.build import fields_used
     from pai_sweep.training import PAISession, classification_loop, resolve_callable
 
     train_cfg, d = cfg.train, perforate.dendrites_config(cfg.dendrites)
@@ -252,13 +285,18 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     result.maximizing = bool(d.maximizing_score)
     original = build_model(cfg.model, data.input_shape, data.num_classes)
     result.original_params = sum(p.numel() for p in original.parameters())
-    model_cfg = apply_downsize(cfg.model, cfg.downsize)
-    if cfg.downsize.name != "none":
+    model_cfg = apply_downsize(cfg.model, cfg.downsize)  # exactly what is built: downsize=none returns the model as configured
+    if model_cfg != model_spec(cfg.model):
         seed_everything(int(train_cfg.seed))
         model = build_model(model_cfg, data.input_shape, data.num_classes)
     else:
         model = original
     result.base_params = sum(p.numel() for p in model.parameters())
+    result.built = {
+        "model": {k: OmegaConf.to_container(model_cfg, resolve=True)[k] for k in sorted(fields_used(model_cfg))},
+        "downsize": {} if cfg.downsize.name == "none" else OmegaConf.to_container(cfg.downsize, resolve=True),
+        "params": result.base_params, "original_params": result.original_params, "perforated": {}, "knobs": {},
+    }
     print(f"pai-sweep: model {model_cfg.name}: {result.base_params:,} parameters (original {result.original_params:,})", flush=True)
     enabled = bool(d.enabled) or capacity_test
     example, _ = next(iter(data.train))
@@ -275,6 +313,9 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
         )
         model = done.model
         result.extra["perforated"] = len(done.plan.perforated)
+        modules = dict(model.named_modules())
+        result.built["perforated"] = {p: _class_name(modules, p) for p in done.plan.perforated}
+        result.built["knobs"] = done.knobs
         result.extra["auto_tracked"] = done.plan.track_names[len(d.module_names_to_track):] + done.plan.track_params
     else:
         model = model.to(device)
@@ -306,6 +347,13 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     result.reason = session.end_reason or "train_fn_returned"
     if torch.cuda.is_available():
         result.extra["max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def _class_name(modules: dict, path: str) -> str:
+    """The class of the layer at `path` before PerforatedAI wrapped it (its wrapper keeps it as main_module)."""
+    module = modules.get(path.lstrip("."))
+    inner = getattr(module, "main_module", module)
+    return type(inner).__name__
 
 
 def _summarise(session: Any, result: TrialResult) -> None:

@@ -52,7 +52,7 @@ def test_conv1d_width_and_depth_shrink_like_small_cnn():
 
 
 def test_resnet_depth_caps_blocks_per_stage():
-    model = build_model(apply_downsize({"name": "resnet50", "width_mult": 0.125}, {"depth": 2}), DIGITS, 10)
+    model = build_model(apply_downsize({"name": "resnet50", "width_mult": 0.125}, {"name": "depth", "depth": 2}), DIGITS, 10)
     assert [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == [2, 2, 2, 2]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pai_sweep.consumers import Reads
 from pai_sweep.models.downsize import SMALLER_FAMILIES, apply_downsize, model_spec
 
 if TYPE_CHECKING:
@@ -18,6 +19,30 @@ if TYPE_CHECKING:
 __all__ = ["MODELS", "SMALLER_FAMILIES", "apply_downsize", "build_model", "count_params", "model_spec"]
 
 MODELS = ("mlp", "small_cnn", "conv1d", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
+
+
+def _model_reads(field: str, cfg: Any) -> bool:
+    from pai_sweep.models.build import fields_used  # imports torch: only when a model field is checked
+
+    return field.split(".", 1)[1] in fields_used(cfg.model)
+
+
+def _model_hint(field: str, cfg: Any) -> str | None:
+    if cfg.model.name == "custom" and field.endswith((".width_mult", ".depth")):
+        arg = field.rsplit(".", 1)[1]
+        return f"give {cfg.model._target_} a '{arg}' argument, or stop searching {field}"
+    return None
+
+
+# What the model builders read (zoo.READS, vision.READS, build.fields_used): a model field, and
+# downsize.width_mult / downsize.depth, which multiply into model.width_mult / set model.depth.
+READS = Reads(
+    selector="model.name",
+    choices=MODELS,
+    governs=lambda field: field.startswith("model.") or field in ("downsize.width_mult", "downsize.depth"),
+    acts=lambda field, cfg: _model_reads(field if field.startswith("model.") else "model." + field.split(".")[1], cfg),
+    hint=_model_hint,
+)
 
 
 def build_model(model_cfg: Any, input_shape: tuple[int, ...], num_classes: int) -> "nn.Module":

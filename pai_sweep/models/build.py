@@ -42,6 +42,26 @@ def build_model(model_cfg: Any, input_shape: tuple[int, ...], num_classes: int) 
     return model
 
 
+def fields_used(model_cfg: Any) -> set[str]:
+    """The ModelConfig fields build_model reads for this model (each builder declares its own READS)."""
+    from pai_sweep.models import vision, zoo
+
+    spec = model_spec(model_cfg)
+    if spec.name in zoo.READS:
+        return {"name", "weights", *zoo.READS[spec.name]}
+    if spec.name in vision.READS:
+        return {"name", "weights", *vision.READS[spec.name]}
+    used = {"name", "weights", "_target_", "kwargs"}
+    if spec.name != "custom":
+        return used | {"width_mult", "depth"}  # an unknown name is refused by validate_run
+    try:
+        factory = import_target(spec._target_, "model._target_", ModelError, "mypkg.models.Net")
+    except ModelError:  # the build says why; nothing can be told about its arguments here
+        return used | {"width_mult", "depth"}
+    # _custom below offers width_mult / depth only to a callable that takes them
+    return used | set(accepted(factory, {"width_mult": 1.0, "depth": 1})) | ({"width_mult", "depth"} & set(spec.kwargs))
+
+
 def _custom(spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     example = "mypkg.models.Net"
     if not spec._target_:

@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pai_sweep.consumers import Reads
 from pai_sweep.errors import ModelError
 from pai_sweep.schema.downsize import DownsizeConfig
 from pai_sweep.schema.model import ModelConfig
@@ -42,11 +43,15 @@ def model_spec(model_cfg: Any) -> DictConfig:
 def apply_downsize(model_cfg: Any, downsize_cfg: Any) -> DictConfig:
     """The model config to build: family swapped, width multiplier multiplied in, depth set.
 
-    Every field applies whatever `downsize.name` says (the defaults change nothing), so a
-    sweep may combine a family swap with a width multiplier.
+    `downsize=none` builds the model as configured: its other fields are ignored (and a
+    searched or overridden one is refused, see READS). Under any other name every field
+    applies (the defaults change nothing), so a sweep may combine a family swap with a width
+    multiplier. The worker builds exactly what this returns.
     """
     spec = model_spec(model_cfg)
     down = _typed(downsize_cfg, DownsizeConfig, "downsize")
+    if down.name == "none":
+        return spec
     if down.name == "family" and not down.family:
         raise ModelError(f"downsize=family needs downsize.family=NAME; valid for model={spec.name}: {_valid(spec.name)}")
     if down.family and down.family != spec.name:
@@ -68,6 +73,17 @@ def apply_downsize(model_cfg: Any, downsize_cfg: Any) -> DictConfig:
             raise ModelError(f"downsize.depth={down.depth} must be >= 1 (blocks per stage / layers to keep)")
         spec.depth = down.depth if spec.depth is None else min(spec.depth, down.depth)
     return spec
+
+
+# What apply_downsize reads: nothing under downsize=none, every field under the other names.
+_FIXES = {"downsize.width_mult": "width", "downsize.depth": "depth", "downsize.family": "family"}
+READS = Reads(
+    selector="downsize.name",
+    choices=("width", "depth", "family"),
+    governs=lambda field: field in _FIXES,
+    acts=lambda field, cfg: cfg.downsize.name != "none",
+    hint=lambda field, cfg: f"add downsize={_FIXES[field]}" if cfg.downsize.name == "none" else None,
+)
 
 
 def _valid(name: str) -> str:

@@ -72,6 +72,14 @@ def _first_conv_channels(conv_block: nn.Sequential, in_channels: int) -> None:
     nn.init.kaiming_normal_(conv_block[0].weight, mode="fan_out")
 
 
+# The ModelConfig fields build_vision reads per model (build_model adds `weights`; see consumers.py).
+READS = {
+    **{name: ("width_mult", "depth") for name in RESNET_LAYOUTS},
+    "mobilenet_v2": ("width_mult", "depth", "dropout"),
+    "efficientnet_b0": ("width_mult", "depth", "dropout"),
+}
+
+
 def build_vision(spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     in_channels = int(input_shape[0])
     w, depth = float(spec.width_mult), spec.depth

@@ -146,6 +146,16 @@ class TransformerClassifier(nn.Module):
         return self.head(encoded.mean(dim=1))
 
 
+# The ModelConfig fields build_zoo reads per model (build_model adds `weights`): a searched or
+# overridden field the chosen model does not read is refused (pai_sweep/consumers.py).
+READS = {
+    "mlp": ("hidden", "width_mult", "depth", "dropout"),
+    "small_cnn": ("channels", "width_mult", "depth", "dropout"),
+    "conv1d": ("channels", "kernel_size", "batch_norm", "width_mult", "depth", "dropout"),
+    "transformer": ("d_model", "n_heads", "n_layers", "patch", "width_mult", "depth", "dropout"),
+}
+
+
 def build_zoo(spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """mlp, small_cnn, conv1d or transformer from a ModelConfig node, width and depth applied."""
     w = float(spec.width_mult)

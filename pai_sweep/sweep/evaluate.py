@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from pai_sweep.errors import PaiSweepError
 from pai_sweep.objective import Baseline, compute_values
+from pai_sweep.sweep.verify import built_mismatch
 from pai_sweep.trial_files import PAI_SAVE_NAME, RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, jsonable, write_json
 
 ANALYSIS_FILE = "analysis.json"
@@ -95,6 +96,8 @@ def evaluate(
         return Outcome(TrialState.PRUNED, result.reason, result)
     if result.status != STATUS_COMPLETE:
         return Outcome(TrialState.FAIL, result.reason or "failed without a reason", result)
+    if wrong := built_mismatch(trial_dir, result):  # a value the trial never used must not reach the study
+        return Outcome(TrialState.FAIL, wrong, result)
     history, findings, choice, error = analyse(trial_dir, result, baseline)
     priced = findings
     if _asked_for_no_dendrites(trial_dir):

@@ -18,6 +18,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from pai_sweep.consumers import check_params
 from pai_sweep.errors import PaiSweepError, SweepError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.objective import Baseline
@@ -197,6 +198,7 @@ class SweepLoop:
             trial.set_user_attr("params", jsonable(params))
             trial.set_user_attr("status", "running")
             validate_run(run_cfg)
+            check_params(run_cfg, params)  # every searched value must act on the trial (consumers.py)
             trial_dir.mkdir(parents=True, exist_ok=True)
             run_yaml = OmegaConf.create({g: OmegaConf.to_container(run_cfg[g], resolve=True) for g in RUN_GROUPS})
             if self.cfg.launcher.get("resume_requeued"):
