@@ -97,6 +97,9 @@ def validate_run(cfg: DictConfig) -> None:
         raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must be between 0 and 1")
     validate_data(cfg.data)
     validate_train(cfg.train, maximizing=bool(cfg.dendrites.maximizing_score))
+    from pai_sweep.schema.ranges import check_ranges
+
+    check_ranges(cfg)  # every numeric knob the config holds (the sweep's too, when it has them)
 
 
 def _neuron_axis(key: str, dims: Any) -> None:

@@ -124,3 +124,12 @@ def test_too_many_failures_stop_the_sweep_with_a_clear_message(tmp_path, monkeyp
         run(sweep_cfg(tmp_path, "sweep.max_failures=2", "sweep.n_trials=4", "sweep.in_flight=1"))
     summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
     assert summary["stopped"].startswith("sweep stopped") and summary["states"] == {"fail": 2}
+
+
+def test_max_failures_is_exact_with_trials_in_flight(tmp_path, monkeypatch):
+    # Every trial fails at once; with 2 in flight both can end in the same poll: the sweep still stops at 3.
+    monkeypatch.setenv("FAKE_MODES", ",".join(f"{i}:noresult" for i in range(8)))
+    with pytest.raises(SweepError, match=r"sweep stopped: 3 trials failed \(sweep.max_failures=3\)"):
+        run(sweep_cfg(tmp_path, "sweep.max_failures=3", "sweep.n_trials=8", "sweep.in_flight=2"))
+    reasons = [t.user_attrs.get("reason") for t in trials_of(tmp_path) if t.state == TrialState.FAIL]
+    assert reasons.count("exited without result.json (exit code 0)") == 3, reasons

@@ -169,17 +169,21 @@ class SweepLoop:
     def _refill(self) -> bool:
         launched = False
         while len(self.running) < self.launcher.capacity and self.budget_left() > 0:
-            failures = [t for t in self._trials() if is_real_failure(t)]
-            if len(failures) >= self.cfg.sweep.max_failures:
-                last = failures[-1]
-                raise SweepError(
-                    f"sweep stopped: {len(failures)} trials failed (sweep.max_failures={self.cfg.sweep.max_failures}); "
-                    f"last: trial {last.number}: {last.user_attrs.get('reason', '?')}. Fix the cause "
-                    f"(see {self.sweep_dir}/trials/{last.number}/worker.log) or raise sweep.max_failures, then run the same command to resume"
-                )
+            self._check_failures()
             self._launch()
             launched = True
         return launched
+
+    def _check_failures(self) -> None:
+        """Stop the sweep the moment sweep.max_failures trials have failed (the others in flight are stopped)."""
+        failures = [t for t in self._trials() if is_real_failure(t)]
+        if len(failures) >= self.cfg.sweep.max_failures:
+            last = failures[-1]
+            raise SweepError(
+                f"sweep stopped: {len(failures)} trials failed (sweep.max_failures={self.cfg.sweep.max_failures}); "
+                f"last: trial {last.number}: {last.user_attrs.get('reason', '?')}. Fix the cause "
+                f"(see {self.sweep_dir}/trials/{last.number}/worker.log) or raise sweep.max_failures, then run the same command to resume"
+            )
 
     def _launch(self) -> None:
         trial = self.study.ask()
@@ -233,6 +237,7 @@ class SweepLoop:
                 write_result(run.trial_dir, result)
             self._finish(run, result, run.job.info.get("returncode"))
             changed = True
+            self._check_failures()  # one at a time: trials that ended in the same poll are not counted past the limit
         return changed
 
     def _watch(self, run: Running) -> bool:
@@ -350,6 +355,9 @@ class SweepLoop:
         """Cancel what runs (Ctrl-C, too many failures); each is marked and queued to run again on resume."""
         for run in list(self.running.values()):
             self.running.pop(run.number, None)
+            if read_result(run.trial_dir) is not None and run.job is not None:
+                self.progress.note(f"trial {run.number} has ended but is not scored yet: the next start scores it")
+                continue  # its result.json stands; prepare() tells it on resume
             if run.job is not None:
                 try:
                     self.launcher.cancel(run.job, STOPPED_REASON)
