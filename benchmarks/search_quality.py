@@ -1,20 +1,27 @@
-"""Search quality: random vs plain TPE vs pai-sweep guided (rule + derived trials), equal trial budgets.
+"""Search quality: random vs plain TPE vs pai-sweep guided (rule + derived trials), per task, over seeds.
 
-Task: digits (data.limit samples), the small CNN, objective=efficiency with a baseline (the
-original model without dendrites runs first), searching downsize.width_mult x max_dendrites x
-n_epochs_to_switch x the dendrite init scale (benchmarks/conf/sweep/bench_quality.yaml).
+Tasks (benchmarks/conf/sweep/bench_quality*.yaml), objective=efficiency with a baseline (the
+original, widest model without dendrites runs first; the score must stay within the tolerance
+of it while parameters go down):
+- mnist1d: MNIST-1D (generated locally), the conv1d family at widths 0.25-1.0 x dendrite knobs;
+  small 1-D CNNs there gain from dendrites, so the feedback has something to find.
+- digits: scikit-learn digits, the small CNN at widths x dendrite knobs.
 Each method runs once per sampler seed, interleaved (seed 0: random, tpe, guided; seed 1: ...).
 
-Measures, against trials used (sampler + rule trials in the order they finished; the baseline
-is left out, it is the same for all; a derived point counts at its parent's position):
-- hypervolume of (score, parameters): maximise the objective's score, minimise parameters,
-  reference point (SCORE_REF % accuracy, PARAMS_REF_X x the original model's parameters),
-  normalised to [0, 1] by the reference box (100 - SCORE_REF) x PARAMS_REF_X * original;
+Measures (the baseline left out: every method runs it), against trials used (sampler + rule
+trials in the order they finished; a derived point counts at its parent's position) and against
+compute (summed trial seconds in that order; derived points are free):
+- hypervolume of (score, parameters): maximise the score, minimise parameters, reference point
+  (SCORE_REF % accuracy, PARAMS_REF_X x the original model's parameters), normalised to [0, 1];
 - the fewest parameters among feasible trials (score >= baseline - tolerance), and the best
   score among trials smaller than the baseline model.
+The headline (mnist1d): the share of plain TPE's total compute that guided needed to reach TPE's
+final hypervolume (per seed, then the mean; 1.0 or more when it never did), and whether guided's
+mean hypervolume is at or above TPE's at every compute level.
 
-    python -m benchmarks.search_quality            # 3 seeds x 12 trials (~20-30 min on 2 busy cores)
-    python -m benchmarks.search_quality --quick    # 1 seed x 1 trial: checks the pipeline
+    python -m benchmarks.search_quality                    # both tasks, 5 seeds x 12 trials
+    python -m benchmarks.search_quality --tasks mnist1d    # one task
+    python -m benchmarks.search_quality --quick            # 1 seed x 1 trial per task: checks the pipeline
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from benchmarks import common
 
 SCORE_REF = 50.0  # accuracy (%) at the reference point: anything worse adds no volume
 PARAMS_REF_X = 2.0  # parameters at the reference point, as a multiple of the original model's
-TARGET_SHARE = 0.60  # guided should reach plain TPE's final hypervolume within this share of the trials
+TARGET_COMPUTE_SHARE = 0.5  # guided should reach plain TPE's final hypervolume within half of TPE's compute
+COMPUTE_GRID = 24  # compute levels at which the mean curves are compared
 
 METHODS = {
     "random": ["sweep.sampler=random", "sweep.rule_trials=false", "sweep.derived_trials=false"],
@@ -39,15 +47,25 @@ METHODS = {
     "guided": ["sweep.sampler=tpe", "sweep.rule_trials=true", "sweep.derived_trials=true"],
 }
 
+# task -> (overrides, quick overrides)
+TASKS = {
+    "mnist1d": (
+        ["sweep=bench_quality_mnist1d", "model=conv1d", "data=mnist1d", "dendrites=conv1d", "downsize=width",
+         "data.limit=1600", "train.max_epochs=32", "train.batch_size=64", "train.optimizer.args.lr=0.03"],
+        ["data.limit=200", "train.max_epochs=2"],
+    ),
+    "digits": (
+        ["sweep=bench_quality", "model=small_cnn", "downsize=width", "data.limit=600", "train.max_epochs=25",
+         "train.optimizer.args.lr=0.03"],  # high enough that the base models plateau well before the epoch cap
+        ["data.limit=150", "train.max_epochs=2"],
+    ),
+}
 
-def task_overrides(quick: bool) -> list[str]:
-    epochs, limit = (2, 150) if quick else (25, 600)
-    return [
-        common.searchpath_override(), "sweep=bench_quality", "model=small_cnn", "downsize=width",
-        "objective=efficiency", "objective.baseline=true", f"data.limit={limit}", f"train.max_epochs={epochs}",
-        "train.optimizer.args.lr=0.03",  # high enough that the base models plateau well before the epoch cap
-        "tracking=off",
-    ]
+
+def task_overrides(task: str, quick: bool) -> list[str]:
+    full, short = TASKS[task]
+    return [common.searchpath_override(), *full, *(short if quick else []), "objective=efficiency",
+            "objective.baseline=true", "tracking=off"]
 
 
 def hypervolume(points: list[tuple[float, float]], params_ref: float) -> float:
@@ -61,8 +79,18 @@ def hypervolume(points: list[tuple[float, float]], params_ref: float) -> float:
     return area / ((100.0 - SCORE_REF) * params_ref)
 
 
+def _seconds(t) -> float:
+    """A trial's compute: the worker's own training seconds, else its wall span in the study."""
+    sec = t.user_attrs.get("seconds")
+    if isinstance(sec, (int, float)) and sec > 0:
+        return float(sec)
+    if t.datetime_start and t.datetime_complete:
+        return (t.datetime_complete - t.datetime_start).total_seconds()
+    return 0.0
+
+
 def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:
-    """The sweep's trials in the order they were used, with derived points at their parent's position."""
+    """The sweep's trials in the order they were used, with derived points at their parent's position and compute."""
     import optuna
     from optuna.trial import TrialState
 
@@ -73,15 +101,20 @@ def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:
     used = sorted((t for t in trials if t.user_attrs.get("origin") not in ("baseline", "derived") and t.state != TrialState.WAITING),
                   key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
     position = {t.number: i + 1 for i, t in enumerate(used)}
-    points = []  # (position, origin, score, params, feasible)
+    compute, total = {}, 0.0
+    for t in used:
+        total += _seconds(t)
+        compute[t.number] = round(total, 2)
+    points = []  # (position, compute, origin, score, params)
     for t in trials:
         o = t.user_attrs.get("origin", "sampler")
         if t.state != TrialState.COMPLETE or o == "baseline" or not t.values:
             continue
-        pos = position.get(t.number) if o != "derived" else position.get(t.user_attrs.get("parent"))
-        if pos is None:
+        ref = t.number if o != "derived" else t.user_attrs.get("parent")
+        if ref not in position:
             continue
-        points.append({"at": pos, "origin": o, "score": float(t.values[0]), "params": float(t.values[1])})
+        points.append({"at": position[ref], "compute": compute[ref], "origin": o,
+                       "score": float(t.values[0]), "params": float(t.values[1])})
     original = None
     for t in trials:  # the original model's size, from any trial's result (the baseline's own run)
         if t.user_attrs.get("trial_dir"):
@@ -91,11 +124,15 @@ def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:
             if r is not None and r.original_params:
                 original = r.original_params
                 break
+    lower_bounds = sum(len(t.user_attrs.get("lower_bounds") or []) for t in used)
     return {
         "n_used": len(used),
         "failed": sum(1 for t in used if t.state == TrialState.FAIL),
         "origins": {o: sum(1 for t in used if t.user_attrs.get("origin", "").split(":")[0] == o) for o in ("sampler", "rule")},
+        "rules": sorted(t.user_attrs.get("origin", "")[len("rule:"):] for t in used if t.user_attrs.get("origin", "").startswith("rule:")),
         "derived": sum(1 for p in points if p["origin"] == "derived"),
+        "lower_bounds": lower_bounds,
+        "compute_seconds": round(total, 2),
         "baseline_score": float(baseline.user_attrs["score"]) if baseline else None,
         "baseline_params": (baseline.user_attrs.get("chosen_params") or baseline.user_attrs.get("n_params")) if baseline else None,
         "original_params": original,
@@ -103,8 +140,25 @@ def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:
     }
 
 
+def _params_ref(sweep: dict[str, Any]) -> float:
+    return PARAMS_REF_X * float(sweep["original_params"] or 1)
+
+
+def hv_at_compute(sweep: dict[str, Any], budget: float) -> float:
+    """Hypervolume of the points whose trials (or parents) had finished within `budget` summed trial seconds."""
+    return hypervolume([(p["score"], p["params"]) for p in sweep["points"] if p["compute"] <= budget + 1e-9], _params_ref(sweep))
+
+
+def compute_to_reach(sweep: dict[str, Any], level: float) -> float | None:
+    """The summed trial seconds after which the sweep's hypervolume first reached `level` (None: never)."""
+    for c in sorted({p["compute"] for p in sweep["points"]}):
+        if hv_at_compute(sweep, c) >= level - 1e-12:
+            return c
+    return None
+
+
 def curves(sweep: dict[str, Any], n: int, tolerance: float) -> dict[str, list]:
-    params_ref = PARAMS_REF_X * float(sweep["original_params"] or 1)
+    params_ref = _params_ref(sweep)
     base_s, base_p = sweep["baseline_score"], sweep["baseline_params"]
     hv, hv_real, smallest, best_small = [], [], [], []
     for k in range(1, n + 1):
@@ -131,36 +185,52 @@ def mean_curve(rows: list[list[float | None]]) -> list[float | None]:
     return out
 
 
+def run_task(task: str, seeds: list[int], n: int, tolerance: float, quick: bool, work: Path) -> dict[str, Any]:
+    base = task_overrides(task, quick) + [f"sweep.n_trials={n}", f"objective.tolerance={tolerance}"]
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+    for seed in seeds:
+        for method, extra in METHODS.items():
+            name = f"{task}_{method}_s{seed}"
+            sweep_dir = work / name
+            cmd = [*common.pai_sweep_cmd(), *base, *extra, f"sweep.seed={seed}", f"sweep.name={name}", f"sweep.dir={sweep_dir}"]
+            run = common.run_timed(cmd, cwd=work, log=work / f"{name}.log")
+            common.check_ok(run, f"sweep {name}")
+            sweep = read_sweep(sweep_dir, name)
+            sweep.update(seed=seed, seconds=run["seconds"], curves=curves(sweep, n, tolerance))
+            runs[method].append(sweep)
+            print(f"{name}: {run['seconds']:.0f} s wall, {sweep['compute_seconds']:.0f} trial-s, "
+                  f"final hypervolume {sweep['curves']['hypervolume'][-1]:.4f}", flush=True)
+    return {"overrides": base, "summary": summarise(runs, n), "runs": runs}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = common.base_parser(__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=None, help="sampler seeds per method (default 3; --quick 1)")
+    p.add_argument("--seeds", type=int, default=None, help="sampler seeds per method (default 5; --quick 1)")
     p.add_argument("--trials", type=int, default=None, help="trial budget per sweep (default 12; --quick 1)")
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {', '.join(TASKS)}")
     args = p.parse_args(argv)
-    seeds = list(range(args.seeds or (1 if args.quick else 3)))
+    seeds = list(range(args.seeds or (1 if args.quick else 5)))
     n = args.trials or (1 if args.quick else 12)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        p.error(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     tolerance = 1.0
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_quality_"))
-    base = task_overrides(args.quick) + [f"sweep.n_trials={n}", f"objective.tolerance={tolerance}"]
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     with common.LoadSampler() as load:
-        for seed in seeds:
-            for method, extra in METHODS.items():
-                name = f"{method}_s{seed}"
-                sweep_dir = work / name
-                cmd = [*common.pai_sweep_cmd(), *base, *extra, f"sweep.seed={seed}", f"sweep.name={name}", f"sweep.dir={sweep_dir}"]
-                run = common.run_timed(cmd, cwd=work, log=work / f"{name}.log")
-                common.check_ok(run, f"sweep {name}")
-                sweep = read_sweep(sweep_dir, name)
-                sweep.update(seed=seed, seconds=run["seconds"], curves=curves(sweep, n, tolerance))
-                runs[method].append(sweep)
-                print(f"{name}: {run['seconds']:.0f} s, final hypervolume {sweep['curves']['hypervolume'][-1]:.4f}", flush=True)
-    summary = summarise(runs, n)
+        results = {task: run_task(task, seeds, n, tolerance, args.quick, work) for task in tasks}
+    head_task = "mnist1d" if "mnist1d" in results else tasks[0]
+    hs = results[head_task]["summary"]
     result = {
         "benchmark": "search_quality", "command": common.command_line(), "machine": common.machine_info(),
-        "load": load.summary(), "quick": args.quick, "overrides": base, "methods": METHODS, "seeds": seeds,
+        "load": load.summary(), "quick": args.quick, "methods": METHODS, "seeds": seeds,
         "n_trials": n, "tolerance": tolerance, "reference_point": {"score": SCORE_REF, "params_x_original": PARAMS_REF_X},
-        "target": f"guided reaches plain TPE's final hypervolume in <= {TARGET_SHARE:.0%} of the trials",
-        "summary": summary, "runs": runs,
+        "target": (f"on mnist1d guided reaches plain TPE's final hypervolume within {TARGET_COMPUTE_SHARE:.0%} of TPE's compute; "
+                   "on digits guided is never below TPE at equal compute"),
+        "headline": {"task": head_task, "seeds": len(seeds),
+                     "compute_share_to_reach_tpe_final": hs["compute_share_to_reach_tpe_final"],
+                     "beats_tpe_at_equal_compute": hs["beats_tpe_at_equal_compute"]},
+        "tasks": results,
     }
     common.write_result("search_quality", result, markdown(result), args.out)
     return result
@@ -169,49 +239,79 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
     mean = {m: {k: mean_curve([r["curves"][k] for r in rs]) for k in rs[0]["curves"]} for m, rs in runs.items() if rs}
     tpe_final = mean["tpe"]["hypervolume"][-1]
-    reach_mean = first_reaching(mean["guided"]["hypervolume"], tpe_final) if tpe_final is not None else None
     per_seed = []
     for g, t in zip(runs["guided"], runs["tpe"]):
-        k = first_reaching(g["curves"]["hypervolume"], t["curves"]["hypervolume"][-1])
-        per_seed.append({"seed": g["seed"], "trials_to_tpe_final": k, "share": round(k / n, 3) if k else None})
-    share = round(reach_mean / n, 3) if reach_mean else None
+        level = t["curves"]["hypervolume"][-1]
+        k = first_reaching(g["curves"]["hypervolume"], level)
+        c = compute_to_reach(g, level)
+        tpe_total = t["compute_seconds"] or 1.0
+        share = c / tpe_total if c is not None else max(1.0, g["compute_seconds"] / tpe_total)
+        per_seed.append({"seed": g["seed"], "tpe_final": level, "guided_final": g["curves"]["hypervolume"][-1],
+                         "trials_to_tpe_final": k, "compute_to_tpe_final": c, "tpe_compute": t["compute_seconds"],
+                         "guided_compute": g["compute_seconds"], "compute_share": round(share, 3)})
+    # mean hypervolume against compute, on a grid up to the smallest mean total compute of the methods
+    totals = {m: sum(r["compute_seconds"] for r in rs) / len(rs) for m, rs in runs.items()}
+    top = min(totals.values())
+    grid = [round(top * (i + 1) / COMPUTE_GRID, 2) for i in range(COMPUTE_GRID)]
+    vs_compute = {m: [round(sum(hv_at_compute(r, c) for r in rs) / len(rs), 5) for c in grid] for m, rs in runs.items()}
+    gaps = [g - t for g, t in zip(vs_compute["guided"], vs_compute["tpe"])]
+    share = round(sum(p["compute_share"] for p in per_seed) / len(per_seed), 3) if per_seed else None
     return {
         "mean_curves": mean,
+        "compute_grid": grid,
+        "hypervolume_vs_compute": vs_compute,
         "tpe_final_hypervolume": tpe_final,
-        "guided_trials_to_tpe_final": reach_mean,
-        "guided_share_to_tpe_final": share,
+        "guided_trials_to_tpe_final": first_reaching(mean["guided"]["hypervolume"], tpe_final) if tpe_final is not None else None,
+        "compute_share_to_reach_tpe_final": share,
+        "beats_tpe_at_equal_compute": bool(gaps and min(gaps) >= -1e-9 and gaps[-1] > 0),
+        "guided_minus_tpe_at_compute": {"min": round(min(gaps), 5), "max": round(max(gaps), 5), "final": round(gaps[-1], 5)} if gaps else None,
         "per_seed": per_seed,
-        "target_met": bool(share is not None and share <= TARGET_SHARE),
+        "target_met": bool(share is not None and share <= TARGET_COMPUTE_SHARE),
         "seconds": {m: round(sum(r["seconds"] for r in rs), 1) for m, rs in runs.items()},
+        "compute_seconds": {m: round(totals[m], 1) for m in runs},
         "extra_points": {m: sum(r["derived"] for r in rs) for m, rs in runs.items()},
+        "lower_bounds": {m: sum(r["lower_bounds"] for r in rs) for m, rs in runs.items()},
         "rule_trials": {m: sum(r["origins"]["rule"] for r in rs) for m, rs in runs.items()},
         "failed": {m: sum(r["failed"] for r in rs) for m, rs in runs.items()},
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
-    s, n = result["summary"], result["n_trials"]
+def task_markdown(task: str, data: dict[str, Any], n: int) -> str:
+    s = data["summary"]
     mc = s["mean_curves"]
-    picks = sorted({max(1, round(n * f)) for f in (0.25, 0.5, 0.6, 0.75, 1.0)})
+    picks = sorted({max(1, round(n * f)) for f in (0.25, 0.5, 0.75, 1.0)})
     rows = []
-    for m in result["methods"]:
+    for m in mc:
         c = mc[m]
         rows.append([m, *[c["hypervolume"][k - 1] for k in picks], c["hypervolume_ran_only"][-1],
+                     s["hypervolume_vs_compute"][m][len(s["compute_grid"]) // 2 - 1], s["hypervolume_vs_compute"][m][-1],
                      c["smallest_feasible_params"][-1], c["best_score_smaller_than_baseline"][-1],
-                     s["rule_trials"][m], s["extra_points"][m], s["seconds"][m]])
-    head = ["method", *[f"HV @{k}" for k in picks], "HV ran-only @end", "fewest params feasible @end",
-            "best score < baseline size @end", "rule trials", "derived points", "seconds"]
-    verdict = "met" if s["target_met"] else "NOT met"
+                     s["rule_trials"][m], s["extra_points"][m], s["lower_bounds"][m], s["compute_seconds"][m]])
+    head = ["method", *[f"HV @{k} trials" for k in picks], "HV ran-only @end", f"HV @{s['compute_grid'][len(s['compute_grid']) // 2 - 1]:.0f} s",
+            f"HV @{s['compute_grid'][-1]:.0f} s", "fewest params feasible", "best score < baseline size",
+            "rule trials", "derived points", "lower bounds", "trial-s per sweep"]
+    per_seed = ", ".join(f"seed {r['seed']}: {r['compute_share']}" for r in s["per_seed"])
+    return (
+        f"\n## {task}\n\n" + common.md_table(head, rows)
+        + f"\n\nPlain TPE's final mean hypervolume {s['tpe_final_hypervolume']}; guided needs a share "
+        f"{s['compute_share_to_reach_tpe_final']} of TPE's compute to reach each seed's TPE final ({per_seed}). "
+        f"Guided minus TPE mean hypervolume at equal compute: {s['guided_minus_tpe_at_compute']}; "
+        f"never below TPE: {s['beats_tpe_at_equal_compute']}.\n"
+    )
+
+
+def markdown(result: dict[str, Any]) -> str:
+    n, h = result["n_trials"], result["headline"]
     ref = result["reference_point"]
+    verdict = "met" if h["compute_share_to_reach_tpe_final"] is not None and h["compute_share_to_reach_tpe_final"] <= TARGET_COMPUTE_SHARE else "NOT met"
     return (
         common.header_md("Search quality: random vs TPE vs guided", result)
-        + f"\n{len(result['seeds'])} seed(s) x {n} trials per method (means over seeds); reference point: "
-        f"score {ref['score']} %, parameters {ref['params_x_original']} x the original model; HV normalised to [0, 1].\n\n"
-        + common.md_table(head, rows)
-        + f"\n\nPlain TPE's final mean hypervolume: {s['tpe_final_hypervolume']}; guided reaches it after "
-        f"{s['guided_trials_to_tpe_final']} of {n} trials (share {s['guided_share_to_tpe_final']}); "
-        f"target <= {TARGET_SHARE:.0%}: **{verdict}**. Per seed: "
-        + ", ".join(f"seed {r['seed']}: {r['trials_to_tpe_final']}" for r in s["per_seed"]) + ".\n"
+        + f"\n{len(result['seeds'])} seed(s) x {n} trials per method and task (means over seeds); reference point: "
+        f"score {ref['score']} %, parameters {ref['params_x_original']} x the original model; HV normalised to [0, 1]; "
+        "compute = summed trial seconds (derived points free, the baseline left out).\n\n"
+        f"Headline ({h['task']}): compute share to reach TPE's final hypervolume {h['compute_share_to_reach_tpe_final']} "
+        f"(target <= {TARGET_COMPUTE_SHARE}: **{verdict}**); guided never below TPE at equal compute: {h['beats_tpe_at_equal_compute']}.\n"
+        + "".join(task_markdown(t, d, n) for t, d in result["tasks"].items())
     )
 
 

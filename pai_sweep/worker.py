@@ -258,6 +258,13 @@ class ResumeFailed(Exception):
     """The resume point in a trial folder cannot be used; the worker starts the trial again."""
 
 
+def _samples(loader: Any) -> int | None:
+    try:
+        return len(loader.dataset)
+    except (AttributeError, TypeError):
+        return None
+
+
 def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: bool = False,
                 max_batches: int | None = None, resume: bool = False) -> None:
     """Build data and model, perforate, train; fills `result` as it goes (so a failure keeps what was known)."""
@@ -331,6 +338,9 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
         except Exception as exc:
             raise ResumeFailed(failure_reason(exc)) from exc
         result.extra["resumed_at_epoch"] = session.epoch
+    if not train_cfg.train_fn and data.task == "classification":
+        # what the analysis needs to tell a real gain from sampling noise (binomial error of an accuracy)
+        result.extra["score"] = {"kind": "accuracy_percent", "val_samples": _samples(data.val), "test_samples": _samples(data.test)}
     try:
         if train_cfg.train_fn:
             resolve_callable(train_cfg.train_fn, "train.train_fn")(session, data)

@@ -17,6 +17,9 @@ SHRINK = {
     "cnn_accuracy": ["sweep.n_trials=1", "train.max_epochs=3", "data.limit=200", "sweep.check_first=false"],
     "transformer_accuracy": ["sweep.n_trials=1", "train.max_epochs=3", "data.limit=200", "model.d_model=8", "sweep.check_first=false"],
     "custom_template": ["sweep.n_trials=2", "train.max_epochs=5", "dendrites.n_epochs_to_switch=1", "sweep.check_first=false"],
+    "mnist1d_efficiency": [
+        "data.limit=200", "sweep.n_trials=2", "train.max_epochs=3", "dendrites.n_epochs_to_switch=1", "sweep.check_first=false",
+    ],
     "resnet_efficiency": [
         "data=digits32", "data.limit=64", "model.width_mult=0.0625", "sweep.n_trials=3", "sweep.in_flight=2",
         "train.max_epochs=2", "dendrites.n_epochs_to_switch=1", "sweep.check_first=false",
@@ -73,6 +76,17 @@ def test_resnet_efficiency_reports_baseline_and_pareto_front(tmp_path):
     assert (sweep_dir / "report" / "pareto.png").exists() or any((sweep_dir / "report").glob("*pareto*.png"))
     downsized = [t for t in study.trials if t.user_attrs.get("origin") == "sampler" and t.state == optuna.trial.TrialState.COMPLETE]
     assert downsized and all(t.values[1] < study.trials[0].values[1] for t in downsized), "downsized models have fewer parameters than the resnet50 baseline"
+
+
+def test_mnist1d_efficiency_recipe_runs_offline_against_its_baseline(tmp_path):
+    study, sweep_dir = _run("mnist1d_efficiency", tmp_path)
+    assert study.trials[0].user_attrs.get("origin") == "baseline"
+    baseline_run = (Path(study.trials[0].user_attrs["trial_dir"]) / "run.yaml").read_text()
+    assert "name: conv1d" in baseline_run and "name: mnist1d" in baseline_run and "enabled: false" in baseline_run
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("origin") == "sampler"]
+    assert done and all(t.values[1] <= study.trials[0].values[1] * 3 for t in done)
+    assert all(t.user_attrs["noise"]["kind"] == "binomial" and t.user_attrs["noise"]["val_samples"] == 800 for t in done)
+    assert (sweep_dir / "report" / "report.md").exists()
 
 
 def test_recipe_with_missing_data_says_how_to_point_at_it(tmp_path, capsys):

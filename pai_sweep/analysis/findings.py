@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: findings carry effect, se, confidence, dendrites; summary carries noise
 SEVERITIES = ("info", "warning", "problem")  # ordered: a problem outranks a warning
 
 

@@ -83,16 +83,26 @@ def phase_series(history: RunHistory, dendrites: int) -> np.ndarray:
 
 
 def plateau(history: RunHistory, ctx: RuleContext, dendrites: int, window: int = WINDOW) -> tuple[bool, Judgement | None]:
-    """Had the phase with `dendrites` dendrites plateaued? Its last `window` epochs must not beat the best before them
-    beyond the noise (the still-improving test). Too short a phase (under 2 x window epochs) cannot tell: not plateaued."""
+    """Had the phase with `dendrites` dendrites plateaued? The trend of its last 2 x window epochs (a least-squares
+    slope, its standard error from the scatter around the line) projected over `window` more epochs must not be a
+    rise beyond noise.Z standard errors that is also larger than one score's own sampling error. A phase shorter
+    than 2 x window epochs cannot tell: not plateaued.
+
+    The scatter around the trend, not the binomial error, is the noise here: consecutive epochs are scored on the
+    same validation samples, so what varies between them is the model, and a slow steady rise is still a rise."""
     vals = phase_series(history, dendrites)
     if len(vals) < 2 * window:
         return False, None
-    before, recent = vals[:-window], vals[-window:]
-    best_before = before.max() if ctx.maximizing else before.min()
-    best_recent = recent.max() if ctx.maximizing else recent.min()
-    j = noise_of(history, ctx).diff(best_before, best_recent, ctx)
-    return not j.beyond, j
+    y = vals[-2 * window:]
+    x = np.arange(len(y), dtype=float)
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    slope = float(np.sum((x - x.mean()) * (y - y.mean())) / sxx)
+    resid = y - (y.mean() + slope * (x - x.mean()))
+    s = math.sqrt(float(np.sum(resid**2)) / max(1, len(y) - 2))
+    sign = 1.0 if ctx.maximizing else -1.0
+    j = Judgement(sign * slope * window, s / math.sqrt(sxx) * window)
+    material = j.effect >= noise_of(history, ctx).se_at(float(y[-1]))  # a rise under one score's own error changes no value
+    return not (j.beyond and material), j
 
 
 def noise(values: np.ndarray) -> float:

@@ -49,6 +49,11 @@ def render(analysis, markdown: bool = True, plots: list[str] | None = None) -> s
         facts.append(("parameters", f"{p['base']} -> {p['final']} (+{_fmt(p['growth_pct'])}%)"))
     if "baseline" in s:
         facts.append(("vs baseline", f"{_fmt(s['baseline']['difference'])} ({_fmt(s['baseline']['score'])})"))
+    if "noise" in s:
+        facts.append(("noise", f"{s['noise']['description']}; a difference counts at {s['noise']['z']:g} standard errors"))
+    if "dendrite_gain_se" in s:
+        verdict = "beyond the noise" if s.get("dendrite_gain_beyond_noise") else "inside the noise"
+        facts.append(("dendrite gain", f"{_fmt(s.get('dendrite_gain'))} +/- {_fmt(s['dendrite_gain_se'])} ({verdict})"))
     facts.append(("chosen architecture", f"{c.dendrites} dendrite(s), val {_fmt(c.val)}, params {_fmt(c.params)}: {c.reason}"))
     out += [f"- {k}: {v}" if markdown else f"{k:<24}{v}" for k, v in facts]
     if not h.best_arch.empty:
@@ -58,7 +63,8 @@ def render(analysis, markdown: bool = True, plots: list[str] | None = None) -> s
         out.append("No rule fired.")
     for f in analysis.findings:
         rec = ", ".join(f"{k}={v}" for k, v in f.recommendation.items())
-        out.append(f"{'- ' if markdown else ''}[{SEVERITY_MARK[f.severity]}] {f.title} ({f.rule_id}): {f.message}")
+        measured = f" [effect {_fmt(f.effect)} +/- {_fmt(f.se)}, P(>0) {f.confidence:.2f}]" if f.se is not None else ""
+        out.append(f"{'- ' if markdown else ''}[{SEVERITY_MARK[f.severity]}] {f.title} ({f.rule_id}): {f.message}{measured}")
         if rec:
             out.append(f"{'  ' if markdown else '    '}recommend: {rec}")
     if h.missing:

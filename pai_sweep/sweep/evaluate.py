@@ -34,6 +34,7 @@ class Outcome:
     history: Any = None
     findings: list[Any] = field(default_factory=list)
     choice: Any = None
+    context: Any = None  # the analysis' RuleContext (noise model inputs, direction)
 
 
 def log_tail(trial_dir: Path, lines: int = 4, limit: int = 400) -> str:
@@ -68,23 +69,23 @@ def _analysis_context(analysis: Any, trial_dir: Path, result: TrialResult, basel
     return analysis.RuleContext.from_run_config(run)
 
 
-def analyse(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> tuple[Any, list, Any, str | None]:
-    """(history, findings, choice, error) from pai_sweep.analysis; a failing analysis never stops the sweep."""
+def analyse(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> tuple[Any, list, Any, Any, str | None]:
+    """(history, findings, choice, context, error) from pai_sweep.analysis; a failing analysis never stops the sweep."""
     try:
         from pai_sweep import analysis
     except ImportError as exc:
-        return None, [], None, f"analysis unavailable: {exc}"
+        return None, [], None, None, f"analysis unavailable: {exc}"
     try:
         context = _analysis_context(analysis, trial_dir, result, baseline)
         # the worker always uses save_name "pai"; findings.json, report.md and plots go to trial/analysis/
         done = analysis.analyze(trial_dir, context, save_name=PAI_SAVE_NAME)
     except Exception as exc:  # noqa: BLE001 - the raw result still gives a value
-        return None, [], None, f"analysis failed: {type(exc).__name__}: {exc}"
+        return None, [], None, None, f"analysis failed: {type(exc).__name__}: {exc}"
     try:
         analysis.write_outputs(done, Path(trial_dir) / "analysis")
     except Exception:  # noqa: BLE001 - the files are for people; the values are already computed
         pass
-    return done.history, list(done.findings), done.choice, None
+    return done.history, list(done.findings), done.choice, done.context, None
 
 
 def evaluate(
@@ -98,7 +99,7 @@ def evaluate(
         return Outcome(TrialState.FAIL, result.reason or "failed without a reason", result)
     if wrong := built_mismatch(trial_dir, result):  # a value the trial never used must not reach the study
         return Outcome(TrialState.FAIL, wrong, result)
-    history, findings, choice, error = analyse(trial_dir, result, baseline)
+    history, findings, choice, context, error = analyse(trial_dir, result, baseline)
     priced = findings
     if _asked_for_no_dendrites(trial_dir):
         # A trial searched with max_dendrites=0 (or dendrites off) is the plain model by design.
@@ -112,13 +113,35 @@ def evaluate(
     row0 = _no_dendrite_score(history, cfg.objective.metric)
     if row0 is not None:
         attrs["no_dendrite_score"] = row0
+    if history is not None and context is not None:
+        attrs.update(_dendrite_effect(history, context))
     if error:
         attrs["analysis_error"] = error
     write_json(
         Path(trial_dir) / ANALYSIS_FILE,
         {"choice": jsonable(choice), "findings": jsonable(findings), "objective": attrs, "values": ov.values, "constraints": ov.constraints},
     )
-    return Outcome(TrialState.COMPLETE, result.reason, result, ov.values, ov.constraints, attrs, history, findings, choice)
+    return Outcome(TrialState.COMPLETE, result.reason, result, ov.values, ov.constraints, attrs, history, findings, choice, context)
+
+
+def _dendrite_effect(history: Any, context: Any) -> dict[str, Any]:
+    """What dendrites did in this run, honestly: the chosen architecture vs the run's own plain phase, with the
+    sampling error, and whether both had plateaued (a plain phase cut short by the switch is a lower bound)."""
+    from pai_sweep.analysis.measures import gain_judgement, plateau
+    from pai_sweep.analysis.noise import noise_of
+    from pai_sweep.sweep.feedback import lower_bounds
+
+    out: dict[str, Any] = {"noise": noise_of(history, context).to_dict()}
+    bounds = lower_bounds(history, context)
+    if bounds:
+        out["lower_bounds"] = bounds
+    grown = int(getattr(history, "dendrites", 0) or 0)
+    if grown > 0:
+        j = gain_judgement(history, context, 0, grown)
+        if j is not None:
+            out["dendrite_gain"] = j.evidence()
+        out["no_dendrite_plateaued"] = bool(plateau(history, context, 0)[0])
+    return out
 
 
 def _asked_for_no_dendrites(trial_dir: Path) -> bool:
