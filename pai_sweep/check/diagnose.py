@@ -57,9 +57,12 @@ def _dims_mismatch(text: str) -> Found:
     # The library prints: module name, "it is expecting:", dims, "but received", shape.
     name, _, expecting, _, received = _following(text, found.start(), 5)
     expecting = re.sub(r"^tensor\((.*)\)$", r"\1", " ".join(expecting.split()))
-    fits = dims_for_rank(len(re.findall(r"\d+", received)))
+    rank = len(re.findall(r"\d+", received))
+    fits = dims_for_rank(rank)
+    # a 3-D output is [batch, tokens, features] after a Linear but [batch, channels, time] after a Conv1d
+    conv1d = f" ({override_arg(name or 'MODULE', [-1, 0, -1])} if it is a Conv1d)" if rank == 3 else ""
     fix = (
-        f"give {name} its own dims: {override_arg(name or 'MODULE', fits)} (0 on the neuron axis of its output), "
+        f"give {name} its own dims: {override_arg(name or 'MODULE', fits)}{conv1d} (0 on the neuron axis of its output), "
         "or use dendrites=auto, which infers every module's dims"
         if fits else "give the module its own dims in dendrites.output_dimension_overrides, or use dendrites=auto"
     )
@@ -143,7 +146,7 @@ SPECIFIC: list[Callable[[str], Found]] = [
         "unwrapped_norm_layer",
         "a normalization layer (BatchNorm/LayerNorm/InstanceNorm) is neither perforated with the layer before it nor tracked, "
         "and PerforatedAI stopped in pdb.",
-        "add its class to dendrites.module_names_to_track (e.g. [BatchNorm2d]) or perforate the block containing it (dendrites=resnet / dendrites=auto)",
+        "add its class to dendrites.module_names_to_track (e.g. [BatchNorm2d], or [BatchNorm1d] in a Conv1d net) or perforate the block containing it (dendrites=resnet / dendrites=auto)",
     ),
     _match(
         r"never had gradients flow through it|this occurred in module: [^\n]*",

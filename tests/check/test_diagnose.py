@@ -40,6 +40,12 @@ def test_pdb_traps_end_in_bdbquit(crash_logs):
         assert "bdb.BdbQuit" in crash_logs[case][1], case
 
 
+def test_three_axis_mismatch_names_the_conv1d_dims_too():
+    log = "Module has not properly set this_output_dimensions\n.features.0\nit is expecting:\ntensor([-1, -1,  0])\nbut received\ntorch.Size([64, 8, 40])\n"
+    fix = diagnose(log, SystemExit(0)).fix
+    assert "{features.0:[-1,-1,0]}" in fix and "{features.0:[-1,0,-1]}' if it is a Conv1d" in fix
+
+
 def test_earliest_signature_wins():
     log = (
         "potentially found a norm Layer that is not accounted for, this is not recommended: .bn\n"
