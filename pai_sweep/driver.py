@@ -126,6 +126,23 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     return summary
 
 
+def exit_status(summary: dict[str, Any]) -> tuple[int, str | None]:
+    """(exit code, one-line reason): 0 when at least one trial completed, 1 when the sweep ended without any
+    (every trial failed or was pruned). Stopping on sweep.max_failures raises TooManyFailures instead (exit 3)."""
+    states = summary.get("states") or {}
+    if states.get("complete", 0):
+        return 0, None
+    ended = [r for r in summary.get("trials", []) if r.get("state") in ("fail", "pruned")]
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()) if n) or "no trial ran"
+    text = f"sweep {summary.get('name')} ended with no completed trial ({counts})"
+    if ended:
+        last = ended[-1]
+        text += f"; last: trial {last['trial']}: {last.get('reason') or last['state']}"
+        if last.get("trial_dir"):
+            text += f" (see {last['trial_dir']}/worker.log)"
+    return 1, " ".join(text.split())
+
+
 def _sigterm_as_interrupt():
     # SIGTERM (a scheduler or `kill`) stops the sweep like Ctrl-C: running trials are marked and re-queued.
     if threading.current_thread() is not threading.main_thread():

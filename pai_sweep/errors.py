@@ -4,6 +4,8 @@
 class PaiSweepError(Exception):
     """Base of every error pai-sweep raises on purpose; the CLI prints it as one line, no traceback."""
 
+    exit_code = 2  # the CLI's exit status for it (README: exit codes)
+
 
 class ConfigError(PaiSweepError):
     """Raised when a config does not compose or validate (unknown key, option, type, value)."""
@@ -27,6 +29,12 @@ class AnalysisError(PaiSweepError):
 
 class SweepError(PaiSweepError):
     """Raised when a sweep cannot start or must stop (bad space, incompatible resume, too many failures)."""
+
+
+class TooManyFailures(SweepError):
+    """Raised when sweep.max_failures trials have failed: the sweep stops (exit code 3)."""
+
+    exit_code = 3
 
 
 class LauncherError(PaiSweepError):

@@ -133,3 +133,23 @@ def test_max_failures_is_exact_with_trials_in_flight(tmp_path, monkeypatch):
         run(sweep_cfg(tmp_path, "sweep.max_failures=3", "sweep.n_trials=8", "sweep.in_flight=2"))
     reasons = [t.user_attrs.get("reason") for t in trials_of(tmp_path) if t.state == TrialState.FAIL]
     assert reasons.count("exited without result.json (exit code 0)") == 3, reasons
+
+
+def _cli_sweep(tmp_path, monkeypatch, capsys, *overrides):
+    import pai_sweep.driver
+    from pai_sweep.cli import main
+
+    monkeypatch.setattr(pai_sweep.driver, "make_launcher", lambda cfg, sweep_dir, in_flight: LocalLauncher(cfg, sweep_dir, in_flight, spawn=fake_spawn))
+    code = main(["sweep", f"sweep.dir={tmp_path / 'sweep'}", "tracking=off", "launcher.poll_interval=0.05", "sweep.check_first=false",
+                 "sweep.space={dendrites.max_dendrites:{type:int,low:0,high:3}}", *overrides])
+    return code, capsys.readouterr().err
+
+
+def test_exit_codes(tmp_path, monkeypatch, capsys):
+    assert _cli_sweep(tmp_path / "ok", monkeypatch, capsys, "sweep.n_trials=2") == (0, "")
+    monkeypatch.setenv("FAKE_MODES", ",".join(f"{i}:noresult" for i in range(4)))
+    code, err = _cli_sweep(tmp_path / "none", monkeypatch, capsys, "sweep.n_trials=2", "sweep.max_failures=5")
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("pai-sweep: error: sweep default ended with no completed trial (2 fail); last: trial 1: exited without result.json")
+    code, err = _cli_sweep(tmp_path / "stop", monkeypatch, capsys, "sweep.n_trials=4", "sweep.max_failures=2", "sweep.in_flight=1")
+    assert code == 3 and err.count("\n") == 1 and err.startswith("pai-sweep: error: sweep stopped: 2 trials failed"), err

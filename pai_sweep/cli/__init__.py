@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except PaiSweepError as exc:
         print(f"pai-sweep: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("pai-sweep: interrupted", file=sys.stderr)
         return 130

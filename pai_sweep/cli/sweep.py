@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def sweep_command_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,8 +17,10 @@ def sweep_command_parser(subparsers) -> None:
 
 def sweep_command(args) -> int:
     from pai_sweep.compose import compose
-    from pai_sweep.driver import run_sweep
+    from pai_sweep.driver import exit_status, run_sweep
 
     cfg = compose(args.overrides)
-    summary = run_sweep(cfg)
-    return 0 if summary.get("counted", 0) else 1
+    code, reason = exit_status(run_sweep(cfg))
+    if reason:
+        print(f"pai-sweep: error: {reason}", file=sys.stderr)
+    return code

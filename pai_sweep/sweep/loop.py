@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from pai_sweep.consumers import check_params
-from pai_sweep.errors import PaiSweepError, SweepError
+from pai_sweep.errors import PaiSweepError, SweepError, TooManyFailures
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.objective import Baseline
 from pai_sweep.progress import Progress, short_params
@@ -179,7 +179,7 @@ class SweepLoop:
         failures = [t for t in self._trials() if is_real_failure(t)]
         if len(failures) >= self.cfg.sweep.max_failures:
             last = failures[-1]
-            raise SweepError(
+            raise TooManyFailures(
                 f"sweep stopped: {len(failures)} trials failed (sweep.max_failures={self.cfg.sweep.max_failures}); "
                 f"last: trial {last.number}: {last.user_attrs.get('reason', '?')}. Fix the cause "
                 f"(see {self.sweep_dir}/trials/{last.number}/worker.log) or raise sweep.max_failures, then run the same command to resume"
