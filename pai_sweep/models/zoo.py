@@ -11,7 +11,6 @@ from pai_sweep.errors import ModelError
 DEFAULT_CHANNELS = {"small_cnn": [8, 16], "conv1d": [8, 16, 32]}
 
 
-
 def scaled(width: int, mult: float, minimum: int = 1) -> int:
     """A width times the multiplier, rounded, never below `minimum`."""
     return max(minimum, int(round(width * mult)))
