@@ -24,6 +24,7 @@ from pai_sweep.search_space import parse_space
 from pai_sweep.sweep.loop import SweepLoop
 from pai_sweep.sweep.study import check_and_save_config, make_pruner, make_sampler, open_study
 from pai_sweep.sweep.summary import build_summary, write_summary
+from pai_sweep.task import objective_label
 from pai_sweep.tracking import Tracker, make_tracker
 
 __all__ = ["run_sweep"]
@@ -101,7 +102,7 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     stored = len(study.trials)
     progress.note(
         f"sweep '{cfg.sweep.name}' in {sweep_dir} ({f'resuming: {stored} trials stored' if resuming else 'new'}); "
-        f"{cfg.sweep.n_trials} trials, {cfg.sweep.in_flight} at a time, objective {cfg.objective.name} ({', '.join(dirs)})"
+        f"{cfg.sweep.n_trials} trials, {cfg.sweep.in_flight} at a time, optimising {objective_label(cfg, dirs)}"
     )
     _guarded(progress, "tracking", tracker.start_sweep, OmegaConf.to_container(cfg, resolve=True))
     loop = SweepLoop(cfg, sweep_dir, study, space, launcher, progress, tracker)

@@ -304,7 +304,15 @@ def loss_function(name: str, task: str):
     if name == "cross_entropy":
         return F.cross_entropy
     if name == "mse":
-        return lambda out, y: F.mse_loss(out.reshape(y.shape) if out.numel() == y.numel() else out, y.float())
+        def mse(out, y):
+            if out.numel() != y.numel():  # mse_loss would broadcast [B, k] against [B, m]: a wrong loss, only a warning
+                raise ConfigError(
+                    f"train.loss=mse: the model gives {tuple(out.shape)} for targets of shape {tuple(y.shape)}; "
+                    "make the model's output width the target's (num_outputs on a regression dataset)"
+                )
+            return F.mse_loss(out.reshape(y.shape), y.float())
+
+        return mse
     return resolve_callable(name, "train.loss")
 
 

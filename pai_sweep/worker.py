@@ -284,6 +284,11 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     result.extra["device"] = device
     seed_everything(int(train_cfg.seed))
     data = load_data(cfg.data, batch_size=int(train_cfg.batch_size), seed=int(train_cfg.seed))
+    from pai_sweep.task import loss_problems
+
+    problems = loss_problems(train_cfg, data.task)
+    if problems:  # before any training: a loss that does not fit the task learns nothing
+        raise ConfigError(problems[0])
     if data.task != "classification" and d.maximizing_score:
         raise ConfigError(
             f"the data's task is {data.task}: the score is the validation loss (lower is better); "

@@ -52,7 +52,9 @@ def direction_problems(dendrites: Any, train: Any, task: str) -> list[str]:
     if str(sched.get("type") or "").endswith("ReduceLROnPlateau") and mode in ("max", "min") and (mode == "max") != maximizing:
         want = "max" if maximizing else "min"
         out.append(f"train.scheduler.args.mode={mode} but the score is {'maximized' if maximizing else 'minimized'}: set train.scheduler.args.mode={want}")
-    return out
+    from pai_sweep.task import loss_problems
+
+    return loss_problems(train, task) + out
 
 
 def device_problems(train: Any) -> tuple[list[str], str]:

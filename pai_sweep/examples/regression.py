@@ -41,14 +41,24 @@ class RegressionMLP(nn.Module):
         return self.body(x)
 
 
+def predict(model, x, y):
+    """The model's output in the target's shape: [B, 1] against a [B] target would broadcast to [B, B] in
+    mse_loss (a wrong loss with only a UserWarning); reshaping makes each prediction meet its own target."""
+    out = model(x)
+    if out.numel() != y.numel():
+        raise ValueError(f"the model gives {tuple(out.shape)} for targets of shape {tuple(y.shape)}: "
+                         "set num_outputs on the dataset to the target's width")
+    return out.reshape(y.shape)
+
+
 def _mse(model, loader, device) -> float:
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
         for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            total += float(nn.functional.mse_loss(model(x), y, reduction="sum"))
-            n += len(y)
+            x, y = x.to(device), y.to(device).float()
+            total += float(nn.functional.mse_loss(predict(model, x, y), y, reduction="sum"))
+            n += y.numel()
     model.train()
     return total / max(n, 1)
 
@@ -60,12 +70,12 @@ def train_fn(session, data) -> None:
         model.train()
         losses = []
         for x, y in data.train:
-            x, y = x.to(session.device), y.to(session.device)
+            x, y = x.to(session.device), y.to(session.device).float()
             optimizer.zero_grad()
-            loss = nn.functional.mse_loss(model(x), y)
+            loss = nn.functional.mse_loss(predict(model, x, y), y)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         val = _mse(model, data.val, session.device)
         model, restructured, complete = session.report(
             val, train=_mse(model, data.train, session.device), test=_mse(model, data.test, session.device),
