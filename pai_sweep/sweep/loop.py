@@ -9,6 +9,7 @@ trial ends; nothing waits for a batch.
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from pai_sweep.objective import Baseline
 from pai_sweep.progress import Progress, short_params
 from pai_sweep.schema import RUN_GROUPS
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
-from pai_sweep.sweep import feedback
+from pai_sweep.sweep import feedback, rule_policy
 from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
 from pai_sweep.sweep.study import (
     BASELINE,
@@ -36,6 +37,7 @@ from pai_sweep.sweep.study import (
     counts_toward_budget,
     is_real_failure,
     origin,
+    startup_trials,
     trial_by_number,
 )
 from pai_sweep.trial_files import RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, iter_metrics, jsonable, read_result, write_result
@@ -72,6 +74,7 @@ class SweepLoop:
         self.cfg, self.sweep_dir, self.study, self.space = cfg, Path(sweep_dir), study, space
         self.launcher, self.progress, self.tracker = launcher, progress, tracker
         self.running: dict[int, Running] = {}
+        self.pending_rules: list[tuple] = []  # (finding, parent number, parent params, history, context) not yet judged
         self.deferred: list[tuple[Running, TrialResult | None, int | None]] = []
         self.baseline: Baseline | None = None
         self.baseline_pending = False
@@ -333,7 +336,8 @@ class SweepLoop:
         sweep = self.cfg.sweep
         if sweep.derived_trials and outcome.history is not None:
             derived = feedback.derived_trials(
-                outcome.history, frozen, run.number, run.params, self.space, outcome.result, self.cfg.objective, self.baseline
+                outcome.history, frozen, run.number, run.params, self.space, outcome.result, self.cfg.objective, self.baseline,
+                findings=outcome.findings, context=outcome.context,
             )
             for t in derived:
                 self.study.add_trial(t)
@@ -341,14 +345,47 @@ class SweepLoop:
             if derived:
                 counts = ", ".join(str(t.user_attrs["dendrites"]) for t in derived)
                 self.progress.note(f"trial {run.number}: added {len(derived)} derived trial(s) for max_dendrites={counts}")
+            for bound in outcome.attrs.get("lower_bounds", []):
+                self.progress.note(f"trial {run.number}: {bound['dendrites']} dendrite(s) still improving at the switch: "
+                                   f"{bound['val']:.4g} is a lower bound, not told as a value")
         if sweep.rule_trials and outcome.findings:
-            used = sum(1 for t in self._trials() if origin(t).startswith(RULE))
-            room = min(int(sweep.guided_share * sweep.n_trials) - used, self.budget_left())
-            if room > 0:
-                added = feedback.enqueue_rule_trials(self.study, outcome.findings, run.number, run.params, self.space, self.cfg, room)
-                for rule_id, params in added:
-                    changed = {k: v for k, v in params.items() if run.params.get(k) != v}
-                    self.progress.note(f"trial {run.number}: rule {rule_id} queued a trial with {short_params(changed)}")
+            self.pending_rules.extend((f, run.number, dict(run.params), outcome.history, outcome.context) for f in outcome.findings)
+        if sweep.rule_trials:
+            self._enqueue_rule_trials()
+
+    def _enqueue_rule_trials(self) -> None:
+        """Turn waiting recommendations into trials once the sampler's start-up is done (sweep/rule_policy.py)."""
+        sweep, trials = self.cfg.sweep, self._trials()
+        if not self.pending_rules or not rule_policy.started(trials, startup_trials(sweep)):
+            return
+        used = sum(1 for t in trials if origin(t).startswith(RULE))
+        room = min(int(sweep.guided_share * sweep.n_trials) - used, self.budget_left())
+        pending, self.pending_rules = self.pending_rules, []
+        if room <= 0:
+            return
+        seen = feedback.known_param_sets(self.study, self.space)
+        candidates, skipped = [], []
+        for finding, parent, parent_params, history, context in reversed(pending):  # the newest evidence first
+            params = feedback.recommended_params(finding, parent_params, self.space, self.cfg)
+            if params is None or feedback.params_key(params) in seen:
+                continue
+            seen.add(feedback.params_key(params))
+            rule_id = str(getattr(finding, "rule_id", "unknown"))
+            changed = {k: v for k, v in params.items() if parent_params.get(k) != v}
+            why = rule_policy.cannot_act(changed, parent_params, history, context)
+            if why:
+                skipped.append(f"{rule_id} (trial {parent}): {why}")
+                continue
+            candidates.append((rule_id, (parent, params, changed)))
+        rng = random.Random(int(sweep.seed) * 1_000_003 + len(trials))
+        keep, cut = rule_policy.select(candidates, trials, self.study.directions, rng)
+        for rule_id, (parent, params, changed) in keep[:room]:
+            feedback.enqueue_rule_trial(self.study, rule_id, parent, params, self.space)
+            self.progress.note(f"trial {parent}: rule {rule_id} queued a trial with {short_params(changed)}")
+        if skipped:
+            self.progress.note("rule advice skipped, its knobs cannot act: " + "; ".join(skipped))
+        if cut:
+            self.progress.note("rule advice not run, the sampler's trials did better: " + "; ".join(cut))
 
     # ---------------------------------------------------------------- shutdown
     def stop(self) -> None:
