@@ -34,6 +34,17 @@ def loss_problems(train: Any, task: str) -> list[str]:
     return []
 
 
+def direction_problems(cfg: Any) -> list[str]:
+    """Known before any data is loaded: the built-in loop with train.loss=mse scores the validation mse (a loss)."""
+    train = cfg.train
+    if _get(train, "train_fn") or str(_get(train, "loss", "cross_entropy")) not in REGRESSION_LOSSES:
+        return []
+    if bool(_get(cfg.dendrites, "maximizing_score", True)):
+        return [f"train.loss={train.loss} makes the score the validation {train.loss} (lower is better) but "
+                "dendrites.maximizing_score=true: set dendrites.maximizing_score=false train.scheduler.args.mode=min"]
+    return []
+
+
 def score_label(cfg: Any) -> str:
     """What the sweep optimises, in words: "val accuracy (%)", "val mse", "test loss mypkg.l1",
     "val score from train.train_fn"."""

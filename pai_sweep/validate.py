@@ -98,8 +98,12 @@ def validate_run(cfg: DictConfig) -> None:
     validate_data(cfg.data)
     validate_train(cfg.train, maximizing=bool(cfg.dendrites.maximizing_score))
     from pai_sweep.schema.ranges import check_ranges
+    from pai_sweep.task import direction_problems
 
     check_ranges(cfg)  # every numeric knob the config holds (the sweep's too, when it has them)
+    problems = direction_problems(cfg)  # a loss scored as if higher were better
+    if problems:
+        raise ConfigError(problems[0])
 
 
 def _neuron_axis(key: str, dims: Any) -> None:

@@ -108,3 +108,11 @@ def test_regression_template_learns_in_a_real_run(tmp_path):
     data = load_data(compose(["+recipe=custom_template"]).data, batch_size=64, seed=0)
     ys = torch.cat([y.reshape(-1) for _, y in data.val])
     assert result["best_val"] < 0.7 * float(ys.var(unbiased=False)), (result["best_val"], float(ys.var(unbiased=False)))
+
+
+def test_a_loss_must_be_minimised():
+    with pytest.raises(ConfigError) as err:
+        compose(["train.loss=mse"])
+    assert str(err.value) == ("train.loss=mse makes the score the validation mse (lower is better) but dendrites.maximizing_score=true: "
+                              "set dendrites.maximizing_score=false train.scheduler.args.mode=min")
+    compose(["train.loss=mse", "dendrites.maximizing_score=false", "train.scheduler.args.mode=min"])
