@@ -56,6 +56,14 @@ def test_arms_count_trials_that_moved_the_front():
     assert (arms["switch.before_plateau"].wins, arms["switch.before_plateau"].losses) == (0, 1)
 
 
+def test_the_samplers_startup_trials_do_not_count_against_the_rules():
+    trials = [trial(i, "sampler", [70.0 + i]) for i in range(4)]  # start-up: each moves the front
+    trials += [trial(4, "sampler", [60.0]), trial(5, "rule:x", [60.0])]
+    assert str(rule_policy.arms(trials, [MAX])["sampler"]) == "4/5"
+    assert str(rule_policy.arms(trials, [MAX], since=4)["sampler"]) == "0/1"
+    assert str(rule_policy.arms(trials, [MAX], since=4)["x"]) == "0/1"
+
+
 def test_a_losing_rule_gets_its_share_cut():
     trials = [trial(i, "sampler", [70.0 + i]) for i in range(8)]  # the sampler keeps improving: 8 wins
     trials += [trial(100 + i, "rule:stability.smooth_after_switch", [10.0], at=200 + i) for i in range(8)]  # 8 losses

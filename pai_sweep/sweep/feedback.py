@@ -173,18 +173,18 @@ def derived_trials(
     findings: Iterable[Any] = (),
     context: Any = None,
 ) -> list[FrozenTrial]:
-    """One finished trial per accepted smaller architecture the run passed through and saw plateau.
-
-    Each is charged the penalties of the findings about its own architecture, like its parent."""
+    """One finished trial per accepted smaller architecture the run passed through and saw plateau, except the
+    one the parent's own value already stands for (its chosen architecture). Each is charged the penalties of the findings about its own architecture, like its parent."""
     if MAX_DENDRITES not in space:
         return []
     test_col = history.extra_name("test") if hasattr(history, "extra_name") else None
     findings = list(findings or ())
+    chosen = parent.user_attrs.get("chosen_dendrites") if parent is not None else None
     out = []
     for row in smaller_architectures(history, context):
         count = row["dendrites"]
-        if not row["plateaued"] or space.fit(MAX_DENDRITES, count) != count:
-            continue  # a lower bound, not a value; or a count outside the searched range
+        if not row["plateaued"] or space.fit(MAX_DENDRITES, count) != count or count == chosen:
+            continue  # a lower bound, not a value; a count outside the searched range; or the parent's own point
         params = space.complete({**parent_params, MAX_DENDRITES: count})
         choice = SimpleNamespace(
             dendrites=count, val=_row_value(row, "val"), test=_row_value(row, *(c for c in (test_col, "test", "Test") if c)),

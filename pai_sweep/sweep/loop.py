@@ -37,6 +37,8 @@ from pai_sweep.sweep.study import (
     counts_toward_budget,
     is_real_failure,
     origin,
+    report_epoch,
+    set_baseline,
     startup_trials,
     trial_by_number,
 )
@@ -244,22 +246,26 @@ class SweepLoop:
         return changed
 
     def _watch(self, run: Running) -> bool:
-        """Pruning and timeout checks for a running trial; True when it was stopped."""
-        if self.pruning:
-            records = list(iter_metrics(run.trial_dir))
-            for rec in records[run.reported:]:
-                if rec.val is not None and math.isfinite(rec.val):
-                    run.trial.report(float(rec.val), step=int(rec.epoch))
-            if len(records) > run.reported:
-                run.reported = len(records)
-                if run.origin != BASELINE and run.trial.should_prune():
-                    epoch = records[-1].epoch
-                    self._stop_job(run, STATUS_PRUNED, f"pruned at epoch {epoch}: below the median of earlier trials")
-                    return True
+        """Per-epoch scores to Optuna, pruning and timeout checks for a running trial; True when it was stopped."""
+        new_epoch = self._report_epochs(run)
+        if self.pruning and new_epoch is not None and run.origin != BASELINE and run.trial.should_prune():
+            self._stop_job(run, STATUS_PRUNED, f"pruned at epoch {new_epoch}: below the median of earlier trials")
+            return True
         if self.timeout and time.monotonic() - run.started > float(self.timeout):
             self._stop_job(run, STATUS_FAILED, f"timed out after {float(self.timeout):g} s")
             return True
         return False
+
+    def _report_epochs(self, run: Running) -> int | None:
+        """Each new metrics.jsonl epoch as an intermediate value (optuna-dashboard, pruners); the last new epoch or None."""
+        records = list(iter_metrics(run.trial_dir))
+        for rec in records[run.reported:]:
+            if rec.val is not None and math.isfinite(rec.val):
+                report_epoch(self.study, run.trial, float(rec.val), int(rec.epoch))
+        if len(records) <= run.reported:
+            return None
+        run.reported = len(records)
+        return records[-1].epoch
 
     def _stop_job(self, run: Running, status: str, reason: str) -> None:
         self.launcher.cancel(run.job, reason)
@@ -287,6 +293,7 @@ class SweepLoop:
                 score = outcome.attrs["score"]
                 self.baseline = Baseline(float(score), outcome.attrs.get("chosen_params") or (result.params if result else None))
                 self.progress.note(f"baseline (no dendrites): score {score:.4g}, {self.baseline.params} params")
+                set_baseline(self.study, run.number, float(score), self.baseline.params)
             self._flush_deferred()
 
     def _flush_deferred(self) -> None:
@@ -297,6 +304,10 @@ class SweepLoop:
 
     def _tell(self, run: Running, outcome: Outcome) -> None:
         trial = run.trial
+        try:
+            self._report_epochs(run)  # epochs written after the last poll
+        except Exception:  # noqa: BLE001 - intermediate values are for reading, never a reason to lose the trial
+            pass
         for key, value in describe(outcome).items():
             trial.set_user_attr(key, value)
         if outcome.state == TrialState.COMPLETE:
@@ -378,7 +389,7 @@ class SweepLoop:
                 continue
             candidates.append((rule_id, (parent, params, changed)))
         rng = random.Random(int(sweep.seed) * 1_000_003 + len(trials))
-        keep, cut = rule_policy.select(candidates, trials, self.study.directions, rng)
+        keep, cut = rule_policy.select(candidates, trials, self.study.directions, rng, since=startup_trials(sweep))
         for rule_id, (parent, params, changed) in keep[:room]:
             feedback.enqueue_rule_trial(self.study, rule_id, parent, params, self.space)
             self.progress.note(f"trial {parent}: rule {rule_id} queued a trial with {short_params(changed)}")

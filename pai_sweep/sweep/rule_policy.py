@@ -9,7 +9,8 @@ Three gates, each measured to matter (benchmarks/RESULTS.md, search quality):
 3. Earned share: a Thompson-sampling bandit. Every finished trial scores a win when it moved the
    study's front (no earlier finished trial dominates it) and a loss otherwise; a rule's next
    trial runs only when a draw from its Beta(1 + wins, 1 + losses) beats a draw from the
-   sampler's. A rule whose trials keep losing to the sampler's gets fewer and fewer trials.
+   sampler's, whose record starts after its start-up trials (the same period the rules run in).
+   A rule whose trials keep losing to the sampler's gets fewer and fewer trials.
 """
 
 from __future__ import annotations
@@ -58,16 +59,22 @@ def _feasible(t: FrozenTrial) -> bool:
     return all(c <= 0 for c in t.system_attrs.get("constraints", None) or [])
 
 
-def arms(trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection]) -> dict[str, Arm]:
-    """Wins and losses of the sampler (key SAMPLER) and of each rule (its rule id), in order of completion."""
+def arms(trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection], since: int = 0) -> dict[str, Arm]:
+    """Wins and losses of the sampler (key SAMPLER) and of each rule (its rule id), in order of completion.
+
+    The sampler's trials count from its `since`-th finished trial on: early in a sweep almost any trial moves the
+    front, so counting the start-up phase would set rule trials (which only run after it) against an easier bar."""
     finished = sorted((t for t in trials if t.state.is_finished() and t.datetime_complete is not None),
                       key=lambda t: (t.datetime_complete, t.number))
     front: list[FrozenTrial] = []  # complete, feasible trials seen so far (derived and baseline included)
     out: dict[str, Arm] = {SAMPLER: Arm()}
+    sampler_seen = 0
     for t in finished:
         o = origin(t)
         good = t.state == TrialState.COMPLETE and t.values is not None and _feasible(t)
-        if o not in (DERIVED, BASELINE) and (o == SAMPLER or o.startswith(RULE)):
+        sampler_seen += o == SAMPLER
+        counted = (o == SAMPLER and sampler_seen > since) or o.startswith(RULE)
+        if counted:
             key = o[len(RULE):] if o.startswith(RULE) else SAMPLER
             won = good and not any(_dominates(f.values, t.values, directions) for f in front)
             arm = out.setdefault(key, Arm())
@@ -127,10 +134,11 @@ def cannot_act(changed: dict[str, Any], parent_params: dict[str, Any], history: 
 
 def select(
     candidates: Iterable[tuple[str, Any]], trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection],
-    rng: random.Random,
+    rng: random.Random, since: int = 0,
 ) -> tuple[list[tuple[str, Any]], list[str]]:
-    """The candidates (rule id, payload) whose rule wins its draw against the sampler; and one line per one cut."""
-    table = arms(trials, directions)
+    """The candidates (rule id, payload) whose rule wins its draw against the sampler (its trials after the first
+    `since`); and one line per candidate cut."""
+    table = arms(trials, directions, since)
     sampler = table[SAMPLER]
     keep, cut = [], []
     for rule_id, payload in candidates:

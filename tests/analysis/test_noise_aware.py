@@ -119,6 +119,10 @@ def test_a_derived_point_and_its_parent_are_charged_alike():
     assert sibling.values == [87.5] and derived[1].values == [87.5]  # both charged 0.5 for the instability from 1 on
     assert derived[0].values == [85.0]  # measured before any dendrite: charged nothing
     assert derived[1].user_attrs["penalized_rules"] == ["stability.unstable_after_switch"]
+    # a parent whose own value stands for 1 dendrite gets no derived copy of that point
+    parent = NS(user_attrs={"chosen_dendrites": 1, "trial_dir": "t"})
+    again = derived_trials(history, parent, 7, {"dendrites.max_dendrites": 2}, space, result, objective, None, findings=findings)
+    assert [t.params["dendrites.max_dendrites"] for t in again] == [0]
     study = optuna.create_study()
     for t in derived.values():
         study.add_trial(t)
