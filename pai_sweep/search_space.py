@@ -54,8 +54,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _encode_choice(choice: Any) -> Any:
-    return json.dumps(choice, sort_keys=True) if isinstance(choice, (list, tuple, dict)) else choice
+def _encode_choice(choice: Any, encoded: bool | None = None) -> Any:
+    """A choice as Optuna stores it. In a space with any list/dict choice every choice is a JSON string
+    ("[0.01, 0.001, 0.0]" and "0.0", never a string beside a float), so readers see one type."""
+    if encoded is None:
+        encoded = isinstance(choice, (list, tuple, dict))
+    return json.dumps(choice, sort_keys=True) if encoded else choice
 
 
 class SearchSpace:
@@ -89,7 +93,7 @@ class SearchSpace:
         out = {}
         for key, value in params.items():
             p = self.by_key.get(key)
-            out[key] = _encode_choice(_plain(value)) if p is not None and p.encoded else _plain(value)
+            out[key] = _encode_choice(_plain(value), True) if p is not None and p.encoded else _plain(value)
         return out
 
     def decode(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,8 +101,11 @@ class SearchSpace:
         out = {}
         for key, value in params.items():
             p = self.by_key.get(key)
-            if p is not None and p.encoded and isinstance(value, str) and value[:1] in "[{":
-                value = json.loads(value)
+            if p is not None and p.encoded and isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass  # a plain string choice stored by an older version
             out[key] = value
         return out
 
@@ -107,10 +114,12 @@ class SearchSpace:
         p = self.by_key[key]
         dist = p.distribution
         if isinstance(dist, CategoricalDistribution):
-            enc = _encode_choice(_plain(value))
+            want = _plain(value)
             for choice in dist.choices:
-                if choice == enc or (isinstance(choice, float) and isinstance(enc, (int, float)) and math.isclose(choice, enc)):
-                    return self.decode({key: choice})[key]
+                have = self.decode({key: choice})[key]
+                if have == want or (isinstance(have, float) and isinstance(want, (int, float)) and not isinstance(want, bool)
+                                    and math.isclose(have, want)):
+                    return have
             return _MISSING
         try:
             number = float(value)
@@ -169,7 +178,7 @@ def _distribution(key: str, spec: Mapping[str, Any]) -> tuple[BaseDistribution, 
         if not isinstance(choices, (list, tuple)) or not choices:
             raise _fail(key, "categorical needs a non-empty 'choices' list, e.g. {type: categorical, choices: [a, b]}")
         encoded = any(isinstance(c, (list, tuple, dict)) for c in choices)
-        stored = [_encode_choice(c) for c in choices]
+        stored = [_encode_choice(c, encoded) for c in choices]
         if len(set(map(repr, stored))) != len(stored):
             raise _fail(key, f"choices {list(choices)} repeat a value; list each choice once")
         return CategoricalDistribution(stored), encoded
@@ -231,7 +240,7 @@ def parse_space(space: Mapping[str, Any], config: Any | None = None) -> SearchSp
                 raise _fail(p.key, f"'when' names {other}, which is not in sweep.space; add it or drop the condition")
             odist = parsed[other].distribution
             if isinstance(odist, CategoricalDistribution):
-                bad = [v for v in allowed if _encode_choice(v) not in odist.choices]
+                bad = [v for v in allowed if _encode_choice(v, parsed[other].encoded) not in odist.choices]
                 if bad:
                     raise _fail(p.key, f"'when' {other} in {bad} can never happen; {other} choices are {list(odist.choices)}")
     return SearchSpace(_ordered(parsed))

@@ -38,6 +38,12 @@ if mode == "nan":
     val = float("nan")
 if mode == "sleep":
     import time; time.sleep(3)
+if mode == "low":  # far below the others, epoch by epoch: the median pruner stops it
+    import time
+    for epoch in range(8):
+        with open("metrics.jsonl", "a") as fh:
+            print(json.dumps({"epoch": epoch, "val": 10.0, "dendrites": k}), file=fh)
+        time.sleep(0.4)
 for epoch in range(3):
     print(json.dumps({"epoch": epoch, "val": val - 3 + epoch, "dendrites": k}), file=open("metrics.jsonl", "a"))
 json.dump({"status": "complete", "reason": "epoch_cap", "best_val": val, "best_test": val, "params": 1000 * (k + 1),
@@ -116,6 +122,17 @@ def test_efficiency_runs_the_baseline_first_and_records_faults(tmp_path, monkeyp
         assert t.user_attrs["baseline_score"] == 88.0
     # The driver wrote result.json for the trial that left none.
     assert json.loads((Path(trials[2].user_attrs["trial_dir"]) / "result.json").read_text())["status"] == "failed"
+
+
+def test_every_trial_reports_its_epochs_and_the_median_pruner_still_prunes(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_MODES", "1:low")
+    run(sweep_cfg(tmp_path, "sweep.pruner=median", "sweep.pruner_startup=1", "sweep.pruner_warmup=0",
+                  "sweep.n_trials=2", "sweep.in_flight=1"))
+    first, low = trials_of(tmp_path)[:2]
+    best = first.user_attrs["best_val"]
+    assert first.state == TrialState.COMPLETE and first.intermediate_values == {e: best - 3 + e for e in range(3)}
+    assert low.state == TrialState.PRUNED and low.user_attrs["reason"].startswith("pruned at epoch")
+    assert set(low.intermediate_values.values()) == {10.0} and len(low.intermediate_values) < 8
 
 
 def test_too_many_failures_stop_the_sweep_with_a_clear_message(tmp_path, monkeypatch):

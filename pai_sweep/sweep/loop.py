@@ -55,6 +55,10 @@ BASELINE_PARAMS = {
 }
 
 
+def _start_failure(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, PaiSweepError) else f"could not start: {type(exc).__name__}: {exc}"
+
+
 @dataclass
 class Running:
     trial: optuna.trial.Trial
@@ -172,11 +176,12 @@ class SweepLoop:
             raise
 
     def _refill(self) -> bool:
-        launched = False
+        launched, ready = False, []
         while len(self.running) < self.launcher.capacity and self.budget_left() > 0:
             self._check_failures()
-            self._launch()
+            ready.append(self._launch())
             launched = True
+        self._submit([run for run in ready if run is not None])
         return launched
 
     def _check_failures(self) -> None:
@@ -190,7 +195,8 @@ class SweepLoop:
                 f"(see {self.sweep_dir}/trials/{last.number}/worker.log) or raise sweep.max_failures, then run the same command to resume"
             )
 
-    def _launch(self) -> None:
+    def _launch(self) -> Running | None:
+        """Ask for a trial and write its folder; it holds a slot until _submit starts it (None: it failed)."""
         trial = self.study.ask()
         trial_origin = str(trial.user_attrs.get("origin", SAMPLER))
         trial_dir = self.sweep_dir / "trials" / str(trial.number)
@@ -213,17 +219,25 @@ class SweepLoop:
             if self.cfg.launcher.get("resume_requeued"):
                 run_yaml.train.resume = True  # a preempted job picks up at its last epoch (launcher=slurm)
             (trial_dir / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_yaml))
-            job = self.launcher.submit(trial.number, trial_dir)
         except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone
-            reason = str(exc) if isinstance(exc, PaiSweepError) else f"could not start: {type(exc).__name__}: {exc}"
-            run = Running(trial, trial_origin, params, trial_dir, None)
-            self._tell(run, Outcome(TrialState.FAIL, reason))
-            return
-        run = Running(trial, trial_origin, params, trial_dir, job)
+            self._tell(Running(trial, trial_origin, params, trial_dir, None), Outcome(TrialState.FAIL, _start_failure(exc)))
+            return None
+        run = Running(trial, trial_origin, params, trial_dir, None)
         self.running[trial.number] = run
-        if trial_origin == BASELINE:
-            self.baseline_pending = True
-        self.progress.started(trial.number, trial_origin, str(job.info.get("device", "?")), params if trial_origin != BASELINE else BASELINE_PARAMS)
+        return run
+
+    def _submit(self, ready: list[Running]) -> None:
+        """Start the trials made ready in one refill together (launcher=slurm use_array: one job array)."""
+        jobs = self.launcher.submit_many([(run.number, run.trial_dir) for run in ready]) if ready else []
+        for run, job in zip(ready, jobs):
+            if isinstance(job, BaseException):
+                self.running.pop(run.number, None)
+                self._tell(run, Outcome(TrialState.FAIL, _start_failure(job)))
+                continue
+            run.job, run.started = job, time.monotonic()
+            if run.origin == BASELINE:
+                self.baseline_pending = True
+            self.progress.started(run.number, run.origin, str(job.info.get("device", "?")), run.params if run.origin != BASELINE else BASELINE_PARAMS)
 
     def _poll_all(self) -> bool:
         changed = False

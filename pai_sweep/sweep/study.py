@@ -169,7 +169,9 @@ def open_study(cfg: Any, sweep_dir: Path, space: SearchSpace, directions: list[s
         existing = optuna.load_study(study_name=cfg.sweep.name, storage=url)
         offset = len(existing.trials)
     except KeyError:
-        offset = 0
+        existing, offset = None, 0
+    if existing is not None:
+        _check_stored_choices(existing, space, cfg.sweep.name)
     sampler = make_sampler(cfg.sweep, space, int(cfg.sweep.seed) + offset)
     try:
         study = optuna.create_study(
@@ -182,7 +184,58 @@ def open_study(cfg: Any, sweep_dir: Path, space: SearchSpace, directions: list[s
             f"study '{cfg.sweep.name}' at {url} optimises {[d.name.lower() for d in study.directions]}, the config asks for {directions}; "
             "use a new sweep.name or delete the study"
         )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(metric_names(cfg, len(directions)))  # optuna-dashboard's axes, not "Objective 0"
+    study.set_user_attr("config", config_summary(cfg, space))
     return study
+
+
+def _check_stored_choices(study: optuna.Study, space: SearchSpace, name: str) -> None:
+    """A study stored by a version that kept a float beside JSON strings in one categorical cannot take new trials."""
+    for t in study.get_trials(deepcopy=False):
+        for key, dist in t.distributions.items():
+            p = space.by_key.get(key)
+            if p is not None and p.encoded and isinstance(dist, CategoricalDistribution) and dist != p.distribution:
+                raise SweepError(
+                    f"study '{name}' stores {key} with choices {list(dist.choices)}, an older encoding than {list(p.distribution.choices)}; "
+                    "resume it with the pai-sweep version that made it, or start a new sweep.name"
+                )
+
+
+def metric_names(cfg: Any, n_objectives: int) -> list[str]:
+    """What each value told to Optuna is, e.g. ["val accuracy", "parameters"] for objective=efficiency."""
+    from pai_sweep.task import score_label
+
+    score = score_label(cfg).replace(" (%)", "")
+    if str(cfg.objective.name) == "scalar":
+        score += " - parameter cost"
+    return [score, "parameters"][:n_objectives] + [f"value {i}" for i in range(2, n_objectives)]
+
+
+def config_summary(cfg: Any, space: SearchSpace) -> dict[str, Any]:
+    """The study's `config` user attr: what a reader of the study (optuna-dashboard, the CLI) needs to know."""
+    return {
+        "sweep": str(cfg.sweep.name), "model": str(cfg.model.get("name")), "data": str(cfg.data.get("name")),
+        "objective": str(cfg.objective.name), "metric": str(cfg.objective.metric), "sampler": str(cfg.sweep.sampler),
+        "pruner": str(cfg.sweep.pruner), "n_trials": int(cfg.sweep.n_trials), "searched": list(space.keys),
+        "sweep_dir": str(Path(cfg.sweep.dir).resolve()),
+    }
+
+
+def report_epoch(study: optuna.Study, trial: optuna.trial.Trial, value: float, step: int) -> None:
+    """An intermediate value (one epoch's score) on a running trial. Optuna's trial.report refuses
+    multi-objective studies (only its pruners need that check); the storage takes the value either way,
+    so optuna-dashboard's Intermediate Values panel shows every trained trial."""
+    if len(study.directions) == 1:
+        trial.report(value, step=step)
+    elif step not in study._storage.get_trial(trial._trial_id).intermediate_values:
+        study._storage.set_trial_intermediate_value(trial._trial_id, step, value)
+
+
+def set_baseline(study: optuna.Study, number: int, score: float, params: Any) -> None:
+    """The baseline trial's result as a study user attr (the reference every later trial is compared with)."""
+    study.set_user_attr("baseline", {"trial": number, "score": score, "params": params})
 
 
 def trial_by_number(study: optuna.Study, number: int) -> optuna.trial.Trial:
