@@ -14,7 +14,7 @@ import yaml
 from pai_sweep import trial_files
 from pai_sweep.analysis.csvfile import read_numeric_csv
 from pai_sweep.analysis.discover import RunFiles, SnapshotFiles, locate, save_names
-from pai_sweep.analysis import timeline
+import pai_sweep.analysis.timeline as timeline
 from pai_sweep.analysis.history import KEPT, REJECTED, RunHistory, Snapshot
 from pai_sweep.errors import AnalysisError
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from pai_sweep.check.dims import DimsReport, check_dims
 from pai_sweep.check.inspect import Inspection, inspect_model
-from pai_sweep.compose import conf_dir
+from pai_sweep.paths import conf_dir
 from pai_sweep.schema import DendritesConfig
 
 RESNET_BLOCKS = ("BasicBlock", "Bottleneck")

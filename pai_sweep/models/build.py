@@ -11,7 +11,9 @@ from torch import nn
 from pai_sweep.errors import ModelError
 from pai_sweep.models.downsize import model_spec
 from pai_sweep.models.target import accepted, import_target
+from pai_sweep.models.vision import READS as VISION_READS
 from pai_sweep.models.vision import build_vision
+from pai_sweep.models.zoo import READS as ZOO_READS
 from pai_sweep.models.zoo import build_zoo
 
 ZOO = ("mlp", "small_cnn", "conv1d", "transformer")
@@ -44,13 +46,11 @@ def build_model(model_cfg: Any, input_shape: tuple[int, ...], num_classes: int) 
 
 def fields_used(model_cfg: Any) -> set[str]:
     """The ModelConfig fields build_model reads for this model (each builder declares its own READS)."""
-    from pai_sweep.models import vision, zoo
-
     spec = model_spec(model_cfg)
-    if spec.name in zoo.READS:
-        return {"name", "weights", *zoo.READS[spec.name]}
-    if spec.name in vision.READS:
-        return {"name", "weights", *vision.READS[spec.name]}
+    if spec.name in ZOO_READS:
+        return {"name", "weights", *ZOO_READS[spec.name]}
+    if spec.name in VISION_READS:
+        return {"name", "weights", *VISION_READS[spec.name]}
     used = {"name", "weights", "_target_", "kwargs"}
     if spec.name != "custom":
         return used | {"width_mult", "depth"}  # an unknown name is refused by validate_run
