@@ -41,9 +41,16 @@ PARENT_TAG = "mlflow.parentRunId"
 EPOCH_METRICS = {"val": "val", "train": "train", "test": "test", "loss": "loss", "lr": "lr",
                  "params": "params", "dendrites": "dendrites", "epoch_seconds": "seconds"}
 # Final metric name -> TrialResult field.
+# grown_dendrites: what the run added (result.json); chosen_dendrites: the architecture its values are about.
 RESULT_METRICS = {"best_val": "best_val", "best_test": "best_test", "final_val": "final_val",
                   "final_params": "params", "base_params": "base_params", "original_params": "original_params",
-                  "final_dendrites": "dendrites", "epochs": "epochs", "train_seconds": "seconds"}
+                  "grown_dendrites": "dendrites", "epochs": "epochs", "train_seconds": "seconds"}
+# User attrs that repeat a metric above (objective_score is `objective`, n_params `final_params`, ...) or are a tag.
+ATTRS_NOT_LOGGED = {"objective_score", "n_params", "seconds", "epochs", "best_val", "best_test", "dendrites",
+                    "origin", "status", "reason", "parent", "rerun_of", "trial_dir"}
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow 3's UI: open in the training view
+MAX_TAG = 5000  # a longer tag value goes to an artifact (tags/<name>.json) and the tag says where
+ARTIFACTS_DIR = "mlartifacts"  # beside a sqlite store: where `mlflow ui`/`mlflow server` serve mlflow-artifacts:/ from
 FINISHED_STATES = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}
 ARTIFACTS = (("pai", ("*.csv", "*.png"), "pai"), ("analysis", ("findings.json", "report.md", "*.png"), "analysis"),
              (".", (trial_files.RUN_CONFIG, trial_files.RESULT, trial_files.METRICS, "analysis.json"), ""))
@@ -410,15 +417,62 @@ class MlflowTracker(Tracker):
             if exp is None:
                 location = None
                 if self.uri.startswith("sqlite:///"):
-                    # Next to the database, not in whatever folder the driver happens to run in.
-                    db = Path(self.uri[len("sqlite:///"):])
-                    location = (db.parent / "mlruns" / _BAD_KEY.sub("_", self.experiment)).resolve().as_uri()
-                self._experiment_id = client.create_experiment(self.experiment, artifact_location=location)
+                    # A proxied location, not an absolute file URI: the files go to <db folder>/mlartifacts/, and
+                    # `mlflow ui` (or `mlflow server --artifacts-destination <db folder>/mlartifacts`) serves them
+                    # from wherever the folder is now, so a moved or copied folder keeps its artifacts.
+                    location = f"mlflow-artifacts:/{_BAD_KEY.sub('_', self.experiment).replace(' ', '_')}"
+                self._experiment_id = client.create_experiment(self.experiment, artifact_location=location,
+                                                               tags=dict([EXPERIMENT_KIND]))
             else:
                 if exp.lifecycle_stage == "deleted":
                     client.restore_experiment(exp.experiment_id)
                 self._experiment_id = exp.experiment_id
+                if exp.tags.get(EXPERIMENT_KIND[0]) is None:
+                    client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
         return self._experiment_id
+
+    def _local_artifacts(self, run_id: str) -> Path | None:
+        """The folder a run's artifacts are copied into when MLflow cannot upload them itself: a proxied
+        (mlflow-artifacts:/) location on a sqlite store, served later by `mlflow ui` from <db folder>/mlartifacts."""
+        return local_artifact_dir(self.uri, self._mlflow().get_run(run_id).info.artifact_uri)
+
+    def _log_files(self, run_id: str, files: list[tuple[Path, str]]) -> None:
+        """(file, folder inside the run) pairs as the run's artifacts."""
+        import shutil
+
+        local = self._local_artifacts(run_id) if files else None
+        for path, dest in files:
+            if local is None:
+                self._mlflow().log_artifact(run_id, str(path), dest or None)
+            else:
+                target = local / dest if dest else local
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / path.name)
+
+    def _tags_and_files(self, run_id: str, tags: dict[str, Any]) -> dict[str, str]:
+        """Tag values as text; a value over MAX_TAG characters is written whole to tags/<name>.json (or .txt)
+        and its tag says where, so a JSON tag is never cut into something json.loads refuses."""
+        import tempfile
+
+        out: dict[str, str] = {}
+        spill: list[tuple[Path, str]] = []
+        tmp = Path(tempfile.mkdtemp(prefix="pai-sweep-tags-"))
+        try:
+            for name, value in tags.items():
+                text = value if isinstance(value, str) else json.dumps(value)
+                if len(text) <= MAX_TAG:
+                    out[name] = text
+                    continue
+                path = tmp / (_BAD_KEY.sub("_", name) + (".txt" if isinstance(value, str) else ".json"))
+                path.write_text(text)
+                spill.append((path, "tags"))
+                out[name] = f"artifact tags/{path.name} ({len(text):,} characters)"
+            self._log_files(run_id, spill)
+        finally:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
 
     def _search(self, filter_string: str):
         return self._mlflow().search_runs([self._experiment()], filter_string=filter_string, max_results=50)
@@ -465,12 +519,12 @@ class MlflowTracker(Tracker):
                 "origin": origin, "optuna.state": rec["state"], **self._git, **_launch_tags(own_dir)}
         tags["status"] = str(attrs.get("status") or (result.status if result else rec["state"].lower()))
         reason = attrs.get("reason") or (result.reason if result else None)
-        if reason:
-            tags["reason"] = str(reason)[:5000]
         if origin.startswith("rule:"):
             tags["rule"] = origin[len("rule:"):]
         if attrs.get("parent") is not None:
             tags["parent_trial"] = str(attrs["parent"])
+        if attrs.get("rerun_of") is not None:
+            tags["rerun_of"] = str(attrs["rerun_of"])
         run_id = client.create_run(self._experiment(), start_time=rec["start_ms"], tags=tags, run_name=f"trial-{number}").info.run_id
 
         params = flatten(_read_yaml(trial_dir / trial_files.RUN_CONFIG)) if trial_dir else {}
@@ -482,13 +536,15 @@ class MlflowTracker(Tracker):
                    for name, field in EPOCH_METRICS.items()
                    if (value := _number(getattr(record, field))) is not None]
         finals, more_tags = self._final_metrics(rec, result, attrs)
+        if reason:
+            more_tags["reason"] = str(reason)
         metrics += [Metric(_BAD_KEY.sub("_", k), v, now, 0) for k, v in finals.items() if v is not None]
+        more_tags = self._tags_and_files(run_id, more_tags)
         client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
                          tags=[RunTag(k, v) for k, v in more_tags.items()])
         if self.log_artifacts and own_dir:
-            for sub, patterns, dest in ARTIFACTS:
-                for path in sorted({p for pat in patterns for p in (own_dir / sub).glob(pat) if p.is_file()}):
-                    client.log_artifact(run_id, str(path), dest or None)
+            self._log_files(run_id, [(path, dest) for sub, patterns, dest in ARTIFACTS
+                                     for path in sorted({p for pat in patterns for p in (own_dir / sub).glob(pat) if p.is_file()})])
         if rec["state"] in FINISHED_STATES:
             client.set_terminated(run_id, FINISHED_STATES[rec["state"]], end_time=rec["end_ms"])
             client.set_tag(run_id, TAG_DONE, "true")
@@ -507,12 +563,16 @@ class MlflowTracker(Tracker):
                 finals["param_ratio_vs_original"] = result.params / result.original_params
             if result.params and result.base_params:
                 finals["param_growth_vs_base"] = result.params / result.base_params - 1.0
-        tags = {}
+        tags: dict[str, Any] = {}
         for key, value in attrs.items():
+            if key in ATTRS_NOT_LOGGED or value is None:
+                continue
             if _number(value) is not None:
                 finals[key if key not in EPOCH_METRICS else f"final_{key}"] = _number(value)
-            elif key not in ("origin", "status", "reason", "parent") and value is not None:
-                tags[f"attr.{key}"] = (value if isinstance(value, str) else json.dumps(value))[:5000]
+            else:
+                tags[f"attr.{key}"] = value
+        if finals.get("chosen_dendrites") is None and _number(attrs.get("dendrites")) is not None and not result:
+            finals["chosen_dendrites"] = _number(attrs["dendrites"])  # a derived trial: its architecture's count
         base_score, base_params = self._baseline
         score, chosen = _number(attrs.get("score")), _number(attrs.get("chosen_params") or attrs.get("n_params"))
         if base_score is not None and score is not None:
@@ -526,13 +586,41 @@ class MlflowTracker(Tracker):
 
         client = self._mlflow()
         now = int(time.time() * 1000)
-        metrics = [Metric(f"sweep.{k}", _number(v), now, 0) for k, v in summary.items() if _number(v) is not None]
-        tags = [RunTag(f"sweep.{k}", (v if isinstance(v, str) else json.dumps(v))[:5000])
-                for k, v in summary.items() if _number(v) is None]
-        client.log_batch(self._parent_id, metrics=metrics, tags=tags)
+        numbers = {f"sweep.{k}": _number(v) for k, v in summary.items() if _number(v) is not None}
+        numbers.update(sweep_metrics(summary))
+        metrics = [Metric(k, v, now, 0) for k, v in numbers.items()]
+        tags = self._tags_and_files(self._parent_id, {f"sweep.{k}": v for k, v in summary.items() if _number(v) is None and v is not None})
+        client.log_batch(self._parent_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
         if report_dir and report_dir.is_dir() and self.log_artifacts:
-            client.log_artifacts(self._parent_id, str(report_dir), "report")
+            self._log_files(self._parent_id, [(p, str(Path("report") / p.parent.relative_to(report_dir)))
+                                              for p in sorted(report_dir.rglob("*")) if p.is_file()])
         client.set_terminated(self._parent_id, "FINISHED")
+
+
+def local_artifact_dir(uri: str, artifact_uri: str) -> Path | None:
+    """Where a run of a sqlite store keeps its artifacts on disk (<db folder>/mlartifacts/...), for reading them
+    from Python without a server; None for other stores (use MlflowClient.list_artifacts / download_artifacts)."""
+    if not (artifact_uri.startswith("mlflow-artifacts:") and uri.startswith("sqlite:///")):
+        return None
+    return Path(uri[len("sqlite:///"):]).parent / ARTIFACTS_DIR / artifact_uri[len("mlflow-artifacts:"):].lstrip("/")
+
+
+def sweep_metrics(summary: dict) -> dict[str, float]:
+    """The parent run's headline numbers: best objective and best trial, and how many trials of each kind."""
+    out: dict[str, float] = {}
+    rows = {r.get("trial"): r for r in summary.get("trials") or [] if isinstance(r, dict)}
+    best = [rows[n] for n in summary.get("best_trials") or [] if n in rows and rows[n].get("values")]
+    if best:
+        maximize = (summary.get("directions") or ["maximize"])[0] == "maximize"
+        top = (max if maximize else min)(best, key=lambda r: r["values"][0])
+        out["best_objective"] = float(top["values"][0])
+        out["best_trial"] = float(top["trial"])
+    for state, n in (summary.get("states") or {}).items():
+        out[f"trials_{state}"] = float(n)
+    for origin, n in (summary.get("origins") or {}).items():
+        name = f"trials_{_BAD_KEY.sub('_', origin.split(':')[0])}"  # rule:<id> counts as rule
+        out[name] = out.get(name, 0.0) + float(n)
+    return out
 
 
 # ---------------------------------------------------------------- small helpers

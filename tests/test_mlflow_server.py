@@ -114,3 +114,80 @@ def check_partial(uri: str, study, numbers: set[int]) -> int:
         if trial.values:
             assert row["metrics.objective"] == trial.values[0]
     return len(df)
+
+
+def _get(uri: str, path: str) -> dict:
+    import json
+
+    with urllib.request.urlopen(f"{uri}{path}", timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_moved_sweep_reads_well_through_a_real_server(tmp_path, monkeypatch, capsys):
+    """A tiny real sweep into a sqlite store, the folder moved, then `mlflow server` on the moved store: the
+    experiment opens in the training view, the parent has its headline metrics, every JSON tag parses (long ones
+    are artifacts), and the artifacts (trials' and the report's) are served from the new place."""
+    import json
+    import shutil
+    import urllib.parse
+
+    import optuna
+
+    import pai_sweep.tracking
+    from pai_sweep.cli import main
+    from test_optuna_view import TINY
+
+    monkeypatch.setattr(pai_sweep.tracking, "MAX_TAG", 300)  # so this small sweep has tags that become artifacts
+    root = tmp_path / "project"
+    tiny = [a for a in TINY if not a.startswith("tracking=")]
+    code = main([*tiny, f"sweep.dir={root / 'sweep'}", f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
+                 "sweep.space={dendrites.n_epochs_to_switch:{type:int,low:1,high:2}}"])
+    assert code == 0, capsys.readouterr()
+    study = optuna.load_study(study_name="default", storage=f"sqlite:///{root / 'sweep' / 'study.db'}")
+    moved = tmp_path / "elsewhere"
+    shutil.move(root, moved)
+    srv = Server(moved, _free_port())  # --backend-store-uri moved/mlflow.db --artifacts-destination moved/mlartifacts
+    srv.start()
+    try:
+        srv.wait_healthy()
+        exp = _get(srv.uri, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=default")["experiment"]
+        assert {t["key"]: t["value"] for t in exp["tags"]}["mlflow.experimentKind"] == "custom_model_development"
+        req = urllib.request.Request(f"{srv.uri}/api/2.0/mlflow/runs/search", method="POST",
+                                     data=json.dumps({"experiment_ids": [exp["experiment_id"]], "max_results": 100}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            found = json.loads(resp.read())["runs"]
+        tags = {r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found}
+        metrics = {r["info"]["run_id"]: {m["key"]: m["value"] for m in r["data"].get("metrics", [])} for r in found}
+        parent = next(rid for rid, t in tags.items() if t["pai_sweep.role"] == "sweep")
+        best = max(study.best_trials, key=lambda t: t.values[0])
+        assert metrics[parent]["best_objective"] == pytest.approx(best.values[0], abs=1e-4) and metrics[parent]["best_trial"] == best.number
+        assert metrics[parent]["trials_complete"] == sum(t.state.name == "COMPLETE" for t in study.trials)
+        spilled = []
+        for rid, run_tags in tags.items():
+            for key, value in run_tags.items():
+                if value.startswith("artifact tags/"):
+                    spilled.append((rid, value.split()[1]))
+                elif value[:1] in "[{":
+                    json.loads(value)  # never cut
+        assert any(rid == parent and name == "tags/sweep.trials.json" for rid, name in spilled), spilled
+
+        def listing(rid, path=""):
+            q = urllib.parse.urlencode({"run_id": rid, "path": path})
+            return {f["path"] for f in _get(srv.uri, f"/ajax-api/2.0/mlflow/artifacts/list?{q}").get("files", [])}
+
+        def content(rid, path):
+            q = urllib.parse.urlencode({"run_uuid": rid, "path": path})
+            with urllib.request.urlopen(f"{srv.uri}/get-artifact?{q}", timeout=30) as resp:
+                return resp.read().decode()
+
+        for rid, name in spilled:
+            json.loads(content(rid, name))  # the whole value, valid JSON
+        assert "report/report.html" in listing(parent, "report")
+        trained = [rid for rid, t in tags.items() if t.get("pai_sweep.role") == "trial" and t["origin"] != "derived"]
+        assert len(trained) == 2
+        for rid in trained:
+            assert {"run.yaml", "result.json", "metrics.jsonl", "pai"} <= listing(rid)
+            assert json.loads(content(rid, "result.json"))["status"] == "complete"
+    finally:
+        srv.stop()

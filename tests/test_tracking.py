@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from pai_sweep.compose import compose
 from pai_sweep.errors import ConfigError, TrackingError
-from pai_sweep.tracking import BACKLOG, TAG_DONE, Tracker, make_tracker, validate_tracking
+from pai_sweep.tracking import BACKLOG, TAG_DONE, Tracker, local_artifact_dir, make_tracker, validate_tracking
 from test_report import MD, build_sweep
 
 
@@ -44,6 +44,17 @@ def runs(uri, experiment):
     return mlflow.search_runs(experiment_names=[experiment], output_format="list", max_results=500)
 
 
+def listed(uri, run_id, path=None) -> set[str]:
+    """A run's artifacts under `path`, as MlflowClient.list_artifacts names them. A sqlite store keeps them in
+    <db folder>/mlartifacts (served by `mlflow ui`), read from disk here; a server lists them itself."""
+    client = MlflowClient(uri)
+    root = local_artifact_dir(uri, client.get_run(run_id).info.artifact_uri)
+    if root is None:
+        return {a.path for a in client.list_artifacts(run_id, path)}
+    folder = root / path if path else root
+    return {str(p.relative_to(root)) for p in folder.iterdir()} if folder.is_dir() else set()
+
+
 def check_logged(uri, experiment, study, sweep_dir):
     """One parent and one child per trial, with params, per-epoch metrics, final metrics, tags and artifacts."""
     client = MlflowClient(uri)
@@ -65,8 +76,9 @@ def check_logged(uri, experiment, study, sweep_dir):
             assert metrics["objective"] == trial.values[0]
         if tags["origin"] == "derived":  # the parent's config with its own dendrite count; no epochs or files
             assert "val" not in metrics and tags["parent_trial"] == "3" and params["model.name"] == "small_cnn"
-            assert params[MD] == "1" and metrics["final_dendrites"] == 1 and tags["reason"].startswith("architecture")
-            assert client.list_artifacts(child.info.run_id) == []
+            assert params[MD] == "1" and metrics["chosen_dendrites"] == 1 and tags["reason"].startswith("architecture")
+            assert "grown_dendrites" not in metrics and "parent" not in metrics
+            assert listed(uri, child.info.run_id) == set()
             continue
         assert params["model.name"] == "small_cnn" and params["train.max_epochs"] == "3"
         assert [(m.step, m.value) for m in client.get_metric_history(child.info.run_id, "val")] == [(0, 80.0), (1, 81.0), (2, 82.0)]
@@ -84,11 +96,14 @@ def check_logged(uri, experiment, study, sweep_dir):
             assert tags["status"] == "failed" and tags["reason"] == "nan loss at epoch 2" and child.info.status == "FAILED"
         if tags["origin"].startswith("rule:"):
             assert tags["rule"] == "optimal_dendrites"
-        files = {a.path for a in client.list_artifacts(child.info.run_id)}
+        grown = json.loads((sweep_dir / "trials" / str(trial.number) / "result.json").read_text())["dendrites"]
+        assert metrics["grown_dendrites"] == grown  # what the run added (chosen_dendrites: the architecture it is scored at)
+        assert not {"objective_score", "n_params", "seconds", "final_dendrites", "parent"} & set(metrics)  # each number once
+        files = listed(uri, child.info.run_id)
         assert {"run.yaml", "result.json", "metrics.jsonl", "pai", "analysis"} <= files
-        pai = {a.path for a in client.list_artifacts(child.info.run_id, "pai")}
+        pai = listed(uri, child.info.run_id, "pai")
         assert {"pai/tcScores.csv", "pai/tc.png", "pai/tc_best_arch_scores.csv"} <= pai
-        assert {a.path for a in client.list_artifacts(child.info.run_id, "analysis")} == {"analysis/findings.json", "analysis/report.md"}
+        assert listed(uri, child.info.run_id, "analysis") == {"analysis/findings.json", "analysis/report.md"}
     return parent, children
 
 
@@ -146,7 +161,7 @@ def test_sweep_logged_and_resume_is_idempotent(tmp_path, store, capsys):
     assert parent.info.status == "FINISHED" and parent.data.metrics["sweep.best"] == 97.98
     assert parent.data.tags["mlflow.source.git.commit"] == commit and children[0].data.tags["mlflow.source.git.commit"] == commit
     client = MlflowClient(store)
-    assert [a.path for a in client.list_artifacts(parent.info.run_id, "report")] == ["report/report.md"]
+    assert listed(store, parent.info.run_id, "report") == {"report/report.md"}
 
     # A child cut off half-way (no "logged" tag) is logged again; the rest is never logged twice.
     cut = children[0]
@@ -220,8 +235,8 @@ def test_default_sweep_shrunk_is_in_mlflow(tmp_path, capsys):
         assert [m.step for m in client.get_metric_history(row["run_id"], "val")] == epochs and len(epochs) >= 2
         if t.values:
             assert row["metrics.objective"] == pytest.approx(t.values[0])
-        files = {a.path for a in client.list_artifacts(row["run_id"])}
+        files = listed(uri, row["run_id"])
         assert {"run.yaml", "result.json", "metrics.jsonl", "pai"} <= files
-        assert any(a.path.endswith(".csv") for a in client.list_artifacts(row["run_id"], "pai"))
+        assert any(p.endswith(".csv") for p in listed(uri, row["run_id"], "pai"))
     # The sweep report, written at the end of the sweep, is on the parent run.
-    assert "report/report.md" in {a.path for a in client.list_artifacts(parents.iloc[0]["run_id"], "report")}
+    assert "report/report.md" in listed(uri, parents.iloc[0]["run_id"], "report")
