@@ -22,7 +22,7 @@ from pai_sweep.progress import Progress
 from pai_sweep.report import write_sweep_report
 from pai_sweep.search_space import parse_space
 from pai_sweep.sweep.loop import SweepLoop
-from pai_sweep.sweep.study import check_and_save_config, make_pruner, make_sampler, open_study
+from pai_sweep.sweep.study import check_and_save_config, make_pruner, make_sampler, open_study, storage_url
 from pai_sweep.sweep.summary import build_summary, write_summary
 from pai_sweep.task import objective_label
 from pai_sweep.tracking import Tracker, make_tracker
@@ -124,7 +124,19 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
         write_summary(summary, sweep_dir, progress)
         report_dir = _guarded(progress, "report", write_sweep_report, sweep_dir)
         _guarded(progress, "tracking", tracker.finish_sweep, summary, report_dir)
+        _closing_lines(progress, cfg, sweep_dir, report_dir, tracker)
     return summary
+
+
+def _closing_lines(progress: Progress, cfg: Any, sweep_dir: Path, report_dir: Path | None, tracker: Tracker) -> None:
+    """The sweep's last lines: where the report is and the commands that open the runs and the study."""
+    if report_dir is not None:
+        progress.note(f"report: {Path(report_dir).resolve() / 'report.html'}")
+    if tracker.enabled:
+        command = _guarded(progress, "tracking", tracker.open_command)
+        if command:
+            progress.note(f"runs: {command}")
+    progress.note(f"study: optuna-dashboard {storage_url(cfg, sweep_dir)}")
 
 
 def exit_status(summary: dict[str, Any]) -> tuple[int, str | None]:

@@ -264,6 +264,7 @@ class MlflowTracker(Tracker):
         if self._uri is None:
             import mlflow
 
+            quiet_third_party()
             self._uri = mlflow.get_tracking_uri()  # MLflow's default: sqlite:///<cwd>/mlflow.db
         return self._uri
 
@@ -400,9 +401,21 @@ class MlflowTracker(Tracker):
 
     # -- MLflow
 
+    def open_command(self) -> str:
+        """The command that shows this sweep's runs: `mlflow ui ...` for a sqlite store, the server's address otherwise."""
+        uri = self.uri
+        if uri.startswith("sqlite:///"):
+            folder = Path(uri[len("sqlite:///"):]).parent
+            return f"mlflow ui --backend-store-uri {uri} --artifacts-destination {folder / ARTIFACTS_DIR}"
+        if uri.startswith(("http://", "https://")):
+            return f"open {uri} (experiment {self.experiment})"
+        return f"mlflow ui --backend-store-uri {uri}"
+
     def _mlflow(self):
         if self._client is None:
             from mlflow.tracking import MlflowClient
+
+            quiet_third_party()  # after the import: importing mlflow sets its logger to INFO
 
             uri = self.uri
             if uri.startswith("sqlite:///"):
@@ -595,6 +608,17 @@ class MlflowTracker(Tracker):
             self._log_files(self._parent_id, [(p, str(Path("report") / p.parent.relative_to(report_dir)))
                                               for p in sorted(report_dir.rglob("*")) if p.is_file()])
         client.set_terminated(self._parent_id, "FINISHED")
+
+
+def quiet_third_party() -> None:
+    """MLflow's and alembic's INFO lines ("Creating initial MLflow database tables...") stay out of the progress
+    lines; PAI_SWEEP_VERBOSE=1 (or `pai-sweep -v`) keeps them."""
+    import logging
+
+    if os.environ.get("PAI_SWEEP_VERBOSE", "") not in ("", "0"):
+        return
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def local_artifact_dir(uri: str, artifact_uri: str) -> Path | None:

@@ -240,3 +240,30 @@ def test_default_sweep_shrunk_is_in_mlflow(tmp_path, capsys):
         assert any(p.endswith(".csv") for p in listed(uri, row["run_id"], "pai"))
     # The sweep report, written at the end of the sweep, is on the parent run.
     assert "report/report.md" in listed(uri, parents.iloc[0]["run_id"], "report")
+
+
+def test_quiet_store_creation_and_the_closing_lines(tmp_path, capfd, monkeypatch):
+    """A new sqlite store says nothing (MLflow/alembic INFO lines stay out of the progress lines); the sweep's
+    last lines name the report and the commands that open the runs and the study."""
+    import io
+    import logging
+
+    from pai_sweep.driver import _closing_lines
+    from pai_sweep.progress import Progress
+
+    monkeypatch.delenv("PAI_SWEEP_VERBOSE", raising=False)
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    tracker = make_tracker(_cfg(uri), "quiet", tmp_path / "sweep")
+    tracker.start_sweep({"sweep": {"name": "quiet"}})
+    tracker.finish_sweep({"n_trials": 1}, None)
+    out, err = capfd.readouterr()
+    assert "MLflow database tables" not in out + err and "alembic" not in out + err, out + err
+    assert logging.getLogger("mlflow").getEffectiveLevel() >= logging.WARNING
+
+    cfg = compose([f"sweep.dir={tmp_path / 'sweep'}"])
+    stream = io.StringIO()
+    _closing_lines(Progress(stream), cfg, tmp_path / "sweep", tmp_path / "sweep" / "report", tracker)
+    lines = [ln.split("] ", 1)[1] for ln in stream.getvalue().splitlines()]
+    assert lines == [f"report: {tmp_path / 'sweep' / 'report' / 'report.html'}",
+                     f"runs: mlflow ui --backend-store-uri {uri} --artifacts-destination {tmp_path / 'fresh' / 'mlartifacts'}",
+                     f"study: optuna-dashboard sqlite:///{tmp_path / 'sweep' / 'study.db'}"]
