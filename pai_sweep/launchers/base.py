@@ -49,6 +49,17 @@ class Launcher(ABC):
     def cancel(self, job: TrialJob, reason: str = "") -> None:
         """Stop the trial (timeout, pruning, shutdown)."""
 
+    def submit_many(self, trials: list[tuple[int, Path]]) -> list[TrialJob | Exception]:
+        """Start trials that are ready at the same moment (a launcher may submit them as one batch,
+        e.g. a SLURM job array). One entry per trial, in order: its job, or why it could not start."""
+        started: list[TrialJob | Exception] = []
+        for number, trial_dir in trials:
+            try:
+                started.append(self.submit(number, trial_dir))
+            except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone
+                started.append(exc)
+        return started
+
     def reattach(self, trial_number: int, trial_dir: Path) -> TrialJob | None:
         """After a driver restart: a handle to a trial that is still queued/running, else None."""
         return None

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,6 @@ def check_config(cfg: Any) -> None:
         raise ConfigError(f"launcher.mem_gb={cfg.mem_gb!r} must be > 0, or null for the partition's default")
     if not cfg.poll_interval or cfg.poll_interval <= 0:
         raise ConfigError(f"launcher.poll_interval={cfg.poll_interval!r} must be > 0 seconds")
-    if cfg.use_array:
-        raise ConfigError("launcher.use_array=true is not supported yet: trials are submitted as one job each "
-                          "(set launcher.use_array=false)")
 
 
 def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
@@ -124,7 +122,7 @@ class WorkerJob:
         if cpus:  # torch would otherwise use every core of a shared node
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PAI_SWEEP_THREADS"):
                 env[name] = cpus
-        job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", "?")
+        job_id = _own_job_id()
         with open(trial_dir / WORKER_LOG, "a") as log:
             log.write(f"--- pai-sweep: worker starts on {host}, job {job_id}, run {restarts + 1}\n")
         self._proc = self.spawn(trial_dir, env)
@@ -168,6 +166,31 @@ class WorkerJob:
         if self.requeues + 1 > self.max_requeues:
             return None  # submitit then ends the job as failed
         return DelayedSubmission(type(self)(self.trial_dir, self.max_requeues, self.requeues + 1))
+
+
+def _own_job_id() -> str:
+    """This job's id as the driver knows it: ARRAYID_TASK for a task of a job array."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", "?")
+
+
+class _TimedSlurmExecutor(submitit.SlurmExecutor):
+    """submitit's SLURM executor whose sbatch has a timeout: a hung controller must not hang the driver."""
+
+    def _make_submission_command(self, submission_file_path: Path) -> list[str]:
+        return ["timeout", str(int(COMMAND_TIMEOUT_S)), "sbatch", str(submission_file_path)]
+
+    def _internal_process_submissions(self, delayed_submissions: list[DelayedSubmission]) -> list[Any]:
+        # submitit submits an array through a fresh SlurmExecutor it looks up by name in its module:
+        # make that one ours too, so the array's sbatch gets the same timeout.
+        module = sys.modules[submitit.SlurmExecutor.__module__]
+        module.SlurmExecutor = _TimedSlurmExecutor
+        try:
+            return super()._internal_process_submissions(delayed_submissions)
+        finally:
+            module.SlurmExecutor = submitit.SlurmExecutor
 
 
 class SubmititLauncher(Launcher):
@@ -228,9 +251,9 @@ class SubmititLauncher(Launcher):
                           slurm_partition=cfg.partition, slurm_account=cfg.account, slurm_qos=cfg.qos,
                           slurm_stderr_to_stdout=False,
                           **{f"slurm_{k}": v for k, v in dict(cfg.additional_parameters or {}).items()})
-            # sbatch with a timeout: a hung controller must not hang the driver.
-            inner = executor._executor
-            inner._make_submission_command = lambda path: ["timeout", str(int(COMMAND_TIMEOUT_S)), "sbatch", str(path)]
+            if cfg.get("use_array"):
+                params["slurm_array_parallelism"] = int(cfg.array_parallelism)
+            executor._executor.__class__ = _TimedSlurmExecutor  # sbatch with a timeout, arrays included
         else:
             params.update(local_setup=setup or None)
         try:
@@ -249,6 +272,30 @@ class SubmititLauncher(Launcher):
             job = self.executor.submit(WorkerJob(str(trial_dir), int(self.cfg.max_requeues)))
         except (FailedJobError, OSError, subprocess.SubprocessError) as exc:
             raise LauncherError(f"submitting trial {trial_number} failed: {' '.join(str(exc).split())[:600]}") from None
+        return self._record(trial_number, trial_dir, job)
+
+    def submit_many(self, trials: list[tuple[int, Path]]) -> list[TrialJob | Exception]:
+        """With launcher.use_array: the trials ready at the same moment go in as one job array
+        (task N of array A is job A_N: polled, requeued, cancelled and re-attached on its own)."""
+        if not self.cfg.get("use_array") or len(trials) < 2:
+            return super().submit_many(trials)
+        trials = [(number, Path(trial_dir).resolve()) for number, trial_dir in trials]
+        for number, trial_dir in trials:
+            if not (trial_dir / RUN_CONFIG).is_file():
+                return super().submit_many(trials)  # each missing run.yaml fails its own trial
+        numbers = [number for number, _ in trials]
+        self.executor.update_parameters(name=f"pai-{self.sweep_dir.name}-{numbers[0]}..{numbers[-1]}")
+        try:
+            with self.executor.batch():
+                jobs = [self.executor.submit(WorkerJob(str(trial_dir), int(self.cfg.max_requeues))) for _, trial_dir in trials]
+        except (FailedJobError, OSError, subprocess.SubprocessError) as exc:
+            error = LauncherError(f"submitting trials {', '.join(map(str, numbers))} as a job array failed: "
+                                  f"{' '.join(str(exc).split())[:600]}")
+            return [error for _ in trials]
+        return [self._record(number, trial_dir, job) for (number, trial_dir), job in zip(trials, jobs)]
+
+    def _record(self, trial_number: int, trial_dir: Path, job: Any) -> TrialJob:
+        """launch.json for a submitted job, and the scheduler starts following it."""
         job_id = str(job.job_id)
         self.jobs[job_id] = job
         info = {"launcher": self.kind, "job_id": job_id, "folder": str(self.folder), "submitted_at": time.time(),

@@ -67,6 +67,19 @@ def partitions() -> list[str]:
     return sorted({line.strip().rstrip("*") for line in out.splitlines() if line.strip()})
 
 
+def expand_ids(job_id: str) -> list[str]:
+    """`12_[2-3,5%2]` (tasks of a job array still pending together) -> 12_2, 12_3, 12_5; other ids as they are."""
+    head, bracket, rest = job_id.partition("_[")
+    if not bracket:
+        return [job_id]
+    ids = []
+    for part in rest.rstrip("]").split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            ids.extend(f"{head}_{n}" for n in range(int(low), int(high or low) + 1))
+    return ids
+
+
 def parse_sacct(text: str) -> dict[str, JobRecord]:
     """`sacct -X -P -o JobID,State,NodeList,ExitCode,Reason` -> records by job id (steps skipped)."""
     records: dict[str, JobRecord] = {}
@@ -77,19 +90,21 @@ def parse_sacct(text: str) -> dict[str, JobRecord]:
         job_id, state, node, exit_code, reason = (p.strip() for p in parts[:5])
         word = state.split()[0] if state else "UNKNOWN"
         detail = state if reason in ("", "None") else f"{state}, reason {reason}"
-        records[job_id] = JobRecord(word, "" if node.startswith("None") else node, exit_code, detail)
+        for one in expand_ids(job_id):
+            records[one] = JobRecord(word, "" if node.startswith("None") else node, exit_code, detail)
     return records
 
 
 def parse_squeue(text: str) -> dict[str, JobRecord]:
-    """`squeue -h -o %i|%T|%N|%r` -> records by job id."""
+    """`squeue -h -r -o %i|%T|%N|%r` -> records by job id (a task of a job array: ARRAYID_TASK, one per line)."""
     records: dict[str, JobRecord] = {}
     for line in text.splitlines():
         parts = line.split("|")
         if len(parts) >= 4 and parts[0].strip():
             job_id, state, node, reason = (p.strip() for p in parts[:4])
             detail = state if reason in ("", "None") else f"{state}, reason {reason}"
-            records[job_id] = JobRecord(state, "" if node.startswith("(") else node, "", detail)
+            for one in expand_ids(job_id):
+                records[one] = JobRecord(state, "" if node.startswith("(") else node, "", detail)
     return records
 
 
@@ -115,6 +130,17 @@ class SlurmQueue:
             self.refresh()
         return self.records.get(job_id)
 
+    def _gone_from_array(self, unknown: list[str], found: dict[str, JobRecord]) -> dict[str, JobRecord]:
+        """A task of a job array cancelled while pending leaves no record at all (SLURM 22.05): when the
+        controller and accounting both answered, know its array but not it, and it never ran, it was cancelled."""
+        known_arrays = {i.split("_")[0] for i in found if "_" in i}
+        gone = {}
+        for job_id in unknown:
+            last = self.records.get(job_id)
+            if "_" in job_id and job_id.split("_")[0] in known_arrays and (last is None or to_job_state(last.state) is JobState.PENDING):
+                gone[job_id] = JobRecord("CANCELLED", detail="CANCELLED before it started (the task left its job array)")
+        return gone
+
     def refresh(self) -> None:
         self.last_refresh = time.monotonic()
         ids = sorted(self.active)
@@ -122,22 +148,28 @@ class SlurmQueue:
             return
         # squeue asks the controller (current, also for requeued jobs); sacct covers jobs it has forgotten.
         found: dict[str, JobRecord] = {}
+        answered = 0  # scheduler commands that answered this round
         try:
             self.calls += 1
-            found = parse_squeue(run_command(["squeue", "-h", "-t", "all", "-o", "%i|%T|%N|%r", "-j", ",".join(ids)]))
+            found = parse_squeue(run_command(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%N|%r", "-j", ",".join(ids)]))
+            answered += 1
         except LauncherError as exc:  # also when every id is unknown to the controller
             self.last_error = str(exc)
         missing = [i for i in ids if i not in found]
         if missing:
+            arrays = sorted({i.split("_")[0] for i in missing if "_" in i})  # sacct -j ARRAY lists its recorded tasks
             try:
                 self.calls += 1
-                found.update(parse_sacct(run_command(["sacct", "-X", "-P", "-n", "-o",
-                                                      "JobID,State,NodeList,ExitCode,Reason", "-j", ",".join(missing)])))
+                found.update(parse_sacct(run_command(["sacct", "-X", "-P", "-n", "-o", "JobID,State,NodeList,ExitCode,Reason",
+                                                      "-j", ",".join(missing + arrays)])))
                 self.last_error = ""
+                answered += 1
             except LauncherError as exc:
                 self.last_error = str(exc)
         elif found:
             self.last_error = ""
+        if answered == 2:
+            found.update(self._gone_from_array([i for i in missing if i not in found], found))
         for job_id, record in found.items():
             if job_id in self.active:
                 self.records[job_id] = record

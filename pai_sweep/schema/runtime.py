@@ -19,7 +19,7 @@ class LauncherConfig:
     cpus_per_trial: int = 1  # --cpus-per-task; also the worker's thread count
     mem_gb: Optional[float] = None  # None: the partition's default
     time_min: int = 60  # job time limit in minutes; at the limit the trial is requeued
-    use_array: bool = False  # job arrays: not supported yet (refused at compose time)
+    use_array: bool = False  # slurm: trials ready at the same moment go in as one job array
     array_parallelism: int = 16
     additional_parameters: dict[str, Any] = field(default_factory=dict)  # other submitit SLURM parameters (names checked)
     setup: list[str] = field(default_factory=list)  # shell lines run before the worker (modules, venv)

@@ -12,7 +12,7 @@ import pytest
 from pai_sweep.compose import compose
 from pai_sweep.errors import ConfigError, LauncherError
 from pai_sweep.launchers import make_launcher
-from pai_sweep.launchers.base import JobState
+from pai_sweep.launchers.base import JobState, TrialJob
 from pai_sweep.launchers.slurm import slurm_parameter_names
 
 FAKE_SBATCH = """#!/bin/sh
@@ -101,12 +101,55 @@ def test_sbatch_refusal_is_a_launcher_error(tmp_path, fake_slurm):
         ("+launcher.additional_parameters.time=5", "additional_parameters.time is set by launcher.time_min"),
         ("launcher.cpus_per_trial=0", "launcher.cpus_per_trial=0 must be >= 1"),
         ("launcher.poll_interval=0", "launcher.poll_interval=0.0 must be > 0"),
-        ("launcher.use_array=true", "use_array=true is not supported yet"),
+        ("launcher.array_parallelism=0", "launcher.array_parallelism=0 must be >= 1"),
     ],
 )
 def test_bad_launcher_config_fails_at_compose_time(override, message):
     with pytest.raises(ConfigError, match=message):
         compose(["launcher=slurm", override])
+
+
+def test_use_array_submits_the_trials_of_one_refill_as_one_array(tmp_path, fake_slurm):
+    bin_dir = fake_slurm.parent / "bin"
+    _fake(bin_dir, "sbatch", f'cp "$1" "{fake_slurm}"\necho "Submitted batch job 4242"\n')
+    # the array's sbatch runs under a timeout too (a hung controller must not hang the driver)
+    _fake(bin_dir, "timeout", f'echo "$@" >> "{tmp_path}/timeout.log"\nshift\nexec "$@"\n')
+    cfg = compose(["launcher=slurm", "launcher.use_array=true", "launcher.array_parallelism=2"])
+    trials = []
+    for n in (5, 6, 7):
+        trial = tmp_path / "sw" / "trials" / str(n)
+        trial.mkdir(parents=True)
+        (trial / "run.yaml").write_text("model: {}\n")
+        trials.append((n, trial))
+    launcher = make_launcher(cfg.launcher, tmp_path / "sw", 3)
+    jobs = launcher.submit_many(trials)
+    script = fake_slurm.read_text()
+    assert "#SBATCH --array=0-2%2\n" in script and "#SBATCH --job-name=pai-sw-5..7\n" in script
+    assert (tmp_path / "timeout.log").read_text().split()[1] == "sbatch"
+    assert [j.info["job_id"] for j in jobs] == ["4242_0", "4242_1", "4242_2"]
+    for (n, trial), job in zip(trials, jobs):
+        launch = json.loads((trial / "launch.json").read_text())
+        assert job.trial_number == n and launch["job_id"] == job.info["job_id"]
+        assert launch["stderr"].endswith(f"slurm/{job.info['job_id']}_0_log.err")
+    # one trial ready on its own is a plain job; without use_array each trial is one
+    assert launcher.submit_many(trials[:1])[0].info["job_id"] == "4242"
+    assert "--array" not in fake_slurm.read_text()
+    plain = make_launcher(compose(["launcher=slurm"]).launcher, tmp_path / "sw", 3)
+    assert [j.info["job_id"] for j in plain.submit_many(trials[:2])] == ["4242", "4242"]
+
+
+def test_a_refused_array_fails_each_of_its_trials(tmp_path, fake_slurm):
+    _fake(fake_slurm.parent / "bin", "sbatch", "echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\nexit 1\n")
+    trials = []
+    for n in (0, 1):
+        trial = tmp_path / "sw" / "trials" / str(n)
+        trial.mkdir(parents=True)
+        (trial / "run.yaml").write_text("model: {}\n")
+        trials.append((n, trial))
+    launcher = make_launcher(compose(["launcher=slurm", "launcher.use_array=true"]).launcher, tmp_path / "sw", 2)
+    errors = launcher.submit_many(trials)
+    assert len(errors) == 2 and all(isinstance(e, LauncherError) for e in errors)
+    assert str(errors[0]).startswith("submitting trials 0, 1 as a job array failed: ") and "QOSMaxSubmitJobPerUserLimit" in str(errors[0])
 
 
 def test_valid_names_come_from_submitit():
@@ -194,3 +237,29 @@ def test_requeued_run_sets_a_failed_record_aside_and_skips_a_complete_one(tmp_pa
     write_result(tmp_path, TrialResult(status="failed", reason="interrupted"))
     assert WorkerJob._set_aside_result(tmp_path, 1) is False
     assert not (tmp_path / "result.json").exists() and (tmp_path / "result.before-requeue-1.json").exists()
+
+
+def test_a_pending_array_task_cancelled_without_a_trace_is_a_failure(tmp_path, fake_slurm):
+    """SLURM keeps no record of an array task cancelled while pending: once squeue and sacct both answer,
+    know its array and not it, the trial fails as cancelled instead of waiting to be declared lost."""
+    bin_dir = fake_slurm.parent / "bin"
+    _fake(bin_dir, "sbatch", 'echo "Submitted batch job 4242"\n')
+    _fake(bin_dir, "squeue", "echo '4242_0|RUNNING|gpu07|None'\n")
+    _fake(bin_dir, "sacct", f'echo "$@" > "{tmp_path}/sacct.args"\necho "4242_0|RUNNING|gpu07|0:0|None"\n')
+    trials = []
+    for n in (0, 1):
+        trial = tmp_path / "sw" / "trials" / str(n)
+        trial.mkdir(parents=True)
+        (trial / "run.yaml").write_text("model: {}\n")
+        trials.append((n, trial))
+    launcher = make_launcher(compose(["launcher=slurm", "launcher.use_array=true", "launcher.poll_interval=1"]).launcher,
+                             tmp_path / "sw", 2)
+    jobs = launcher.submit_many(trials)
+    assert launcher.poll(jobs[1]) is JobState.FAILED
+    assert jobs[1].reason.startswith("cancelled by the scheduler (SLURM job 4242_1 CANCELLED before it started")
+    assert (tmp_path / "sacct.args").read_text().split()[-1] == "4242_1,4242"  # asked about the task and its array
+    assert launcher.poll(jobs[0]) is JobState.RUNNING
+    _fake(bin_dir, "sacct", "exit 1\n")  # accounting down: nothing is concluded
+    launcher2 = make_launcher(compose(["launcher=slurm", "launcher.use_array=true"]).launcher, tmp_path / "sw", 2)
+    job = TrialJob(1, trials[1][1], json.loads((trials[1][1] / "launch.json").read_text()))
+    assert launcher2.poll(job) is JobState.PENDING and not job.reason
