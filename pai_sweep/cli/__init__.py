@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 
+from pai_sweep.cli import hydra_flags
 from pai_sweep.errors import PaiSweepError
 
 # subcommand -> module in pai_sweep.cli (kept short: every entry is a file next to this one)
@@ -41,7 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Bare Hydra overrides (or nothing) mean "run the sweep".
+    if argv and argv[0] in ("-v", "--verbose"):  # third-party log lines too (MLflow, alembic)
+        import os
+
+        os.environ["PAI_SWEEP_VERBOSE"] = "1"
+        argv = argv[1:]
+    # Bare Hydra overrides (or nothing) mean "run the sweep"; Hydra's flags (--cfg, --help, ...) work as in any Hydra app.
+    sweep_args = argv[1:] if argv[:1] == ["sweep"] else (argv if not argv or argv[0] not in SUBCOMMANDS else None)
+    if sweep_args is not None and hydra_flags.wants_hydra(sweep_args):
+        return _guard(lambda: hydra_flags.run_hydra_flags(sweep_args))
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         argv = ["sweep", *argv]
     parser = build_parser()
@@ -49,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    return _guard(lambda: args.func(args))
+
+
+def _guard(fn) -> int:
+    """Run a command; every error is one line on stderr with its exit code."""
     try:
-        return int(args.func(args) or 0)
+        return int(fn() or 0)
     except PaiSweepError as exc:
         print(f"pai-sweep: error: {exc}", file=sys.stderr)
         return exc.exit_code

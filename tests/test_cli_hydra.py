@@ -1,0 +1,69 @@
+"""`pai-sweep` keeps Hydra's command-line conventions: --cfg/--resolve/--package/--info/--help, hydra.run.dir,
+"did you mean" for an unknown key; the subcommands still work."""
+
+from __future__ import annotations
+
+import yaml
+
+from pai_sweep.cli import main
+from pai_sweep.compose import compose, recipe_names
+
+GROUPS = ("model", "downsize", "dendrites", "data", "train", "sweep", "objective", "launcher", "tracking", "recipe")
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cfg_job_hydra_all_resolve_package(capsys):
+    code, out, err = run(capsys, "--cfg", "job")
+    assert code == 0 and err == ""
+    job = yaml.safe_load(out)
+    assert set(GROUPS[:-1]) <= set(job) and "hydra" not in job and job["model"]["name"] == "small_cnn"
+    code, out, _ = run(capsys, "+recipe=resnet_efficiency", "--cfg", "job")
+    assert code == 0 and yaml.safe_load(out)["model"]["name"] == "resnet50"
+    code, out, _ = run(capsys, "sweep", "model=mlp", "--cfg", "job", "--package", "model")
+    assert code == 0 and out.startswith("# @package model") and yaml.safe_load(out)["name"] == "mlp"
+    code, out, _ = run(capsys, "--cfg", "hydra")
+    assert code == 0 and set(yaml.safe_load(out)) == {"hydra"}
+    code, out, _ = run(capsys, "--cfg", "all", "--resolve", "-p", "_global_")
+    both = yaml.safe_load(out)
+    assert code == 0 and {"hydra", "model"} <= set(both) and "${" not in out
+
+
+def test_info_and_help_list_every_group_and_recipe(capsys):
+    code, out, _ = run(capsys, "--info", "defaults")
+    assert code == 0 and "Defaults List" in out and "model/small_cnn" in out
+    for argv in (["--help"], ["sweep", "--help"], ["-h"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0 and err == "", argv
+        groups = out.split("== Configuration groups ==")[1].split("== Recipes ==")[0]
+        lines = {ln.split(":", 1)[0]: ln.split(":", 1)[1] for ln in groups.splitlines() if ":" in ln}
+        for group in GROUPS:
+            assert group in lines, (group, argv)
+        assert "mlp" in lines["model"] and "efficiency" in lines["objective"] and "slurm" in lines["launcher"]
+        assert all(f"  {name}: " in out for name in recipe_names())
+        assert "analyze" in out and "--cfg" in out and "--multirun" not in out
+
+
+def test_hydra_run_dir_is_the_sweep_folder(tmp_path, capsys):
+    assert compose([f"hydra.run.dir={tmp_path / 'x'}"]).sweep.dir == str(tmp_path / "x")
+    code, _, err = run(capsys, f"hydra.run.dir={tmp_path / 'x'}", f"sweep.dir={tmp_path / 'y'}", "--cfg", "job")
+    assert code == 2 and err.count("\n") == 1 and "keep one (sweep.dir)" in err
+
+
+def test_unknown_key_gets_did_you_mean(capsys):
+    code, out, err = run(capsys, "dendrites.max_dendrite=3")
+    assert code == 2 and err.count("\n") == 1 and out == ""
+    assert "did you mean dendrites.max_dendrites=3?" in err and "To append" not in err
+    code, _, err = run(capsys, "model=mlp", "model.hiden=[8]", "--cfg", "job")
+    assert code == 2 and "did you mean model.hidden=[8]?" in err
+
+
+def test_subcommands_still_work(capsys):
+    code, out, _ = run(capsys, "recipes")
+    assert code == 0 and "resnet_efficiency" in out
+    code, out, _ = run(capsys, "env")
+    assert code == 0 and "optuna" in out.lower()
