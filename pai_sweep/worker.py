@@ -282,6 +282,9 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     perforate.check_knobs(d)
     device = resolve_device(str(train_cfg.device))
     result.extra["device"] = device
+    if device.startswith("cuda"):  # which GPU the launcher gave it (scripts/gpu_check.sh reads these)
+        result.extra["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        result.extra["gpu_name"] = torch.cuda.get_device_name(torch.device(device))
     seed_everything(int(train_cfg.seed))
     data = load_data(cfg.data, batch_size=int(train_cfg.batch_size), seed=int(train_cfg.seed))
     from pai_sweep.task import loss_problems

@@ -1,9 +1,11 @@
 """The local launcher: worker processes on this machine, one per device slot.
 
-Slots: one GPU per trial (CUDA_VISIBLE_DEVICES=<id>) when GPUs exist, otherwise CPU slots
-that split the cores (OMP/MKL threads per slot, CUDA hidden) so two trials on two cores do
-not fight. Each worker runs in its own process group, so cancel kills it and anything it
-started. launch.json in the trial folder records pid, device and start time for resume.
+Slots: `launcher.trials_per_device` (k) per GPU (CUDA_VISIBLE_DEVICES=<id>) when GPUs exist,
+otherwise CPU slots (CUDA hidden); the cores are split evenly over the slots (OMP/MKL threads
+per trial), so k trials sharing a device share its cores too. A trial that runs out of GPU memory
+while sharing its GPU is run again once, alone on a GPU (its first failure kept as
+result.oom-shared.json). Each worker runs in its own process group, so cancel kills it and
+anything it started. launch.json in the trial folder records pid, device and start time for resume.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any, Callable
 
 from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
-from pai_sweep.trial_files import LAUNCH, WORKER_LOG, write_json
+from pai_sweep.trial_files import LAUNCH, RESULT, WORKER_LOG, read_result, write_json
 
 Spawn = Callable[..., Any]  # returns a subprocess.Popen or a warm.WarmProcess (pid, poll, wait)
 _GRACE_S = 3.0  # seconds between SIGTERM and SIGKILL on cancel
+OOM_SHARED_RESULT = "result.oom-shared.json"  # the first attempt of a trial run again alone after a GPU out-of-memory
 
 
 def visible_gpus() -> list[str]:
@@ -40,22 +43,43 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
-def device_slots(devices: Any, in_flight: int) -> list[str]:
-    """The slots trials run in: GPU ids, or "cpu" repeated in_flight times."""
+def device_slots(devices: Any, in_flight: int, per_device: int = 1, gpus: list[str] | None = None) -> list[str]:
+    """The slots trials run in: each GPU id `per_device` times (round robin: the first trials spread over
+    the GPUs), or "cpu" repeated in_flight times; never more than in_flight. `gpus`: what auto finds."""
+    if isinstance(per_device, bool) or not isinstance(per_device, int) or per_device < 1:
+        raise ConfigError(f"launcher.trials_per_device={per_device!r} must be an integer >= 1 (trials sharing one device)")
     if devices in (None, "auto"):
-        gpus = visible_gpus()
-        return gpus[:in_flight] if gpus else ["cpu"] * in_flight
-    if devices == "cpu":
+        found = visible_gpus() if gpus is None else gpus
+        if not found:
+            return ["cpu"] * in_flight
+        ids = list(found)
+    elif devices == "cpu":
         return ["cpu"] * in_flight
-    if isinstance(devices, (int, str)):
-        devices = [devices]
-    try:
-        ids = [str(int(d)) for d in devices]
-    except (TypeError, ValueError):
-        raise ConfigError(f"launcher.devices={devices!r} must be auto, cpu, or a list of GPU ids like [0,1]") from None
-    if not ids:
-        raise ConfigError("launcher.devices is an empty list; use auto, cpu, or GPU ids like [0,1]")
-    return ids[:in_flight]
+    else:
+        if isinstance(devices, (int, str)):
+            devices = [devices]
+        try:
+            ids = [str(int(d)) for d in devices]
+        except (TypeError, ValueError):
+            raise ConfigError(f"launcher.devices={devices!r} must be auto, cpu, or a list of GPU ids like [0,1]") from None
+        if not ids:
+            raise ConfigError("launcher.devices is an empty list; use auto, cpu, or GPU ids like [0,1]")
+    return [gpu for _ in range(per_device) for gpu in ids][:in_flight]
+
+
+def threads_per_trial(slots: list[str], cpus: int, per_device: int = 1) -> int:
+    """The cores split evenly: each device gets cpus // devices, each of its k trials a k-th of that, at least 1.
+    CPU slots: ceil(in_flight / k) CPU devices of k trials each."""
+    if not slots:
+        return 1
+    gpus = {s for s in slots if s != "cpu"}
+    devices = len(gpus) if gpus else -(-len(slots) // per_device)
+    return max(1, cpus // devices // per_device)
+
+
+def is_gpu_oom(reason: str) -> bool:
+    """The worker's failure reason says the GPU ran out of memory (torch's message)."""
+    return "CUDA out of memory" in reason or "CUDA error: out of memory" in reason
 
 
 def _default_spawn(trial_dir: Path, env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
@@ -100,14 +124,19 @@ class LocalLauncher(Launcher):
     def __init__(self, launcher_cfg: Any, sweep_dir: Path, in_flight: int, spawn: Spawn | None = None):
         self.cfg = launcher_cfg
         self.sweep_dir = Path(sweep_dir)
-        self.slots = device_slots(getattr(launcher_cfg, "devices", "auto"), in_flight)
+        self.per_device = getattr(launcher_cfg, "trials_per_device", 1)
+        if self.per_device is None:
+            self.per_device = 1
+        self.slots = device_slots(getattr(launcher_cfg, "devices", "auto"), in_flight, self.per_device)
         self.capacity = len(self.slots)
         self.free = list(self.slots)
         self.spawn = spawn or self._choose_spawn(getattr(launcher_cfg, "warm_start", None))
         self.procs: dict[int, Any] = {}
-        self.job_slot: dict[int, str] = {}
-        cpus = os.cpu_count() or 1
-        self.threads = max(1, cpus // max(1, sum(1 for s in self.slots if s == "cpu")))
+        self.job_slot: dict[int, list[str]] = {}  # trial -> the slots it holds (all of a GPU's when it runs alone)
+        self.waiting: dict[int, TrialJob] = {}  # trials to start once a slot (or a whole GPU) is free
+        self.reserved: dict[str, int] = {}  # GPU -> the trial that waits to run alone on it
+        self.retried: set[int] = set()  # trials already run again alone after a GPU out-of-memory
+        self.threads = threads_per_trial(self.slots, os.cpu_count() or 1, self.per_device)
 
     def _choose_spawn(self, warm: bool | None) -> Spawn:
         # Warm forks save the seconds each worker spends importing torch; a fresh process is the
@@ -119,54 +148,109 @@ class LocalLauncher(Launcher):
             return spawn_warm
         return _default_spawn
 
-    def _env(self, device: str) -> dict[str, str]:
+    def _env(self, device: str, threads: int) -> dict[str, str]:
         env = dict(os.environ)
-        if device == "cpu":
-            env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU slot must not grab a GPU
-            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                env[name] = str(self.threads)
-        else:
-            env["CUDA_VISIBLE_DEVICES"] = device
+        env["CUDA_VISIBLE_DEVICES"] = "" if device == "cpu" else device  # a CPU slot must not grab a GPU
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
         return env
 
     def submit(self, trial_number: int, trial_dir: Path) -> TrialJob:
-        if not self.free:
+        if len(self.procs) + len(self.waiting) >= self.capacity:
             raise RuntimeError("no free device slot: the driver submitted more trials than launcher.capacity")
-        device = self.free.pop(0)
-        trial_dir = Path(trial_dir)
-        log = trial_dir / WORKER_LOG
+        job = TrialJob(trial_number, Path(trial_dir), {"launcher": "local", "pid": None, "device": "queued"})
+        if not self._start(job):  # every free slot is kept for a trial that must run alone: wait for one
+            self.waiting[trial_number] = job
+        return job
+
+    def _take(self, job: TrialJob) -> list[str] | None:
+        """The slots this trial may start in now: one free slot, or a whole GPU for a trial that runs alone."""
+        number = job.trial_number
+        device = next((d for d, n in self.reserved.items() if n == number), None)
+        if device is not None:  # it runs alone: it starts once every other slot of its GPU is free too
+            own = self.job_slot.get(number, [])
+            if len(own) + self.free.count(device) < self.slots.count(device):
+                return None
+            self.free = [s for s in self.free if s != device]
+            return [device] * self.slots.count(device)
+        for i, slot in enumerate(self.free):
+            if slot not in self.reserved:
+                return [self.free.pop(i)]
+        return None
+
+    def _start(self, job: TrialJob) -> bool:
+        held = self._take(job)
+        if held is None:
+            return False
+        device, log = held[0], job.trial_dir / WORKER_LOG
+        sharing = device != "cpu" and len(held) < self.slots.count(device)
+        threads = self.threads * len(held)
         try:
-            proc = self.spawn(trial_dir, env=self._env(device), log_path=log)
+            proc = self.spawn(job.trial_dir, env=self._env(device, threads), log_path=log)
         except Exception:
-            self.free.insert(0, device)
+            self.free[:0] = held
             raise
-        self.procs[trial_number] = proc
-        self.job_slot[trial_number] = device
-        info = {"launcher": "local", "pid": proc.pid, "device": device, "start_time": time.time(),
-                "threads": self.threads if device == "cpu" else None, "log": str(log), "python": sys.executable}
-        write_json(trial_dir / LAUNCH, info)
-        return TrialJob(trial_number, trial_dir, info)
+        self.procs[job.trial_number] = proc
+        self.job_slot[job.trial_number] = held
+        job.info.update({"launcher": "local", "pid": proc.pid, "device": device, "start_time": time.time(),
+                         "threads": threads, "shares_device_with": self.slots.count(device) - 1 if sharing else 0,
+                         "log": str(log), "python": sys.executable})
+        write_json(job.trial_dir / LAUNCH, job.info)
+        return True
 
     def _release(self, job: TrialJob) -> None:
-        device = self.job_slot.pop(job.trial_number, None)
+        self.free.extend(self.job_slot.pop(job.trial_number, []))
         self.procs.pop(job.trial_number, None)
-        if device is not None:
-            self.free.append(device)
+        self.waiting.pop(job.trial_number, None)
+        for device in [d for d, n in self.reserved.items() if n == job.trial_number]:
+            del self.reserved[device]
+
+    def _start_waiting(self) -> None:
+        for number, job in list(self.waiting.items()):
+            if self._start(job):
+                del self.waiting[number]
+
+    def _retry_alone(self, job: TrialJob) -> bool:
+        """A trial that ran out of GPU memory while sharing its GPU runs once more, alone on that GPU."""
+        held = self.job_slot.get(job.trial_number, [])
+        if job.trial_number in self.retried or not held or held[0] == "cpu" or len(held) >= self.slots.count(held[0]):
+            return False
+        result = read_result(job.trial_dir)
+        if result is None or result.ok or not is_gpu_oom(result.reason or ""):
+            return False
+        device = held[0]
+        self.retried.add(job.trial_number)
+        os.replace(job.trial_dir / RESULT, job.trial_dir / OOM_SHARED_RESULT)
+        with open(job.trial_dir / WORKER_LOG, "a") as log:
+            log.write(f"--- pai-sweep: out of GPU memory while sharing GPU {device} with "
+                      f"{self.slots.count(device) - 1} other trial(s); running it again alone on that GPU\n")
+        self.procs.pop(job.trial_number, None)
+        self.reserved[device] = job.trial_number  # its slot stays held; the GPU's other slots join it as they free
+        job.info.update({"pid": None, "device": "queued", "oom_retry": True})
+        self.waiting[job.trial_number] = job
+        return True
 
     def poll(self, job: TrialJob) -> JobState:
+        self._start_waiting()
+        if job.trial_number in self.waiting:
+            return JobState.PENDING
         proc = self.procs.get(job.trial_number)
         if proc is None:  # re-attached after a driver restart: not our child
             return JobState.RUNNING if _pid_alive(int(job.info.get("pid", -1))) else JobState.FINISHED
         code = proc.poll()
         if code is None:
             return JobState.RUNNING
+        if self._retry_alone(job):
+            self._start_waiting()
+            return JobState.RUNNING if job.trial_number not in self.waiting else JobState.PENDING
         job.info["returncode"] = code
         self._release(job)
+        self._start_waiting()
         return JobState.FINISHED
 
     def cancel(self, job: TrialJob, reason: str = "") -> None:
         proc = self.procs.get(job.trial_number)
-        pid = proc.pid if proc is not None else int(job.info.get("pid", -1))
+        pid = proc.pid if proc is not None else int(job.info.get("pid") or -1)
         if pid > 0:
             _kill_group(pid)
         if proc is not None:
@@ -183,7 +267,7 @@ class LocalLauncher(Launcher):
             info = json.loads((Path(trial_dir) / LAUNCH).read_text())
             pid = int(info["pid"])
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):  # TypeError: it was still queued (no pid)
             return None
         # The pid may have been reused: only a process started for this trial folder counts
         # (named on its command line, or, for a warm fork, its working directory).

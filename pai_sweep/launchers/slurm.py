@@ -62,6 +62,10 @@ def check_config(cfg: Any) -> None:
         raise ConfigError(f"launcher.mem_gb={cfg.mem_gb!r} must be > 0, or null for the partition's default")
     if not cfg.poll_interval or cfg.poll_interval <= 0:
         raise ConfigError(f"launcher.poll_interval={cfg.poll_interval!r} must be > 0 seconds")
+    if (cfg.get("trials_per_device") or 1) > 1:
+        raise ConfigError(f"launcher.trials_per_device={cfg.trials_per_device} is for launcher=local: on SLURM each trial is "
+                          "one job; to share GPUs use the cluster's GPU sharing where configured (e.g. launcher.gpus_per_trial=0 "
+                          "+launcher.additional_parameters.gres=shard:1), see docs/slurm.md")
 
 
 def _tail(path: Path, lines: int = _TAIL_LINES) -> str:

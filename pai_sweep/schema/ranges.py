@@ -97,6 +97,7 @@ RANGES: dict[str, Range] = {
     "launcher.mem_gb": Range(0, low_open=True, unit="GB", null="the partition's default"),
     "launcher.time_min": Range(1, unit="minutes"),
     "launcher.array_parallelism": AT_LEAST_1,
+    "launcher.trials_per_device": AT_LEAST_1,
     "launcher.max_requeues": NON_NEGATIVE,
     "tracking.request_timeout": Range(0, low_open=True, unit="seconds"),
     "tracking.max_retries": NON_NEGATIVE,

@@ -9,7 +9,8 @@ from typing import Any, Optional
 @dataclass
 class LauncherConfig:
     name: str = "local"  # local, slurm, submitit_local
-    devices: Any = "auto"  # local: auto, cpu, or a list of GPU ids (one trial per GPU)
+    devices: Any = "auto"  # local: auto, cpu, or a list of GPU ids
+    trials_per_device: int = 1  # local: trials sharing one GPU (same CUDA_VISIBLE_DEVICES) or one CPU slot
     warm_start: Optional[bool] = None  # local: fork trials from a process that imported torch once (None: on for CPU slots)
     poll_interval: float = 0.5  # seconds between polls (slurm: one squeue per interval for all jobs, >= 1 s)
     partition: Optional[str] = None  # slurm: checked against sinfo before the first submission

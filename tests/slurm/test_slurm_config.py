@@ -102,6 +102,7 @@ def test_sbatch_refusal_is_a_launcher_error(tmp_path, fake_slurm):
         ("launcher.cpus_per_trial=0", "launcher.cpus_per_trial=0 must be >= 1"),
         ("launcher.poll_interval=0", "launcher.poll_interval=0.0 must be > 0"),
         ("launcher.array_parallelism=0", "launcher.array_parallelism=0 must be >= 1"),
+        ("launcher.trials_per_device=2", "trials_per_device=2 is for launcher=local: on SLURM each trial is one job"),
     ],
 )
 def test_bad_launcher_config_fails_at_compose_time(override, message):
