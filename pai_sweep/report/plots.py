@@ -35,7 +35,28 @@ def _log_x(ax, xs: list[float]) -> None:
         ax.set_xscale("log")
 
 
-def pareto_plot(data: SweepData, path: Path) -> Path:
+# Where a trial's label may go, in points from its marker: tried in order until it overlaps no other label.
+_LABEL_OFFSETS = [(4, 3), (4, -10), (-6, 6), (-6, -12), (6, 12), (6, -18), (-10, 14), (-10, -20), (10, 22), (10, -28)]
+
+
+def _place_labels(fig, ax, labels: list[tuple[str, float, float]]) -> None:
+    """One label per position (trials at the same point share one, "3,6"), moved around its point until its
+    box overlaps no label already placed; the last candidate is kept when all overlap."""
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for text, x, y in labels:
+        for dx, dy in _LABEL_OFFSETS:
+            label = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=7,
+                                ha="left" if dx >= 0 else "right")
+            box = label.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(b) for b in placed) or (dx, dy) == _LABEL_OFFSETS[-1]:
+                placed.append(box)
+                break
+            label.remove()
+
+
+def pareto_figure(data: SweepData):
+    """The Pareto plot's (figure, axes), labels placed; pareto_plot saves it."""
     fig, ax = _figure()
     points = [r for r in data.done() if r.params is not None]
     for kind, (colour, marker) in STYLE.items():
@@ -46,8 +67,6 @@ def pareto_plot(data: SweepData, path: Path) -> Path:
         faces = [colour if r.feasible is not False else "none" for r in group]
         ax.scatter([r.params for r in group], [r.objective for r in group], c=faces, edgecolors=colour,
                    marker=marker, s=size, label=kind, zorder=3)
-        for r in group:
-            ax.annotate(str(r.number), (r.params, r.objective), textcoords="offset points", xytext=(4, 3), fontsize=7)
     front = pareto_front(data)
     if front:
         ax.step([r.params for r in front], [r.objective for r in front], where="post", color="tab:red",
@@ -63,31 +82,54 @@ def pareto_plot(data: SweepData, path: Path) -> Path:
     ax.grid(alpha=0.3)
     if points:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    fig.tight_layout()  # the final layout first: label boxes are measured where they will be drawn
+    at: dict[tuple[float, float], list[str]] = {}
+    for r in sorted(points, key=lambda r: r.number):
+        at.setdefault((r.params, r.objective), []).append(str(r.number))
+    _place_labels(fig, ax, [(",".join(ns), x, y) for (x, y), ns in at.items()])
+    return fig, ax
 
 
-def progress_plot(data: SweepData, path: Path) -> Path:
+def pareto_plot(data: SweepData, path: Path) -> Path:
+    fig, _ = pareto_figure(data)
+    fig.savefig(path)
+    return path
+
+
+def progress_figure(data: SweepData):
+    """Objective against trials run (a derived trial is free: it sits at the count of the run that measured it)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure()
+    curve = best_so_far(data)
+    used = {p["trial"]: p["trials_used"] for p in curve}
     for kind, (colour, marker) in STYLE.items():
         group = [r for r in data.done() if _kind(r) == kind]
         if group:
-            ax.scatter([r.number for r in group], [r.objective for r in group], c=colour, marker=marker, label=kind, zorder=3)
-    curve = [p for p in best_so_far(data) if p["best"] is not None]
+            ax.scatter([used[r.number] for r in group], [r.objective for r in group], c=colour, marker=marker, label=kind, zorder=3)
+    curve = [p for p in curve if p["best"] is not None]
     if curve:
-        ax.step([p["trial"] for p in curve], [p["best"] for p in curve], where="post", color="tab:red", label="best so far")
+        ax.step([p["trials_used"] for p in curve], [p["best"] for p in curve], where="post", color="tab:red", label="best so far")
         ax.legend(fontsize=8)
-    ax.set_xlabel("trial number")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trials run (derived trials are free: shown at the run that measured them)")
     ax.set_ylabel("objective")
     ax.set_title(f"{data.name}: objective per trial")
     ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def progress_plot(data: SweepData, path: Path) -> Path:
+    fig, _ = progress_figure(data)
     return _save(fig, path)
 
 
 def importance_plot(found: dict[str, float], path: Path) -> Path:
-    fig, ax = _figure(height=0.5 + 0.4 * max(len(found), 2))
+    fig, ax = _figure(height=0.9 + 0.4 * max(len(found), 2))
     names = list(found)[::-1]
     ax.barh(names, [found[n] for n in names], color="tab:blue")
     ax.set_xlabel("importance (share of the objective's variation)")
+    ax.set_title("importance of each searched setting for the objective")
     return _save(fig, path)
 
 
@@ -99,6 +141,7 @@ def compare_plots(sweeps: list[SweepData], out_dir: Path) -> list[Path]:
         ax.step([p["trials_used"] for p in curve], [p["best"] for p in curve], where="post", label=data.name)
     ax.set_xlabel("trials used (derived trials are free)")
     ax.set_ylabel("best objective so far")
+    ax.set_title("best objective against trials used")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     paths = [_save(fig, out_dir / "best_vs_trials.png")]
