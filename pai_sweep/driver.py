@@ -78,6 +78,17 @@ def _check_integration(cfg: Any, sweep_dir: Path, progress: Progress) -> None:
 
 def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None = None) -> dict[str, Any]:
     """Run the sweep `cfg` describes until sweep.n_trials trials ran; returns summary.json's content."""
+    # The launcher first: a local pool boots its warm worker server now, so the server's imports (torch,
+    # perforatedai) run while the config is checked, the study opened and the check runs; a SLURM launcher
+    # refuses a bad partition at once.
+    launcher = launcher or make_launcher(cfg.launcher, Path(cfg.sweep.dir), int(cfg.sweep.in_flight))
+    try:
+        return _run_sweep(cfg, launcher, stream)
+    finally:
+        launcher.close()
+
+
+def _run_sweep(cfg: Any, launcher: Launcher, stream: TextIO | None) -> dict[str, Any]:
     space = parse_space(cfg.sweep.space, cfg)
     check_space(space, cfg)  # a searched key the chosen options ignore would record values no trial used
     dirs = directions(cfg.objective, cfg.dendrites.maximizing_score)
@@ -89,15 +100,8 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     progress = Progress(stream, total=int(cfg.sweep.n_trials))
     tracker = _tracker(cfg, sweep_dir, progress)
     resuming = check_and_save_config(cfg, sweep_dir)
-    # The launcher first: it refuses a bad partition at once, and a local pool boots its warm
-    # worker server while the check runs.
-    launcher = launcher or make_launcher(cfg.launcher, sweep_dir, int(cfg.sweep.in_flight))
     if cfg.sweep.check_first and not (sweep_dir / "check" / "check.json").exists():
-        try:
-            _check_integration(cfg, sweep_dir, progress)
-        except BaseException:
-            launcher.close()
-            raise
+        _check_integration(cfg, sweep_dir, progress)
     study = open_study(cfg, sweep_dir, space, dirs)
     stored = len(study.trials)
     progress.note(

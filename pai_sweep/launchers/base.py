@@ -8,6 +8,7 @@ writes the study: result.json in the trial folder is the only proof a trial fini
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,12 @@ class Launcher(ABC):
             except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone
                 started.append(exc)
         return started
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a job may have ended or `timeout` seconds passed; True when one ended (the driver then
+        polls at once). This default sleeps; a launcher that can be woken by a job's end (local) overrides it."""
+        time.sleep(timeout)
+        return False
 
     def reattach(self, trial_number: int, trial_dir: Path) -> TrialJob | None:
         """After a driver restart: a handle to a trial that is still queued/running, else None."""

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
+from pai_sweep.launchers.exits import wait_any
 from pai_sweep.trial_files import LAUNCH, RESULT, WORKER_LOG, read_result, write_json
 
 Spawn = Callable[..., Any]  # returns a subprocess.Popen or a warm.WarmProcess (pid, poll, wait)
@@ -247,6 +248,10 @@ class LocalLauncher(Launcher):
         self._release(job)
         self._start_waiting()
         return JobState.FINISHED
+
+    def wait(self, timeout: float) -> bool:
+        """Return the moment one of this launcher's workers ends (its exit fd), else after `timeout` s."""
+        return wait_any(list(self.procs.values()), timeout)
 
     def cancel(self, job: TrialJob, reason: str = "") -> None:
         proc = self.procs.get(job.trial_number)

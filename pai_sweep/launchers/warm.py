@@ -23,8 +23,8 @@ import time
 import types
 from pathlib import Path
 
-# What a worker imports anyway; importing it once in the server is the whole saving.
-PRELOAD = ["torch", "torchvision", "perforatedai", "matplotlib.pyplot", "pai_sweep.worker", "pai_sweep.training", "pai_sweep.perforate", "pai_sweep.models", "pai_sweep.data"]
+# What a worker imports anyway (the list: launchers/preload.py); importing it once in the server is the whole saving.
+PRELOAD = ["pai_sweep.launchers.preload"]
 _context: mp.context.ForkServerContext | None = None
 
 
@@ -34,6 +34,11 @@ class WarmProcess:
     def __init__(self, process: mp.process.BaseProcess):
         self._process = process
         self.pid = process.pid
+
+    @property
+    def sentinel(self) -> int:
+        """A file descriptor that becomes readable when the worker ends (launchers/exits.py selects on it)."""
+        return self._process.sentinel
 
     def poll(self) -> int | None:
         return self._process.exitcode
@@ -57,7 +62,7 @@ def _context_once() -> mp.context.ForkServerContext:
     return _context
 
 
-def _child(trial_dir: str, env: dict[str, str], log_path: str) -> None:
+def _child(trial_dir: str, env: dict[str, str], log_path: str, args: tuple[str, ...] = ()) -> None:
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.chdir(trial_dir)  # before setsid: once spawn_warm returns, /proc/<pid>/cwd names the trial (reattach)
     os.setsid()  # own process group: the launcher's killpg stops it and anything it starts
@@ -83,7 +88,7 @@ def _child(trial_dir: str, env: dict[str, str], log_path: str) -> None:
     from pai_sweep.worker import main
 
     try:
-        code = main([trial_dir])
+        code = main([trial_dir, *args])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     sys.stdout.flush()
@@ -114,14 +119,15 @@ def _no_main_module():
         sys.modules["__main__"] = real
 
 
-def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None = None) -> WarmProcess:
-    """Start the worker for a trial folder as a child of the warm server; same contract as spawn_worker."""
+def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None = None, extra_args: list[str] | tuple = ()) -> WarmProcess:
+    """Start the worker for a trial folder as a child of the warm server; same contract as spawn_worker
+    (extra_args: the worker's options, e.g. --capacity-test)."""
     from pai_sweep.trial_files import WORKER_LOG
 
     trial_dir = Path(trial_dir).resolve()
     log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
     full_env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
-    process = _context_once().Process(target=_child, args=(str(trial_dir), full_env, str(log_path)), daemon=False)
+    process = _context_once().Process(target=_child, args=(str(trial_dir), full_env, str(log_path), tuple(str(a) for a in extra_args)), daemon=False)
     with _no_main_module():
         process.start()
     # Return once the child leads its own group, so a cancel right away reaches it.

@@ -39,6 +39,7 @@ from pai_sweep.sweep.study import (
     origin,
     report_epoch,
     set_baseline,
+    set_user_attrs,
     startup_trials,
     trial_by_number,
 )
@@ -170,7 +171,7 @@ class SweepLoop:
                 if not self.running and not self.deferred:
                     break
                 if not changed:
-                    time.sleep(self.poll_interval)
+                    self.launcher.wait(self.poll_interval)  # returns the moment a local worker ends
         except BaseException:
             self.stop()
             raise
@@ -322,8 +323,7 @@ class SweepLoop:
             self._report_epochs(run)  # epochs written after the last poll
         except Exception:  # noqa: BLE001 - intermediate values are for reading, never a reason to lose the trial
             pass
-        for key, value in describe(outcome).items():
-            trial.set_user_attr(key, value)
+        set_user_attrs(self.study, trial, describe(outcome))  # one commit, not one per attr
         if outcome.state == TrialState.COMPLETE:
             for name, value in outcome.constraints.items():
                 trial.set_constraint(name, float(value))

@@ -99,6 +99,48 @@ def storage_url(cfg: Any, sweep_dir: Path) -> str:
     return cfg.sweep.storage or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: a commit appends to the log instead of rewriting pages and syncing twice; synchronous=NORMAL
+    # syncs at checkpoints only. A crashed driver (any process death) loses nothing committed; only an
+    # OS crash or power loss can drop the last commits.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """The study's storage; a sqlite file opens in WAL mode with synchronous=NORMAL (PRAGMAs on every connect)."""
+    import sqlalchemy
+
+    storage = optuna.storages.RDBStorage(url)
+    if storage.engine.dialect.name == "sqlite" and storage.engine.url.database not in (None, "", ":memory:"):
+        sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+        storage.engine.dispose()  # connections pooled while optuna made its tables get the PRAGMAs too
+    return storage
+
+
+def set_user_attrs(study: optuna.Study, trial: optuna.trial.Trial, attrs: dict[str, Any]) -> None:
+    """All of a running trial's user attrs in one transaction (optuna commits each set_user_attr alone).
+
+    Uses RDBStorage's own per-attr write (private in optuna 5.0) inside one session; any other storage,
+    or an optuna without it, gets one set_user_attr per attr.
+    """
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # create_study wraps an RDBStorage in a _CachedStorage
+    write = getattr(backend, "_set_trial_attr_without_commit", None)
+    if not isinstance(backend, optuna.storages.RDBStorage) or write is None or not attrs:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for key, value in attrs.items():
+            write(session, models.TrialUserAttributeModel, trial._trial_id, key, value)
+
+
 class _GridSampler(optuna.samplers.GridSampler):
     """Optuna's GridSampler calls study.stop() once the grid is done, which raises outside study.optimize;
     the driver tells trials itself (the trial is stored before that call) and stops on its own budget."""
@@ -175,7 +217,7 @@ def open_study(cfg: Any, sweep_dir: Path, space: SearchSpace, directions: list[s
     sampler = make_sampler(cfg.sweep, space, int(cfg.sweep.seed) + offset)
     try:
         study = optuna.create_study(
-            storage=url, study_name=cfg.sweep.name, directions=directions, sampler=sampler, pruner=pruner, load_if_exists=True
+            storage=open_storage(url), study_name=cfg.sweep.name, directions=directions, sampler=sampler, pruner=pruner, load_if_exists=True
         )
     except Exception as exc:  # noqa: BLE001 - storage errors come in many types
         raise SweepError(f"cannot open the study at {url}: {exc}; check sweep.storage") from exc
