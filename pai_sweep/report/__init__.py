@@ -9,6 +9,7 @@ with the baseline marked, the objective per trial, parameter importances.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pai_sweep.report.data import (
     baseline_match,
     best_so_far,
     findings_summary,
+    front_groups,
     importances,
     load_sweep,
     open_study,
@@ -44,6 +46,23 @@ def _point(row: TrialRow) -> dict[str, Any]:
     return {"trial": row.number, "origin": row.origin, "objective": row.objective, "params": row.params}
 
 
+REASON_CHARS = 60  # longer reasons are cut in the tables (report.json keeps them whole)
+
+
+def shorten(text: str | None, limit: int = REASON_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 3].rstrip() + "..."
+
+
+def _dendrite_verdict(sweep_dir: Path) -> str | None:
+    """The sweep's own verdict (summary.json, written by the driver): helped beyond the noise, at matched plateaus."""
+    try:
+        return str(json.loads((sweep_dir / "summary.json").read_text())["dendrites"]["text"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def report_data(sweep_dir: Path) -> dict[str, Any]:
     """Everything the report shows, as plain data (also written as report.json)."""
     study = open_study(Path(sweep_dir))
@@ -63,6 +82,7 @@ def report_data(sweep_dir: Path) -> dict[str, Any]:
         "best_so_far": best_so_far(data),
         "findings": findings_summary(data),
         "rules_vs_sampler": rules_vs_sampler(data),
+        "dendrites": _dendrite_verdict(Path(sweep_dir)),
         "importances": found,
         "importances_note": note,
         "_data": data,
@@ -111,20 +131,29 @@ def _document(data: SweepData, rep: dict[str, Any]) -> Doc:
 
     doc.h("Score vs parameters")
     doc.image("pareto.png", "Pareto front")
-    front = rep["pareto"]
-    doc.p(f"{len(front)} trial(s) on the Pareto front (no other trial has a better objective with fewer parameters):")
-    doc.table(["trial", "origin", "objective", "parameters"], [[p["trial"], p["origin"], p["objective"], p["params"]] for p in front])
+    groups = front_groups(pareto_front(data))
+    doc.p(f"{len(groups)} point(s) on the Pareto front (no other trial has a better objective with fewer parameters; "
+          "trials that reached the same point share a row):")
+    doc.table(["trial(s)", "origin", "objective", "test", "parameters"],
+              [[", ".join(str(r.number) for r in g), ", ".join(sorted({r.origin for r in g})), g[0].objective,
+                g[0].test, g[0].params] for g in groups])
     doc.image("progress.png", "objective per trial")
 
     doc.h("Trials, best first")
     keys = data.search_keys
-    headers = ["rank", "trial", "origin", "state", "objective", "score", "parameters", "dendrites", *keys, "reason"]
+    headers = ["rank", "trial", "origin", "state", "objective", "val", "test", "parameters", "dendrites", *keys, "reason"]
     rows = []
     for i, r in enumerate(sorted_rows(data), 1):
         rank = i if r in data.done() else ""
-        rows.append([rank, r.number, r.origin, r.state.lower(), r.objective, r.score, r.params, r.dendrites,
-                     *[r.search.get(k) for k in keys], r.reason])
+        rows.append([rank, r.number, r.origin, r.state.lower(), r.objective, r.score, r.test, r.params, r.dendrites,
+                     *[r.search.get(k) for k in keys], shorten(r.reason)])
+    doc.p("Trials are ranked and chosen on the validation score; the test score of the same architecture is shown beside "
+          "it. Long reasons are cut here; report.json has them whole.")
     doc.table(headers, rows)
+    verdict = rep.get("dendrites")
+    if verdict:
+        doc.h("Did dendrites help?")
+        doc.p(verdict)
 
     doc.h("Findings that fired most often")
     if rep["findings"]:

@@ -40,6 +40,8 @@ class TrialRow:
     findings: list[dict] = field(default_factory=list)  # {"rule_id", "severity"} of each finding in this trial
     analysed: bool = False  # the trial folder has analysis/findings.json
     completed: str | None = None  # ISO time the trial finished
+    test: float | None = None  # the test score of the same architecture (selected on validation, reported beside it)
+    lower_bounds: int = 0  # smaller architectures the switch cut short (scores that are lower bounds, not values)
 
     @property
     def rule(self) -> str | None:
@@ -137,6 +139,7 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             objective=objective,
             params=params,
             score=score if score is not None else objective,
+            test=_finite(attrs.get("chosen_test", attrs.get("best_test"))),
             dendrites=int(dendrites) if _finite(dendrites) is not None else None,
             feasible=attrs.get("feasible") if isinstance(attrs.get("feasible"), bool) else None,
             status=result.status if result else attrs.get("status"),
@@ -146,6 +149,7 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             findings=_trial_findings(folder, attrs),
             analysed=(folder / FINDINGS).is_file() or (folder / DRIVER_ANALYSIS).is_file() or "findings" in attrs,
             completed=t.datetime_complete.isoformat() if t.datetime_complete else None,
+            lower_bounds=len(attrs.get("lower_bounds") or []),
         ))
     objective_name = str((cfg.get("objective") or {}).get("name") or ("efficiency" if len(directions) > 1 else "accuracy"))
     return SweepData(name=study.study_name, sweep_dir=str(sweep_dir.resolve()), directions=directions,
@@ -196,6 +200,14 @@ def pareto_front(data: SweepData) -> list[TrialRow]:
 
     front = [p for p in points if not any(dominates(q, p) for q in points if q is not p)]
     return sorted(front, key=lambda r: (r.params, r.number))
+
+
+def front_groups(front: list[TrialRow]) -> list[list[TrialRow]]:
+    """Front points with the same objective and parameters (a repeat of a known point) as one group each."""
+    groups: dict[tuple, list[TrialRow]] = {}
+    for r in front:
+        groups.setdefault((r.objective, r.params), []).append(r)
+    return list(groups.values())
 
 
 def baseline_match(data: SweepData) -> dict[str, Any] | None:

@@ -178,5 +178,6 @@ def describe(outcome: Outcome) -> dict[str, Any]:
         attrs.update(best_val=r.best_val, best_test=r.best_test, dendrites=r.dendrites, n_params=r.params, epochs=r.epochs, seconds=r.seconds)
     attrs.update(outcome.attrs)
     if outcome.choice is not None:
-        attrs.update(chosen_val=getattr(outcome.choice, "val", None), chosen_params=getattr(outcome.choice, "params", None))
+        attrs.update(chosen_val=getattr(outcome.choice, "val", None), chosen_test=getattr(outcome.choice, "test", None),
+                     chosen_params=getattr(outcome.choice, "params", None))
     return json.loads(json.dumps(attrs, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

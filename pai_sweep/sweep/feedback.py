@@ -203,6 +203,7 @@ def derived_trials(
             "dendrites": count,
             **{k: jsonable(v) for k, v in ov.attrs.items()},
             "chosen_val": jsonable(choice.val),
+            "chosen_test": jsonable(choice.test),
             "trial_dir": parent.user_attrs.get("trial_dir") if parent is not None else None,
         }
         out.append(
