@@ -596,30 +596,68 @@ class _NullPlot:
 
 
 _REAL_PLT: Any = None
+_REAL_SAVE_GRAPHS: Any = None
+_REAL_SAVE_SYSTEM: Any = None
+# Checkpoints the library writes and never reads back: `latest` every epoch (with test_saves) and
+# `beforeSwitch_<k>` at each switch. What it reads back is still written: best_model (each new best),
+# switch_<k> (every restructure) and the PBCount_* points of its learning-rate search (test_saves);
+# train.resume saves its own point ("resume").
+UNREAD_CHECKPOINTS = re.compile(r"^(latest|beforeSwitch_\d+)$")
+
+
+def _deferred_save_graphs(self: Any, extra_string: str = "") -> Any:
+    if extra_string == "":
+        return None  # the running graph and CSVs: written once, by finish_graphs()
+    return _REAL_SAVE_GRAPHS(self, extra_string)  # snapshots (_beforeSwitch_k, _noImprove_lr_, ...) when they happen
+
+
+def _needed_saves_only(net: Any, folder: Any, name: Any) -> Any:
+    if UNREAD_CHECKPOINTS.match(str(name)):
+        return None
+    return _REAL_SAVE_SYSTEM(net, folder, name)
 
 
 def stub_plots() -> None:
-    """Make the tracker's per-epoch drawing free; the CSVs are still written every epoch.
+    """Per epoch, write only what something reads (train.graphs=end); finish_graphs() writes the rest once.
 
-    The library writes its CSVs inside the drawing functions and renders a 28x14-inch PNG every
-    epoch (~0.5 s). Relies on the private module-level name `plt` of perforatedai 3.2.9's
-    tracker module (the version is pinned); `finish_graphs()` draws the PNG once with the real one.
+    - The tracker's drawing is a no-op (~0.5 s per epoch for its 28x14-inch PNG): the private
+      module-level name `plt` of perforatedai 3.2.9's tracker module is replaced.
+    - Its per-epoch `save_graphs()` (the running CSVs, rewritten from the whole history every epoch
+      with pandas) is deferred to the end; the snapshots it takes at switches and failed tries
+      (`save_graphs(<suffix>)`) are still written when they happen.
+    - Checkpoints nothing reads (UNREAD_CHECKPOINTS) are not written.
+    Training is unchanged (the skipped calls only write files the library never reads back) and the
+    CSVs at the end are byte-identical to the library default's (Times.csv aside: wall-clock seconds);
+    tests/test_worker.py compares them. Relies on private names of perforatedai 3.2.9 (pinned).
     """
-    global _REAL_PLT
+    global _REAL_PLT, _REAL_SAVE_GRAPHS, _REAL_SAVE_SYSTEM
     from perforatedai import tracker_perforatedai as TPA
+    from perforatedai import utils_perforatedai as UPA
 
     if _REAL_PLT is None:
         _REAL_PLT = TPA.plt
     TPA.plt = _NullPlot()
+    if _REAL_SAVE_GRAPHS is None:
+        _REAL_SAVE_GRAPHS = TPA.PAINeuronModuleTracker.save_graphs
+        TPA.PAINeuronModuleTracker.save_graphs = _deferred_save_graphs
+    if _REAL_SAVE_SYSTEM is None:
+        _REAL_SAVE_SYSTEM = UPA.save_system
+        UPA.save_system = _needed_saves_only
 
 
-def finish_graphs() -> None:
-    """Restore the real pyplot and let the tracker draw its PNG (and rewrite its CSVs) once."""
-    global _REAL_PLT
+def finish_graphs(draw: bool = True) -> None:
+    """Put the library back and let the tracker write its CSVs (and, with draw, its PNG) once, from the final state."""
+    global _REAL_PLT, _REAL_SAVE_GRAPHS, _REAL_SAVE_SYSTEM
     if _REAL_PLT is None:
         return
     from perforatedai import tracker_perforatedai as TPA
+    from perforatedai import utils_perforatedai as UPA
 
-    TPA.plt, _REAL_PLT = _REAL_PLT, None
+    if _REAL_SAVE_GRAPHS is not None:
+        TPA.PAINeuronModuleTracker.save_graphs, _REAL_SAVE_GRAPHS = _REAL_SAVE_GRAPHS, None
+    if _REAL_SAVE_SYSTEM is not None:
+        UPA.save_system, _REAL_SAVE_SYSTEM = _REAL_SAVE_SYSTEM, None
+    if draw:
+        TPA.plt, _REAL_PLT = _REAL_PLT, None
     GPA, _ = _pai()
     GPA.pai_tracker.save_graphs()

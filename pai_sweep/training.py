@@ -117,7 +117,7 @@ class PAISession:
         self._sched_args = dict(_plain(_get(sched, "args", {})) or {}) if sched_type else {}
         self._optimizer = None
         self.scheduler = None
-        self._tick = time.perf_counter()
+        self._tick = self._returned = time.perf_counter()
         self.resume_file = Path(resume_file) if resume_file is not None else None
         self._generators = tuple(g for g in generators if g is not None)  # e.g. the train loader's shuffling
 
@@ -131,6 +131,7 @@ class PAISession:
 
     def report(self, val: float, train: float | None = None, test: float | None = None, loss: float | None = None):
         """End of one epoch: returns (model, restructured, complete). Stop when complete is True."""
+        computed = time.perf_counter() - self._returned  # the training function's own time since report last returned
         for name, value in (("validation score", val), ("train score", train), ("test score", test), ("training loss", loss)):
             if value is not None and not _finite(value):
                 raise TrialFailure(
@@ -156,6 +157,7 @@ class PAISession:
         record = EpochRecord(
             epoch=self.epoch, val=float(val), train=_opt_float(train), test=_opt_float(test), loss=_opt_float(loss),
             lr=self._lr(), params=params, dendrites=dendrites, restructured=restructured, seconds=round(now - self._tick, 4),
+            compute_seconds=round(computed, 4),
         )
         self._tick = now
         self.records.append(record)
@@ -166,6 +168,7 @@ class PAISession:
             self._save_resume_point()  # first: a metrics line on disk means its resume point is too
         if self.trial_dir is not None:
             append_metrics(self.trial_dir, record)
+        self._returned = time.perf_counter()
         return self.model, restructured, complete
 
     # -- resume after a kill (train.resume)

@@ -50,6 +50,7 @@ class EpochRecord:
     dendrites: int = 0  # dendrites in the model after this epoch
     restructured: bool = False  # PerforatedAI restructured the model at this epoch
     seconds: float = 0.0  # wall seconds of this epoch (train + eval + tracker)
+    compute_seconds: float | None = None  # of which the training function's own (train + eval, no tracker, no files)
 
 
 @dataclass

@@ -356,15 +356,25 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
             classification_loop(session, data, train_cfg, max_batches=max_batches)
     finally:
         _summarise(session, result)
-    if enabled and train_cfg.graphs == "end":
-        try:
-            perforate.finish_graphs()
-        except Exception as exc:  # the CSVs are already written; a plotting failure must not fail the trial
-            result.extra["graph_error"] = failure_reason(exc)
+        if enabled and train_cfg.graphs == "end":
+            # PerforatedAI's running CSVs (and its PNG) from the final state, also after a failure; the
+            # capacity test needs no PNG (the check reads metrics.jsonl and result.json)
+            _finish_graphs(result, draw=not capacity_test)
     result.status = STATUS_COMPLETE
     result.reason = session.end_reason or "train_fn_returned"
     if torch.cuda.is_available():
         result.extra["max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def _finish_graphs(result: TrialResult, draw: bool) -> None:
+    from pai_sweep import perforate
+
+    try:
+        perforate.finish_graphs(draw=draw)
+    except BaseException as exc:  # noqa: BLE001 - a plotting failure must not fail the trial or hide why it failed
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result.extra["graph_error"] = failure_reason(exc)
 
 
 def _class_name(modules: dict, path: str) -> str:

@@ -50,9 +50,19 @@ GROW = {
     "train": {"max_epochs": 30, "test_saves": False, "resume": True, "optimizer": {"type": "Adam", "args": {"lr": 0.05}}},
 }
 KILL_AFTER = 19  # epochs: after the restructure (~epoch 17), before completion (22)
+# Three dendrites with the learning-rate search after the later ones, through the branch where the library
+# reloads its PBCount_* checkpoint (written only with test_saves): what the lean per-epoch writing must not change.
+LR_SEARCH = {
+    "model": {"name": "small_cnn"},
+    "dendrites": {"n_epochs_to_switch": 2, "max_dendrites": 3, "improvement_threshold": 0.0},
+    "train": {"max_epochs": 45, "test_saves": True, "optimizer": {"type": "Adam", "args": {"lr": 0.05}},
+              "scheduler": {"type": "ReduceLROnPlateau", "args": {"mode": "max", "patience": 1}}},
+}
 RUNS = {
     "grow": GROW,
     "every_epoch": {**GROW, "train": {**GROW["train"], "graphs": "every_epoch"}},
+    "lean": LR_SEARCH,  # graphs=end: running CSVs once at the end, no unread checkpoints
+    "library": {**LR_SEARCH, "train": {**LR_SEARCH["train"], "graphs": "every_epoch"}},  # the library left alone
     "resnet": {
         "model": {"name": "resnet18", "width_mult": 0.125},
         "dendrites": {"preset": "resnet", "module_names_to_perforate": ["BasicBlock", "Bottleneck", "Linear"],
@@ -120,10 +130,43 @@ def test_graphs_end_writes_the_same_csvs_as_every_epoch(trials):
     end, every = trials["grow"] / "pai", trials["every_epoch"] / "pai"
     csvs_end = sorted(p.name for p in end.glob("*.csv"))
     assert csvs_end == sorted(p.name for p in every.glob("*.csv"))
-    # same seed, same data order: the scores PerforatedAI recorded are the same
-    for name in ("paiScores.csv", "pai_best_arch_scores.csv", "paiswitch_epochs.csv", "paiparam_counts.csv"):
-        assert (end / name).read_text() == (every / name).read_text(), name
+    # same seed, same data order: the scores PerforatedAI recorded are the same (Times CSVs: wall-clock seconds)
+    for name in csvs_end:
+        if not name.endswith("Times.csv"):
+            assert (end / name).read_bytes() == (every / name).read_bytes(), name
     assert (end / "pai.png").exists() and (every / "pai.png").exists()
+
+
+STAMP = re.compile(r"_\d\d\.\d\d\.\d{4}\.\d\d\.\d\d\.\d\d")  # the library's timestamp in snapshot names
+
+
+def _csvs(folder: Path) -> dict[str, bytes]:
+    return {STAMP.sub("_<time>", p.name): p.read_bytes() for p in folder.glob("*.csv")}
+
+
+def test_lean_writing_keeps_every_csv_and_the_training_of_the_library_default(trials):
+    lean, library = trials["lean"], trials["library"]
+    for folder in (lean, library):
+        assert read_result(folder).status == "complete", read_result(folder).reason
+    # the run went through the learning-rate search's reload of a PBCount_ checkpoint (test_saves=true)
+    names = {p.name for p in (lean / "pai").iterdir()}
+    assert any(n.endswith("PBCount_3_startSteps_0PICKEDScores.csv") for n in names), sorted(names)
+    assert "PBCount_3_startSteps_1.pt" in names and "switch_6.pt" in names
+    # the unread checkpoints are gone, and only them
+    assert {"latest.pt", "beforeSwitch_0.pt"} <= {p.name for p in (library / "pai").iterdir()}
+    assert not any(n == "latest.pt" or n.startswith("beforeSwitch_") and n.endswith(".pt") for n in names)
+    assert {p.name for p in (library / "pai").glob("*.pt")} - {p.name for p in (lean / "pai").glob("*.pt")} == {
+        "latest.pt", *(p.name for p in (library / "pai").glob("beforeSwitch_*.pt"))}
+    # every CSV, snapshots included, byte for byte; Times CSVs hold wall-clock seconds
+    lean_csvs, library_csvs = _csvs(lean / "pai"), _csvs(library / "pai")
+    assert sorted(lean_csvs) == sorted(library_csvs) and len(lean_csvs) > 30
+    differ = sorted(n for n in lean_csvs if lean_csvs[n] != library_csvs[n])
+    assert all(n.endswith("Times.csv") for n in differ), differ
+    # and the same training, epoch by epoch
+    facts = lambda folder: [(r.epoch, r.val, r.train, r.test, r.loss, r.lr, r.params, r.dendrites, r.restructured)
+                            for r in read_metrics(folder)]
+    assert facts(lean) == facts(library)
+    assert all(r.compute_seconds is not None and 0 < r.compute_seconds <= r.seconds for r in read_metrics(lean))
 
 
 def test_requeued_folder_restarts_cleanly(trials):

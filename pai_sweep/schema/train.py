@@ -29,5 +29,5 @@ class TrainConfig:
     loss: str = "cross_entropy"  # cross_entropy, mse, or an import path
     train_fn: Optional[str] = None  # import path of your own training function (docs/custom_loop.md)
     graphs: str = "end"  # end: draw PerforatedAI's PNG once at the end (CSVs every epoch); every_epoch: library default
-    test_saves: bool = True  # PerforatedAI's per-epoch checkpoints
+    test_saves: bool = True  # PerforatedAI's extra checkpoints (its learning-rate search reloads some)
     resume: bool = False  # save a resume point every epoch; a re-run (SLURM requeue) continues exactly from it
