@@ -43,7 +43,8 @@ def capacity_test(
     """Run the 3-dendrite smoke test on the configured model; returns a dict with a plain `verdict`.
 
     Keys: ok (3 dendrites were added), dendrites, params (list, index = dendrite count),
-    seconds_per_epoch, epochs, seconds, status, reason, verdict, folder (kept when workdir is given).
+    seconds_per_epoch, epochs, seconds, status, reason, verdict, folder (kept when workdir is given),
+    start (warm: forked from the warm worker server, as on a CPU; fresh: its own process, as for CUDA).
     """
     scratch = None
     if workdir is None:
@@ -58,13 +59,39 @@ def capacity_test(
             scratch.cleanup()
 
 
-def _run(run_cfg: Any, folder: Path, epochs_limit: int, batches: int, timeout: float) -> dict[str, Any]:
-    from pai_sweep.worker import spawn_worker
+def can_run_warm(run_cfg: Any) -> bool:
+    """The capacity test may fork from the warm worker server (launchers/warm.py) when it trains on the CPU:
+    a CUDA run needs a fresh process (CUDA must not be initialised before a fork)."""
+    from pai_sweep.launchers.local import visible_gpus
 
+    device = str(run_cfg.train.device) if "train" in run_cfg else "auto"
+    return device == "cpu" or (device == "auto" and not visible_gpus())
+
+
+def warm_up(run_cfg: Any) -> bool:
+    """Boot the warm worker server now (its imports run in the background) if the capacity test will use it."""
+    if not can_run_warm(run_cfg):
+        return False
+    from pai_sweep.launchers.warm import prestart
+
+    prestart()
+    return True
+
+
+def _run(run_cfg: Any, folder: Path, epochs_limit: int, batches: int, timeout: float) -> dict[str, Any]:
     write_run_config(run_cfg, folder, max_epochs=int(epochs_limit), graphs="end", test_saves=False)
     (folder / RESULT).unlink(missing_ok=True)  # a fresh test, never an older answer
     start = time.time()
-    proc = spawn_worker(folder, extra_args=["--capacity-test", "--max-batches", str(int(batches))])
+    args = ["--capacity-test", "--max-batches", str(int(batches))]
+    warm = can_run_warm(run_cfg)
+    if warm:  # forked from the server that also starts the sweep's trials: no imports to wait for
+        from pai_sweep.launchers.warm import spawn_warm
+
+        proc = spawn_warm(folder, extra_args=args)
+    else:
+        from pai_sweep.worker import spawn_worker
+
+        proc = spawn_worker(folder, extra_args=args)
     try:
         code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -93,6 +120,7 @@ def _run(run_cfg: Any, folder: Path, epochs_limit: int, batches: int, timeout: f
         "status": result.status if result else "failed",
         "reason": result.reason if result else "",
         "folder": str(folder),
+        "start": "warm" if warm else "fresh",  # forked from the warm worker server, or a fresh process
     }
     if code is None:
         report["reason"] = f"the capacity test did not finish in {timeout:.0f} s (see {folder / WORKER_LOG})"

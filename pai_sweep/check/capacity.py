@@ -1,4 +1,5 @@
-"""The library's 3-dendrite capacity test (preflight.capacity_test, a worker subprocess), with the check's extras.
+"""The library's 3-dendrite capacity test (preflight.capacity_test: a worker forked from the warm worker server on
+a CPU, else a fresh subprocess), with the check's extras.
 
 preflight runs the worker with `--capacity-test` in a folder and says whether three
 dendrites were added; this adds what the check reports from the same folder: mean epoch
@@ -31,6 +32,7 @@ class CapacityReport:
     wall_seconds: float = 0.0
     folder: str = ""
     diagnosis: dict[str, Any] | None = None
+    start: str = ""  # warm: forked from the warm worker server (CPU); fresh: its own process (CUDA)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +55,7 @@ def run_capacity_test(run_cfg: Any, folder: Path, batches: int = 4, timeout: flo
     report.ok = bool(found["ok"])
     report.reason = str(found["verdict"])
     report.wall_seconds = float(found.get("seconds") or 0.0)
+    report.start = str(found.get("start") or "")
     if not report.ok:
         log = folder / WORKER_LOG
         hit = diagnose(log.read_text(errors="replace") if log.exists() else "")

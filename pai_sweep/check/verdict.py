@@ -116,6 +116,10 @@ def run_check(cfg: Any, out_dir: str | Path, capacity_test: bool = True, capacit
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = CheckResult(ok=False, verdict="")
+    if capacity_test:
+        from pai_sweep.preflight import warm_up
+
+        warm_up(cfg)  # the warm worker server imports torch and perforatedai while the static checks run
     try:
         _static_checks(cfg, result)
     except PaiSweepError as exc:

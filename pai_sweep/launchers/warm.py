@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 # What a worker imports anyway (the list: launchers/preload.py); importing it once in the server is the whole saving.
 PRELOAD = ["pai_sweep.launchers.preload"]
 _context: mp.context.ForkServerContext | None = None
+_START_LOCK = threading.Lock()
 
 
 class WarmProcess:
@@ -111,12 +113,13 @@ def _no_main_module():
     The child needs nothing from __main__ (its target lives in this module); without this, an
     unguarded script that calls the driver would run again inside every trial.
     """
-    real = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = real
+    with _START_LOCK:  # two threads starting children (the check's capacity tests) must not swap it in turn
+        real = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = real
 
 
 def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None = None, extra_args: list[str] | tuple = ()) -> WarmProcess:

@@ -36,6 +36,14 @@ def test_capacity_test_adds_three_dendrites(name, checked):
     assert {0, 3} <= set(cap["seconds_by_dendrites"]) and cap["seconds_by_dendrites"][3] > 0
     assert cap["peak_memory_mb"] > 0 and cap["memory_kind"] == "cpu_max_rss"
     assert "capacity test: OK: 3 dendrites added" in r.verdict
+    assert cap["start"] == "warm"  # on a CPU: forked from the warm worker server, no imports to wait for
+
+
+def test_capacity_test_on_cuda_starts_a_fresh_process(tiny):
+    from pai_sweep.preflight import can_run_warm
+
+    assert can_run_warm(tiny("train.device=cpu"))
+    assert not can_run_warm(tiny("train.device=cuda"))  # CUDA must never be initialised before a fork
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
