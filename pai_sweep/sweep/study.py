@@ -206,9 +206,13 @@ def open_study(cfg: Any, sweep_dir: Path, space: SearchSpace, directions: list[s
     url = storage_url(cfg, sweep_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = make_pruner(cfg.sweep, len(directions))
+    try:
+        storage = open_storage(url)  # one storage for both calls: each one made costs its tables' and version checks
+    except Exception as exc:  # noqa: BLE001 - storage errors come in many types
+        raise SweepError(f"cannot open the study at {url}: {exc}; check sweep.storage") from exc
     # A seed offset by the trials already stored: a resumed sampler does not replay old suggestions.
     try:
-        existing = optuna.load_study(study_name=cfg.sweep.name, storage=url)
+        existing = optuna.load_study(study_name=cfg.sweep.name, storage=storage)
         offset = len(existing.trials)
     except KeyError:
         existing, offset = None, 0
@@ -217,7 +221,7 @@ def open_study(cfg: Any, sweep_dir: Path, space: SearchSpace, directions: list[s
     sampler = make_sampler(cfg.sweep, space, int(cfg.sweep.seed) + offset)
     try:
         study = optuna.create_study(
-            storage=open_storage(url), study_name=cfg.sweep.name, directions=directions, sampler=sampler, pruner=pruner, load_if_exists=True
+            storage=storage, study_name=cfg.sweep.name, directions=directions, sampler=sampler, pruner=pruner, load_if_exists=True
         )
     except Exception as exc:  # noqa: BLE001 - storage errors come in many types
         raise SweepError(f"cannot open the study at {url}: {exc}; check sweep.storage") from exc
