@@ -15,6 +15,7 @@ import bdb
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -423,6 +424,10 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
         traceback.print_exc()
         print(f"pai-sweep: trial failed: {result.reason}", flush=True)
     result.seconds = round(time.time() - start, 3)
+    # CPU seconds of this process and its threads (a forked worker starts at zero): the trial's compute, which
+    # unlike wall seconds does not grow when other work shares the machine
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.extra["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
     for leftover in (trial_dir / RESUME_FILE, trial_dir / PAI_SAVE_NAME / "resume.pt"):
         leftover.unlink(missing_ok=True)  # only a killed run needs them
     write_result(trial_dir, result)

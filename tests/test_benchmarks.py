@@ -88,16 +88,34 @@ def test_throughput_quick(tmp_path):
 
 
 def test_search_quality_quick(tmp_path):
-    search_quality.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    search_quality.main(["--quick", "--tasks", "mnist1d", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
     data, md = _read(tmp_path / "out", "search_quality")
-    assert set(data["runs"]) == {"random", "tpe", "guided"}
-    for runs in data["runs"].values():
+    task = data["tasks"]["mnist1d"]
+    assert set(task["runs"]) == {"random", "tpe", "guided"}
+    for runs in task["runs"].values():
         sweep = runs[0]
         assert sweep["n_used"] == 1 and sweep["baseline_score"] is not None
         assert sweep["original_params"] and sweep["baseline_params"] == sweep["original_params"]  # the baseline is not downsized
         assert len(sweep["curves"]["hypervolume"]) == data["n_trials"]
-    assert isinstance(data["summary"]["target_met"], bool)
-    assert "hypervolume" in md
+        assert 0 < sweep["compute_seconds"] and 0 < sweep["wall_trial_seconds"]  # CPU seconds of the trial that ran
+    head = data["headline"]
+    assert head["task"] == "mnist1d" and head["seeds"] == 1
+    assert isinstance(head["beats_tpe_at_equal_compute"], bool) and head["compute_share_to_reach_tpe_final"] > 0
+    assert "hypervolume" in md and "Headline" in md
+
+
+def test_hypervolume_against_compute_by_hand():
+    sweep = {"original_params": 500.0, "points": [
+        {"at": 1, "compute": 10.0, "origin": "sampler", "score": 75.0, "params": 500.0},
+        {"at": 1, "compute": 10.0, "origin": "derived", "score": 60.0, "params": 200.0},  # free: with its parent
+        {"at": 2, "compute": 25.0, "origin": "sampler", "score": 90.0, "params": 800.0},
+    ]}
+    assert search_quality.hv_at_compute(sweep, 5.0) == 0.0
+    at_10 = search_quality.hv_at_compute(sweep, 10.0)
+    assert at_10 == pytest.approx(search_quality.hypervolume([(75.0, 500.0), (60.0, 200.0)], 1000.0))
+    assert search_quality.hv_at_compute(sweep, 30.0) > at_10
+    assert search_quality.compute_to_reach(sweep, at_10) == 10.0
+    assert search_quality.compute_to_reach(sweep, 0.99) is None
 
 
 def test_startup_quick(tmp_path):

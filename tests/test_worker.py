@@ -115,6 +115,9 @@ def test_trial_grows_dendrites_and_completes(trials):
     result = read_result(folder)
     assert result.status == "complete" and result.reason == "pai_complete", result.reason
     assert result.dendrites == 1 and result.params > result.base_params == result.original_params
+    # the trial's compute in CPU seconds (load-independent, unlike wall seconds), and how its accuracy was measured
+    assert 0 < result.extra["cpu_seconds"]
+    assert result.extra["score"]["kind"] == "accuracy_percent" and result.extra["score"]["val_samples"] > 0
     records = read_metrics(folder)
     assert [r.epoch for r in records] == list(range(result.epochs))
     assert any(r.restructured for r in records) and records[0].dendrites == 0

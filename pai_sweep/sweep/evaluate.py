@@ -175,7 +175,8 @@ def describe(outcome: Outcome) -> dict[str, Any]:
     r = outcome.result
     attrs: dict[str, Any] = {"status": outcome.state.name.lower(), "reason": outcome.reason}
     if r is not None:
-        attrs.update(best_val=r.best_val, best_test=r.best_test, dendrites=r.dendrites, n_params=r.params, epochs=r.epochs, seconds=r.seconds)
+        attrs.update(best_val=r.best_val, best_test=r.best_test, dendrites=r.dendrites, n_params=r.params, epochs=r.epochs, seconds=r.seconds,
+                     cpu_seconds=(r.extra or {}).get("cpu_seconds"))
     attrs.update(outcome.attrs)
     if outcome.choice is not None:
         attrs.update(chosen_val=getattr(outcome.choice, "val", None), chosen_test=getattr(outcome.choice, "test", None),
