@@ -93,6 +93,9 @@ def history(switched: bool, dendrites: int, accepted=(0,), phase=None):
     ({"dendrites.max_dendrites": 0}, {"dendrites.max_dendrites": 2}, True, 2, False),  # 0 measured at plateau
     ({"train.optimizer.args.lr": 0.01}, {}, False, 0, True),
     ({"dendrites.improvement_threshold": [0.0], "dendrites.n_epochs_to_switch": 2}, {"dendrites.n_epochs_to_switch": 4}, False, 0, True),
+    # 3.2.9 reads the threshold to decide whether an epoch improved: it moves the first switch, so it always acts
+    ({"dendrites.improvement_threshold": [0.01]}, {}, False, 0, True),
+    ({"dendrites.max_dendrite_tries": 3, "dendrites.candidate_weight_initialization_multiplier": 0.1}, {}, False, 0, False),
 ])
 def test_advice_whose_knobs_cannot_act_is_skipped(changed, parent, switched, grown, acts):
     h = history(switched, grown, accepted=tuple(range(grown + 1)))

@@ -25,10 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 from pai_sweep.sweep.study import BASELINE, DERIVED, RULE, SAMPLER, origin
 
 # Knobs PerforatedAI reads only when it adds (or retries) a dendrite set: they cannot change a run that never switched.
-AFTER_SWITCH = (
-    "candidate_weight_initialization_multiplier", "improvement_threshold", "improvement_threshold_raw",
-    "max_dendrite_tries", "retain_all_dendrites",
-)
+# Not improvement_threshold: 3.2.9 also reads it to decide whether an epoch improved, so it moves the first switch.
+AFTER_SWITCH = ("candidate_weight_initialization_multiplier", "max_dendrite_tries", "retain_all_dendrites")
 
 
 @dataclass
