@@ -20,6 +20,7 @@ MODULES = (
     "safetensors.torch", "perforatedai", "perforatedai.globals_perforatedai", "perforatedai.utils_perforatedai",
     "perforatedai.tracker_perforatedai",
     "pai_sweep.worker", "pai_sweep.training", "pai_sweep.perforate", "pai_sweep.models", "pai_sweep.models.build",
+    "pai_sweep.models.vision",
     "pai_sweep.data", "pai_sweep.data.loaders", "pai_sweep.data.digits", "pai_sweep.task", "pai_sweep.validate",
 )
 

@@ -11,8 +11,6 @@ from torch import nn
 from pai_sweep.errors import ModelError
 from pai_sweep.models.downsize import model_spec
 from pai_sweep.models.target import accepted, import_target
-from pai_sweep.models.vision import READS as VISION_READS
-from pai_sweep.models.vision import build_vision
 from pai_sweep.models.zoo import READS as ZOO_READS
 from pai_sweep.models.zoo import build_zoo
 
@@ -33,6 +31,8 @@ def build_model(model_cfg: Any, input_shape: tuple[int, ...], num_classes: int) 
     elif spec.name in VISION:
         if len(input_shape) != 3:
             raise ModelError(f"model={spec.name} needs image data [C, H, W] but the data gives {input_shape}; use model=mlp or model=transformer")
+        from pai_sweep.models.vision import build_vision  # torchvision: imported only for its models (seconds)
+
         model = build_vision(spec, input_shape, num_classes)
     elif spec.name == "custom":
         model = _custom(spec, input_shape, num_classes)
@@ -49,7 +49,9 @@ def fields_used(model_cfg: Any) -> set[str]:
     spec = model_spec(model_cfg)
     if spec.name in ZOO_READS:
         return {"name", "weights", *ZOO_READS[spec.name]}
-    if spec.name in VISION_READS:
+    if spec.name in VISION:
+        from pai_sweep.models.vision import READS as VISION_READS
+
         return {"name", "weights", *VISION_READS[spec.name]}
     used = {"name", "weights", "_target_", "kwargs"}
     if spec.name != "custom":
