@@ -196,3 +196,25 @@ def command_line() -> str:
 
 def ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
+
+
+def training_seconds(trial_dir: Path) -> float:
+    """A trial's pure training seconds (forward, backward, scoring; no bookkeeping, no start-up): the sum of its
+    epochs' compute_seconds (metrics.jsonl), or the hand-written script's own sum (plain_result.json)."""
+    plain = Path(trial_dir) / "plain_result.json"
+    if plain.exists():
+        return float(json.loads(plain.read_text()).get("compute_seconds") or 0.0)
+    total = 0.0
+    metrics = Path(trial_dir) / "metrics.jsonl"
+    for line in metrics.read_text().splitlines() if metrics.exists() else ():
+        try:
+            total += float(json.loads(line).get("compute_seconds") or 0.0)
+        except ValueError:
+            continue
+    return total
+
+
+def floor_ratio(wall: float, trial_dirs: Iterable[Path], slots: int) -> dict[str, float | None]:
+    """The floor: the trials' summed pure training seconds spread over the slots; the ratio: wall / floor."""
+    floor = sum(training_seconds(d) for d in trial_dirs) / max(1, slots)
+    return {"floor_s": round(floor, 3), "floor_ratio": ratio(wall, floor) if floor > 0 else None}

@@ -72,13 +72,19 @@ def trial_facts(name: str, trial_dir: Path) -> dict[str, Any]:
     if name == "plain":
         r = json.loads((trial_dir / "plain_result.json").read_text())
         return {"best_val": r["best_val"], "epochs": r["epochs"], "params": r["params"],
-                "epoch_seconds": round(r["train_loop_seconds"] / max(r["epochs"], 1), 4)}
+                "epoch_seconds": round(r["train_loop_seconds"] / max(r["epochs"], 1), 4),
+                "training_seconds": round(common.training_seconds(trial_dir), 3),
+                "epoch_cost_ratio": common.ratio(r["train_loop_seconds"], r.get("compute_seconds") or 0)}
     from pai_sweep.trial_files import iter_metrics, read_result
 
     r = read_result(trial_dir)
     recs = list(iter_metrics(trial_dir))
     facts = {"best_val": r.best_val, "epochs": r.epochs, "params": r.params,
-             "epoch_seconds": round(statistics.median(x.seconds for x in recs), 4) if recs else None}  # median: load spikes hit single epochs
+             "epoch_seconds": round(statistics.median(x.seconds for x in recs), 4) if recs else None,  # median: load spikes hit single epochs
+             "training_seconds": round(common.training_seconds(trial_dir), 3),
+             # an epoch's whole cost over its pure training (train + scoring): median over the epochs
+             "epoch_cost_ratio": round(statistics.median(x.seconds / x.compute_seconds for x in recs if x.compute_seconds), 3)
+             if any(x.compute_seconds for x in recs) else None}
     launch = trial_dir / "launch.json"
     if launch.exists():  # through the driver: the worker's own span, launch to result.json
         facts["worker_seconds"] = round((trial_dir / "result.json").stat().st_mtime - json.loads(launch.read_text())["start_time"], 3)
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 common.check_ok(run, side)
                 entry = {"seconds": run["seconds"], "cpu_seconds": run["cpu_seconds"] if side in CPU_SIDES else None,
                          **trial_facts(side, trial_dir)}
+                entry.update(common.floor_ratio(run["seconds"], [trial_dir], slots=1))
                 timings = rwork / f"{side}.timings.json"
                 if timings.exists():
                     entry["driver"] = driver_costs(json.loads(timings.read_text()))
@@ -179,6 +186,10 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                            "ratio_to_plain": {s: common.ratio(v, plain) for s, v in med.items() if s != "plain"},
                            "median_cpu_seconds": {s: round(v, 2) for s, v in cpu.items()},
                            "cpu_ratio_to_plain": {s: common.ratio(v, cpu["plain"]) for s, v in cpu.items() if s != "plain"}}
+    out["floor_ratio"] = {s: round(statistics.median(r["floor_ratio"] for r in rs), 3) for s, rs in runs.items()
+                          if all(r.get("floor_ratio") for r in rs)}
+    out["epoch_cost_ratio"] = {s: round(statistics.median(r["epoch_cost_ratio"] for r in rs), 3) for s, rs in runs.items()
+                               if all(r.get("epoch_cost_ratio") for r in rs)}
     target_side = "driver_every" if "driver_every" in runs else "driver_end"
     out["target_side"] = target_side
     out["same_trial"] = len({round(r["best_val"], 6) for rs in runs.values() for r in rs}) == 1
@@ -203,7 +214,8 @@ def markdown(result: dict[str, Any]) -> str:
     rows = [[side, s["best_seconds"][side], s["best_ratio_to_plain"].get(side, 1.0), s["median_seconds"][side],
              s["ratio_to_plain"].get(side, 1.0), s["median_cpu_seconds"].get(side, "-"),
              s["cpu_ratio_to_plain"].get(side, 1.0 if side == "plain" else "-"), result["runs"][side][0]["best_val"], result["runs"][side][0]["epochs"],
-             result["runs"][side][0]["epoch_seconds"]] for side in ALL_SIDES if side in result["runs"]]
+             result["runs"][side][0]["epoch_seconds"], s["floor_ratio"].get(side, "-"), s["epoch_cost_ratio"].get(side, "-")]
+            for side in ALL_SIDES if side in result["runs"]]
     drow = [[ph, s["driver_per_trial_ms"][ph]] for ph in PHASES] + [["total per trial", s["driver_per_trial_total_ms"]]]
     drow += [[f"per sweep: {k}", v] for k, v in s["driver_per_sweep_ms"].items()]
     g = result["graphs"]
@@ -213,7 +225,10 @@ def markdown(result: dict[str, Any]) -> str:
         + f"\nTrial: `{' '.join(result['trial'])}`; {result['rounds']} round(s), medians. Same trial on every side "
         f"(equal best validation score): {s['same_trial']}.\n\n"
         + common.md_table(["side", "best wall s", "best ratio", "median wall s", "median ratio", "CPU s", "CPU ratio", "best val",
-                           "epochs", "s per epoch (median; plain: mean)"], rows)
+                           "epochs", "s per epoch (median; plain: mean)", "floor ratio", "epoch / its training"], rows)
+        + "\n\nFloor ratio: wall / the trial's pure training seconds (forward, backward, scoring: metrics.jsonl's "
+        "compute_seconds, the script's own sum for plain), medians. Epoch / its training: an epoch's whole cost over "
+        "its pure training (median over epochs; plain: the loop over its training).\n"
         + "\n\nCPU s: the command and every process it waited for; none for the driver sides, whose warm-started "
         "workers are forked by a forkserver the driver does not reap. Under contention CPU time grows too (torch's "
         "OpenMP threads spin while they wait), so it is no cleaner than wall time here.\n"

@@ -5,7 +5,11 @@ Variants of a one-trial sweep on the defaults (digits, small CNN), interleaved r
   no_check        sweep.check_first=false (the check runs once per sweep folder)
   no_check_no_mlflow  also tracking=off
 Times come from polling the sweep folder every 10 ms: launch.json (the worker's start time as
-the launcher records it) and the first line of metrics.jsonl (the first epoch done).
+the launcher records it) and the first line of metrics.jsonl (the first epoch done). Floor ratio:
+the whole sweep's wall over its trial's pure training seconds (metrics.jsonl's compute_seconds).
+Also `pai-sweep check` on the default small CNN (1,418 parameters): its wall time, the capacity
+test's (check.json), and the same command's imports alone (a process importing what the check
+imports: hydra's compose, torch, scikit-learn, pai-sweep's check), so "after imports" = check - imports.
 
     python -m benchmarks.startup            # 3 reps (~3 min)
     python -m benchmarks.startup --quick    # 1 rep of --help and of the fastest variant
@@ -33,6 +37,20 @@ VARIANTS = {
     "no_check_no_mlflow": ["sweep.check_first=false", "tracking=off"],
 }
 TRIAL = ["sweep.n_trials=1", "sweep.in_flight=1", "train.max_epochs=2"]
+
+
+CHECK_IMPORTS = ("import pai_sweep.cli, pai_sweep.compose, torch, sklearn.model_selection, sklearn.datasets, pai_sweep.check.verdict, "
+                 "pai_sweep.check.auto, pai_sweep.models.build, pai_sweep.data.loaders")
+
+
+def time_check(work: Path) -> dict[str, Any]:
+    out = work / "check"
+    run = common.run_timed([*common.pai_sweep_cmd(), "check", "--out", str(out)], cwd=work, log=work / "check.log")
+    common.check_ok(run, "pai-sweep check")
+    capacity = json.loads((out / "check.json").read_text()).get("capacity") or {}
+    imports = common.run_timed([sys.executable, "-c", CHECK_IMPORTS], cwd=work)
+    return {"check_s": run["seconds"], "capacity_test_s": capacity.get("wall_seconds"), "capacity_start": capacity.get("start"),
+            "imports_s": imports["seconds"], "after_imports_s": round(run["seconds"] - imports["seconds"], 3)}
 
 
 def time_help() -> float:
@@ -66,6 +84,7 @@ def first_trial(work: Path, name: str, extra: list[str]) -> dict[str, Any]:
         "worker_start_to_first_epoch_s": round(epoch_at - worker_start, 3),
         "first_epoch_s": first["seconds"],  # training + scoring + PerforatedAI's bookkeeping of epoch 0
         "total_s": round(t1 - t0, 3),
+        **common.floor_ratio(round(t1 - t0, 3), [trial], slots=1),
     }
 
 
@@ -78,19 +97,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_startup_"))
     work.mkdir(parents=True, exist_ok=True)
     helps: list[float] = []
+    checks: list[dict[str, Any]] = []
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with common.LoadSampler() as load:
         for r in range(reps):
             helps.append(time_help())
             rdir = common.fresh_dir(work / f"r{r}")
+            if not args.quick:
+                checks.append(time_check(rdir))
+                print(f"rep {r} check: {checks[-1]['check_s']:.1f} s ({checks[-1]['after_imports_s']:.1f} s after imports)", flush=True)
             for name, extra in variants.items():
                 runs[name].append(first_trial(rdir, name, extra))
                 print(f"rep {r} {name}: first epoch after {runs[name][-1]['to_first_epoch_s']:.1f} s", flush=True)
     summary = {"help_s": round(statistics.median(helps), 3),
-               **{name: {k: round(statistics.median(x[k] for x in rs), 3) for k in rs[0]} for name, rs in runs.items()}}
+               **{name: {k: round(statistics.median(x[k] for x in rs), 3) for k in rs[0] if all(x[k] is not None for x in rs)}
+                  for name, rs in runs.items()}}
+    if checks:
+        summary["check"] = {k: round(statistics.median(c[k] for c in checks), 3) for k in checks[0] if k != "capacity_start"}
+        summary["check"]["capacity_start"] = checks[0]["capacity_start"]
     result = {"benchmark": "startup", "command": common.command_line(), "machine": common.machine_info(), "load": load.summary(),
               "quick": args.quick, "reps": reps, "trial": TRIAL, "variants": variants, "help_runs": helps, "runs": runs,
-              "summary": summary}
+              "checks": checks, "summary": summary}
     common.write_result("startup", result, markdown(result), args.out)
     return result
 
@@ -98,14 +125,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     rows = [[name, s[name]["to_worker_start_s"], s[name]["to_first_epoch_s"], s[name]["worker_start_to_first_epoch_s"],
-             s[name]["first_epoch_s"], s[name]["total_s"], " ".join(extra) or "-"] for name, extra in result["variants"].items()]
+             s[name]["first_epoch_s"], s[name]["total_s"], s[name].get("floor_ratio", "-"), " ".join(extra) or "-"]
+            for name, extra in result["variants"].items()]
+    check = ""
+    if "check" in s:
+        c = s["check"]
+        check = (f"\n`pai-sweep check` (default small CNN, 1,418 parameters; medians of {result['reps']}): {c['check_s']} s in all, "
+                 f"its imports alone {c['imports_s']} s, so {c['after_imports_s']} s after imports (target <= 3 s); the capacity "
+                 f"test {c['capacity_test_s']} s ({c['capacity_start']} start).\n")
     return (
         common.header_md("Start-up", result)
         + f"\n`pai-sweep --help`: {s['help_s']} s (median of {result['reps']}).\n\n"
         f"One-trial sweep `{' '.join(result['trial'])}` (medians of {result['reps']}; seconds from the command's start):\n\n"
         + common.md_table(["variant", "worker starts", "first epoch done", "worker start -> first epoch", "epoch 0 itself",
-                           "whole sweep", "overrides"], rows)
-        + "\n"
+                           "whole sweep", "floor ratio", "overrides"], rows)
+        + "\n" + check
     )
 
 

@@ -61,6 +61,18 @@ def test_slot_usage_and_driver_costs_by_hand(tmp_path):
     assert costs == {"0": {"launch": 5.0, "tell": 6.0, "tracking": 1.0, "feedback": 3.0, "analysis": 7.0}}
 
 
+def test_floor_ratio_by_hand(tmp_path):
+    worker, plain = tmp_path / "worker", tmp_path / "plain"
+    worker.mkdir()
+    plain.mkdir()
+    (worker / "metrics.jsonl").write_text('{"epoch": 0, "val": 1.0, "seconds": 1.5, "compute_seconds": 1.0}\n'
+                                          '{"epoch": 1, "val": 2.0, "seconds": 2.5, "compute_seconds": 2.0}\n{"epoch": 2, "va')
+    (plain / "plain_result.json").write_text('{"best_val": 1.0, "compute_seconds": 1.5}')
+    assert common.training_seconds(worker) == pytest.approx(3.0) and common.training_seconds(plain) == pytest.approx(1.5)
+    # (3.0 + 1.5) training seconds over 2 slots: a floor of 2.25 s; 9 s of wall is 4x the floor
+    assert common.floor_ratio(9.0, [worker, plain], slots=2) == {"floor_s": 2.25, "floor_ratio": 4.0}
+
+
 def test_overhead_quick(tmp_path):
     overhead.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
     data, md = _read(tmp_path / "out", "overhead")
@@ -73,6 +85,9 @@ def test_overhead_quick(tmp_path):
     g = data["graphs"]
     assert g["csv_files_end"] > 0 and g["csv_only_every_epoch"] == [] and g["csv_contents_differ"] == []
     assert "Driver's own cost" in md and "Same for the analysis" in md
+    # the floor: the trial's own pure training seconds; nothing runs faster than it
+    assert all(r["floor_s"] > 0 and r["floor_ratio"] > 1 for rs in data["runs"].values() for r in rs)
+    assert s["epoch_cost_ratio"]["driver_end"] >= 1 and "floor ratio" in md
 
 
 def test_throughput_quick(tmp_path):
@@ -84,6 +99,8 @@ def test_throughput_quick(tmp_path):
         assert 0 <= run["idle_share_wall"] <= 1
     assert data["summary"]["speedup"] > 0
     assert data["runs"]["pai"][0]["driver_ms_per_trial"]  # the driver's phases were timed per trial
+    assert all(data["runs"][side][0]["floor_ratio"] > 1 for side in ("hydra", "pai"))
+    assert "floor ratio" in md
     assert "Speed-up" in md
 
 
@@ -125,6 +142,7 @@ def test_startup_quick(tmp_path):
     assert s["help_s"] > 0
     row = s["no_check_no_mlflow"]
     assert 0 < row["to_worker_start_s"] < row["to_first_epoch_s"] <= row["total_s"]
+    assert row["floor_ratio"] > 1 and "floor ratio" in md
     assert "--help" in md
 
 

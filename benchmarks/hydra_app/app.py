@@ -1,4 +1,5 @@
-"""One Hydra job = one pai-sweep trial: write run.yaml, run `python -m pai_sweep.worker`, return best_val.
+"""One Hydra job = one pai-sweep trial: write run.yaml, run `python -m pai_sweep.worker` (runner=worker) or the
+hand-written PerforatedAI script benchmarks/plain_trial.py (runner=plain), return best_val.
 
 The worker is the one pai-sweep's driver starts, with the same environment its local launcher
 gives a CPU slot, so the two sides of the benchmark differ only in how trials are scheduled.
@@ -32,9 +33,15 @@ def trial(cfg) -> float:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(cfg.threads)
     start = time.time()
+    if cfg.runner == "plain":  # the hand-written PerforatedAI loop with library defaults (graphs and checkpoints every epoch)
+        cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "plain_trial.py"), str(trial_dir / "run.yaml"), str(trial_dir)]
+    else:
+        cmd = [sys.executable, "-m", "pai_sweep.worker", str(trial_dir)]
     with open(trial_dir / "worker.log", "ab") as log:
-        subprocess.run([sys.executable, "-m", "pai_sweep.worker", str(trial_dir)], stdin=subprocess.DEVNULL,
-                       stdout=log, stderr=subprocess.STDOUT, cwd=trial_dir, env=env, check=False)
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=trial_dir, env=env, check=False)
+    if cfg.runner == "plain":  # the same completion record as a worker's, for the benchmark's bookkeeping
+        plain = json.loads((trial_dir / "plain_result.json").read_text())
+        (trial_dir / "result.json").write_text(json.dumps({"status": "complete", "best_val": plain["best_val"]}))
     (trial_dir / "launch.json").write_text(json.dumps({"start_time": start, "end_time": time.time(), "launcher": "hydra-joblib"}))
     result = json.loads((trial_dir / "result.json").read_text())
     return float(result.get("best_val") or 0.0)
