@@ -660,4 +660,15 @@ def finish_graphs(draw: bool = True) -> None:
     if draw:
         TPA.plt, _REAL_PLT = _REAL_PLT, None
     GPA, _ = _pai()
-    GPA.pai_tracker.save_graphs()
+    mv = GPA.pai_tracker.member_vars
+    # After the epoch cap or a final reload, 3.2.9's tracker can hold an epoch_last_improved past the end of its
+    # (rolled back) score history; its plotting indexes the scores with it before it writes Scores.csv and the
+    # other CSVs, so one IndexError would lose every running CSV. Clamp it for this one call, then restore it.
+    kept = mv.get("epoch_last_improved")
+    lengths = [len(mv[k]) for k in ("accuracies", "n_accuracies") if isinstance(mv.get(k), list) and mv[k]]
+    if isinstance(kept, int) and lengths and kept >= min(lengths):
+        mv["epoch_last_improved"] = min(lengths) - 1
+    try:
+        GPA.pai_tracker.save_graphs()
+    finally:
+        mv["epoch_last_improved"] = kept

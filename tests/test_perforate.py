@@ -149,3 +149,25 @@ def test_session_caps_epochs_and_refuses_nan(tmp_path):
     assert session.report(2.0)[2] is True and session.end_reason == "epoch_cap"
     with pytest.raises(TrialFailure, match="validation score is nan"):
         _session(tmp_path / "x").report(float("nan"))
+
+
+def test_final_csvs_survive_a_stale_epoch_last_improved(monkeypatch):
+    """3.2.9's tracker can end (epoch cap after a learning-rate search rollback) with epoch_last_improved past its
+    rolled-back score history; its plotting indexes the scores with it before writing Scores.csv, so finish_graphs
+    clamps it for the final write (seen in a real sweep: no running CSV at all, the analysis could not read the run)."""
+    from perforatedai import globals_perforatedai as GPA
+
+    seen = {}
+
+    class Tracker:
+        member_vars = {"epoch_last_improved": 9, "accuracies": [50.0, 60.0, 70.0], "n_accuracies": [50.0, 60.0, 70.0]}
+
+        def save_graphs(self, extra_string=""):
+            elm = self.member_vars["epoch_last_improved"]
+            seen["value"] = self.member_vars["accuracies"][elm]  # what the library's plotting does
+
+    monkeypatch.setattr(GPA, "pai_tracker", Tracker(), raising=False)
+    perforate.stub_plots()
+    perforate.finish_graphs(draw=False)
+    assert seen["value"] == 70.0  # clamped to the last recorded epoch for the write
+    assert GPA.pai_tracker.member_vars["epoch_last_improved"] == 9  # and put back afterwards
