@@ -136,7 +136,7 @@ def _closing_lines(progress: Progress, cfg: Any, sweep_dir: Path, report_dir: Pa
     """The sweep's last lines: where the report is and the commands that open the runs and the study."""
     if report_dir is not None:
         progress.note(f"report: {Path(report_dir).resolve() / 'report.html'}")
-    if tracker.enabled:
+    if getattr(tracker, "enabled", False) and hasattr(tracker, "open_command"):  # a hook object (docs/sweeps.md) may have neither
         command = _guarded(progress, "tracking", tracker.open_command)
         if command:
             progress.note(f"runs: {command}")

@@ -556,19 +556,26 @@ RESUME_NAME = "resume"
 _TRACKER_KEYS = ("current_best_validation_score", "epoch_last_improved", "current_step_count")
 
 
-def save_resume_point(model: "nn.Module", folder: str = SAVE_NAME) -> dict:
+def resume_name(epoch: int) -> str:
+    """Resume points alternate between two names (resume0, resume1): save_system is not atomic, so a kill while it
+    writes one leaves the other, the one the last complete sidecar names, intact."""
+    return f"{RESUME_NAME}{int(epoch) % 2}"
+
+
+def save_resume_point(model: "nn.Module", folder: str = SAVE_NAME, name: str = RESUME_NAME) -> dict:
     """Save model + tracker history (UPA.save_system) and return the tracker values load_system loses."""
     GPA, UPA = _pai()
-    UPA.save_system(model, folder, RESUME_NAME)
+    UPA.save_system(model, folder, name)
     state = {k: copy.deepcopy(GPA.pai_tracker.member_vars.get(k)) for k in _TRACKER_KEYS}
     state["total_epochs_run"] = GPA.pai_tracker.member_vars.get("total_epochs_run")
+    state["name"] = name
     return state
 
 
 def load_resume_point(model: "nn.Module", state: dict, folder: str = SAVE_NAME) -> "nn.Module":
     """Rebuild dendrites and tracker from the last resume point; IntegrationError if it is not the one `state` describes."""
     GPA, UPA = _pai()
-    loaded = UPA.load_system(model, folder, RESUME_NAME, load_from_manual_save=True)
+    loaded = UPA.load_system(model, folder, state.get("name", RESUME_NAME), load_from_manual_save=True)
     model = loaded if loaded is not None else model
     epochs = GPA.pai_tracker.member_vars.get("total_epochs_run")
     if epochs != state.get("total_epochs_run"):

@@ -183,7 +183,7 @@ class PAISession:
         if self.enabled:
             from pai_sweep import perforate
 
-            state["tracker"] = perforate.save_resume_point(self.model)
+            state["tracker"] = perforate.save_resume_point(self.model, name=perforate.resume_name(self.epoch))
         else:
             state["model"] = self.model.state_dict()
         opt = self.optimizer()

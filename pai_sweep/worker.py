@@ -428,7 +428,7 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
     # unlike wall seconds does not grow when other work shares the machine
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result.extra["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
-    for leftover in (trial_dir / RESUME_FILE, trial_dir / PAI_SAVE_NAME / "resume.pt"):
+    for leftover in (trial_dir / RESUME_FILE, *(trial_dir / PAI_SAVE_NAME / f"resume{k}.pt" for k in ("", 0, 1))):
         leftover.unlink(missing_ok=True)  # only a killed run needs them
     write_result(trial_dir, result)
     print(f"pai-sweep: {result.status}: {result.reason}", flush=True)

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -261,4 +262,5 @@ def test_broken_folder_as_a_real_command(tmp_path):
     assert proc.returncode == 0
     assert "pai_best_arch_scores.csv: line 3 has 4 fields, the header has 3: the file is malformed" in proc.stdout
     assert "paiswitch_epochs.csv: not a text file" in proc.stdout
-    assert "paiparam_counts.csv: line 1 is incomplete (no line end): the file is truncated" in proc.stdout
+    # where the cut falls depends on the random draws before it (and so on the other files' sizes): any line
+    assert re.search(r"paiparam_counts\.csv: line \d+ is incomplete \(no line end\): the file is truncated", proc.stdout)
