@@ -241,6 +241,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
+def paired(diffs: list[float]) -> dict[str, Any]:
+    """Mean of per-seed differences with its standard error; 'beyond noise' at 2 standard errors."""
+    k = len(diffs)
+    mean = sum(diffs) / k if k else 0.0
+    sd = (sum((d - mean) ** 2 for d in diffs) / (k - 1)) ** 0.5 if k > 1 else float("nan")
+    se = sd / k**0.5 if k > 1 else float("nan")
+    return {"mean": round(mean, 5), "se": round(se, 5) if se == se else None, "seeds": k,
+            "beyond_noise": bool(k > 1 and se == se and abs(mean) >= 2 * se and mean != 0)}
+
+
+def guided_vs_tpe(runs: dict[str, list[dict[str, Any]]], n: int, grid: list[float]) -> dict[str, Any]:
+    """Guided minus plain TPE, paired by seed: hypervolume after k trials and at equal compute."""
+    pairs = list(zip(runs["guided"], runs["tpe"]))
+    at_trials = {k: paired([g["curves"]["hypervolume"][k - 1] - t["curves"]["hypervolume"][k - 1] for g, t in pairs])
+                 for k in sorted({max(1, round(n * f)) for f in (0.25, 0.5, 0.75, 1.0)})}
+    at_compute = {c: paired([hv_at_compute(g, c) - hv_at_compute(t, c) for g, t in pairs])
+                  for c in (grid[len(grid) // 4], grid[len(grid) // 2], grid[-1])} if grid else {}
+    return {"after_trials": at_trials, "at_compute_seconds": at_compute}
+
+
 def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
     mean = {m: {k: mean_curve([r["curves"][k] for r in rs]) for k in rs[0]["curves"]} for m, rs in runs.items() if rs}
     tpe_final = mean["tpe"]["hypervolume"][-1]
@@ -273,6 +293,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
         "beats_tpe_at_equal_compute": bool(gaps and min(gaps) >= -1e-9 and gaps[-1] > 0),
         "guided_minus_tpe_at_compute": {"min": round(min(gaps), 5), "max": round(max(gaps), 5), "final": round(gaps[-1], 5)} if gaps else None,
         "per_seed": per_seed,
+        "guided_minus_tpe_paired": guided_vs_tpe(runs, n, grid),
         "target_met": bool(share is not None and share <= TARGET_COMPUTE_SHARE),
         "seconds": {m: round(sum(r["seconds"] for r in rs), 1) for m, rs in runs.items()},
         "compute_seconds": {m: round(totals[m], 1) for m in runs},
@@ -300,12 +321,21 @@ def task_markdown(task: str, data: dict[str, Any], n: int) -> str:
             f"HV @{s['compute_grid'][-1]:.0f} s", "fewest params feasible", "best score < baseline size",
             "rule trials", "derived points", "lower bounds", "CPU s per sweep", "wall trial-s per sweep"]
     per_seed = ", ".join(f"seed {r['seed']}: {r['compute_share']}" for r in s["per_seed"])
+    gp = s["guided_minus_tpe_paired"]
+
+    def said(d: dict[str, Any]) -> str:
+        se = f" +/- {d['se']:.3f}" if d["se"] is not None else ""
+        return f"{d['mean']:+.3f}{se}{' (beyond the noise)' if d['beyond_noise'] else ' (inside the noise)'}"
+
+    diffs = "; ".join([*(f"after {k} trials {said(d)}" for k, d in gp["after_trials"].items()),
+                       *(f"at {float(c):.0f} CPU s {said(d)}" for c, d in gp["at_compute_seconds"].items())])
     return (
         f"\n## {task}\n\n" + common.md_table(head, rows)
         + f"\n\nPlain TPE's final mean hypervolume {s['tpe_final_hypervolume']}; guided needs a share "
         f"{s['compute_share_to_reach_tpe_final']} of TPE's compute to reach each seed's TPE final ({per_seed}). "
         f"Guided minus TPE mean hypervolume at equal compute: {s['guided_minus_tpe_at_compute']}; "
-        f"never below TPE: {s['beats_tpe_at_equal_compute']}.\n"
+        f"never below TPE: {s['beats_tpe_at_equal_compute']}.\n\n"
+        f"Guided minus TPE hypervolume, paired by seed (mean +/- standard error over seeds): {diffs}.\n"
     )
 
 
