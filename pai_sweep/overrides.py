@@ -44,25 +44,24 @@ def did_you_mean(text: str, overrides: list[str]) -> str:
     return f"{key}={value}: the config has no key {key}; {hint} (+{key}=... adds a new key, which nothing reads)"
 
 
-def valid_keys(overrides: list[str]) -> list[str]:
-    """Every key of the config these group choices compose (the schema's keys)."""
-    from omegaconf import OmegaConf
+def valid_keys(overrides: list[str] | None = None) -> list[str]:
+    """Every key the config schema has (pai_sweep.schema.Config, which every composed config is merged into).
 
-    from pai_sweep.compose import compose
+    Read from the dataclasses, not by composing: the same keys, without a second Hydra compose (and
+    without this module importing compose, which imports it)."""
+    import dataclasses
 
-    groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0] and not o.startswith(("~", "hydra"))]
-    try:
-        cfg = compose(groups)
-    except Exception:  # noqa: BLE001 - a bad group choice: the defaults' keys
-        cfg = compose([])
+    from pai_sweep.schema import Config
+
     out: list[str] = []
 
-    def walk(node: Any, prefix: str) -> None:
-        for k, v in node.items():
-            name = f"{prefix}{k}"
+    def walk(cls: Any, prefix: str) -> None:
+        for f in dataclasses.fields(cls):
+            name = f"{prefix}{f.name}"
             out.append(name)
-            if isinstance(v, dict) and k != "space":
-                walk(v, name + ".")
+            inner = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+            if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+                walk(inner, name + ".")
 
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    walk(Config, "")
     return out

@@ -89,7 +89,7 @@ def _run(run_cfg: Any, folder: Path, epochs_limit: int, batches: int, timeout: f
 
         proc = spawn_warm(folder, extra_args=args)
     else:
-        from pai_sweep.worker import spawn_worker
+        from pai_sweep.spawn import spawn_worker
 
         proc = spawn_worker(folder, extra_args=args)
     try:

@@ -5,7 +5,7 @@ Reads TRIAL_DIR/run.yaml (groups model, downsize, dendrites, data, train), works
 failed with a one-line reason, whatever happened (exception, pdb trap, the library's
 sys.exit(0), NaN). Only a killed process leaves no result.json; the caller marks that failed.
 
-Importing this module does not import torch (the CLI uses spawn_worker).
+Importing this module does not import torch. Callers start it with pai_sweep.spawn.spawn_worker.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 from pai_sweep.consumers import Reads
 from pai_sweep.errors import ConfigError, PaiSweepError
+from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
 from pai_sweep.trial_files import (
     METRICS,
     PAI_SAVE_NAME,
@@ -41,32 +42,6 @@ from pai_sweep.trial_files import (
 
 RUN_GROUPS = ("model", "downsize", "dendrites", "data", "train")
 RESUME_FILE = "resume_state.pt"  # the sidecar of the last resume point (train.resume); the model is pai/resume.pt
-
-
-def spawn_worker(
-    trial_dir: str | Path,
-    env: dict[str, str] | None = None,
-    log_path: str | Path | None = None,
-    extra_args: list[str] | tuple[str, ...] = (),
-) -> subprocess.Popen:
-    """Start the worker for a trial folder: stdin closed, cwd = the folder, output to worker.log.
-
-    It runs in its own process group, so `os.killpg(proc.pid, signal.SIGTERM)` stops it with
-    any children. `env` entries are added to (not replacing) the current environment.
-    """
-    trial_dir = Path(trial_dir).resolve()
-    log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **(env or {})}
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pai_sweep.worker", str(trial_dir), *extra_args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=trial_dir,
-            env=full_env,
-            start_new_session=True,
-        )
 
 
 def load_run_config(trial_dir: Path) -> Any:

@@ -59,7 +59,7 @@ def run_command(args) -> int:
     from pai_sweep.perforate import check_knobs
     from pai_sweep.preflight import write_run_config
     from pai_sweep.trial_files import RESULT, STATUS_FAILED, WORKER_LOG, TrialResult, iter_metrics, read_result, write_result
-    from pai_sweep.worker import spawn_worker
+    from pai_sweep.spawn import spawn_worker
 
     cfg = compose(args.overrides)
     check_knobs(cfg.dendrites)

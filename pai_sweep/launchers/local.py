@@ -84,7 +84,7 @@ def is_gpu_oom(reason: str) -> bool:
 
 
 def _default_spawn(trial_dir: Path, env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
-    from pai_sweep.worker import spawn_worker
+    from pai_sweep.spawn import spawn_worker
 
     return spawn_worker(trial_dir, env=env, log_path=log_path)
 

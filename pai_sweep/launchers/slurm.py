@@ -147,7 +147,7 @@ class WorkerJob:
         return code
 
     def spawn(self, trial_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-        from pai_sweep.worker import spawn_worker  # own session, output appended to worker.log
+        from pai_sweep.spawn import spawn_worker  # own session, output appended to worker.log
 
         return spawn_worker(trial_dir, env=env, log_path=trial_dir / WORKER_LOG)
 
