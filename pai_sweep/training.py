@@ -139,6 +139,10 @@ class PAISession:
                     "or check the data for NaN"
                 )
         restructured = complete = False
+        if self.enabled and self._optimizer is None:
+            # PerforatedAI steps the optimizer's scheduler inside add_validation_score: without one it fails deep inside
+            raise TrialFailure("session.report() came before session.optimizer(): call opt = session.optimizer() before "
+                               "the first epoch, and again after every restructure (docs/worker.md)")
         if self.enabled:
             from pai_sweep import perforate
 

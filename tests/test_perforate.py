@@ -151,6 +151,13 @@ def test_session_caps_epochs_and_refuses_nan(tmp_path):
         _session(tmp_path / "x").report(float("nan"))
 
 
+def test_report_before_optimizer_is_one_line_not_a_library_crash(tmp_path):
+    train = {"max_epochs": 3, "optimizer": {"type": "SGD", "args": {"lr": 0.1}}}
+    session = PAISession(nn.Linear(2, 2), train_cfg=train, enabled=True, trial_dir=tmp_path)
+    with pytest.raises(TrialFailure, match=r"session.report\(\) came before session.optimizer\(\)"):
+        session.report(50.0)
+
+
 def test_final_csvs_survive_a_stale_epoch_last_improved(monkeypatch):
     """3.2.9's tracker can end (epoch cap after a learning-rate search rollback) with epoch_last_improved past its
     rolled-back score history; its plotting indexes the scores with it before writing Scores.csv, so finish_graphs
