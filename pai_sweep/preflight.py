@@ -129,7 +129,9 @@ def _run(run_cfg: Any, folder: Path, epochs_limit: int, batches: int, timeout: f
         report["reason"] = f"the worker exited with code {code} without a result; see {folder / WORKER_LOG}"
         report["verdict"] = f"FAILED: {report['reason']}"
     elif result.status != "complete":
-        report["verdict"] = f"FAILED: dendrites cannot be added as configured: {result.reason}"
+        # a data problem stops any training, with or without dendrites: say so instead of blaming the dendrites
+        what = "the data cannot be read" if str(result.reason).startswith("data") else "dendrites cannot be added as configured"
+        report["verdict"] = f"FAILED: {what}: {result.reason}"
     elif dendrites >= CAPACITY_DENDRITES:
         report["ok"] = True
         grown = " -> ".join(f"{p:,}" for p in params)

@@ -163,6 +163,31 @@ def test_cifar_offline_without_data_says_what_to_do(tmp_path):
     assert "data.download=false" in message and "data.root" in message and "data=digits32" in message and "\n" not in message
 
 
+def test_cifar_download_that_fails_offline_does_not_advise_download(tmp_path, monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)  # offline, at once
+    with pytest.raises(DataError) as err:
+        load_data({"name": "cifar10", "root": str(tmp_path / "none"), "download": True}, batch_size=8, seed=0)
+    message = str(err.value)
+    assert "the download failed" in message and "set data.download=true" not in message
+    assert "data=digits32" in message and "\n" not in message
+
+
+def test_a_corrupt_image_is_named_with_the_fix(tmp_path):
+    write_image_folder(tmp_path / "pics")
+    broken = sorted((tmp_path / "pics" / "train").rglob("*.*"))[0]
+    broken.write_bytes(b"not an image at all")
+    with pytest.raises(DataError) as err:  # the folder is read into tensors up front: the error comes before any training
+        bundle = load_data({"name": "image_folder", "root": str(tmp_path / "pics"), "image_size": 16}, batch_size=64, seed=0)
+        for _ in bundle.train:
+            pass
+    assert str(broken) in str(err.value) and "replace or remove it" in str(err.value) and "shapes" not in str(err.value)
+
+
 def test_image_folder_holds_out_a_missing_test_split(tmp_path):
     write_image_folder(tmp_path / "pics")
     bundle = load_data({"name": "image_folder", "root": str(tmp_path / "pics"), "image_size": 16, "test_fraction": 0.25}, batch_size=4, seed=0)

@@ -47,9 +47,12 @@ def cifar(spec) -> tuple[Dataset, Dataset, Dataset, int]:
         test_set = cls(root, train=False, download=False)
     except Exception as exc:  # RuntimeError (missing files), URLError (offline), pickle errors
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        # with data.download=true already set, the download itself failed (offline): advise what can still work
+        fetch = ("the download failed (no internet?): download it where there is internet and copy it there"
+                 if spec.download else "set data.download=true (needs internet)")
         raise DataError(
             f"data={spec.name} cannot be read from data.root={root!r} ({reason}): put {CIFAR_FOLDERS[spec.name]}/ there, "
-            "set data.download=true (needs internet), or use data=digits32 offline"
+            f"{fetch}, or use data=digits32 offline"
         ) from exc
 
     def tensors(ds) -> ImageTensors:
@@ -59,6 +62,17 @@ def cifar(spec) -> tuple[Dataset, Dataset, Dataset, int]:
     full = tensors(train_set)
     val, train = seeded_split(len(full), (spec.val_fraction,), spec.seed, full.labels.numpy())
     return Subset(full, train.tolist()), Subset(full, val.tolist()), tensors(test_set), len(train_set.classes)
+
+
+def _readable_image(path: str):
+    """torchvision's default image loader, with a file that is not an image as one DataError naming it and the fix."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:  # PIL raises all of these on broken files
+        raise DataError(f"data: {path} is not a readable image ({type(exc).__name__}); replace or remove it") from exc
 
 
 def image_folder(spec) -> tuple[Dataset, Dataset, Dataset, int]:
@@ -71,7 +85,7 @@ def image_folder(spec) -> tuple[Dataset, Dataset, Dataset, int]:
     for split in ("train", "val", "test"):
         if (root / split).is_dir():
             try:
-                splits[split] = datasets.ImageFolder(str(root / split), transform=to_tensor)
+                splits[split] = datasets.ImageFolder(str(root / split), transform=to_tensor, loader=_readable_image)
             except (FileNotFoundError, RuntimeError) as exc:
                 reason = " ".join(str(exc).split())
                 raise DataError(f"data.root={str(spec.root)!r}: {split}/ holds no images ({reason}); put images in {split}/<class>/") from exc
