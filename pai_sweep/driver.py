@@ -6,6 +6,7 @@ space, the objective's direction, the pruner, and (on resume) that the folder's 
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ from omegaconf import OmegaConf
 
 from pai_sweep.consumers import check_space
 from pai_sweep.data import check_available
-from pai_sweep.errors import ConfigError, SweepError, TrackingError
+from pai_sweep.errors import CheckFailed, ConfigError, SweepError, TrackingError
 from pai_sweep.launchers import Launcher, make_launcher
 from pai_sweep.objective import directions
 from pai_sweep.progress import Progress
@@ -69,7 +70,7 @@ def _check_integration(cfg: Any, sweep_dir: Path, progress: Progress) -> None:
     if not result.ok:
         (sweep_dir / "check" / "check.json").unlink(missing_ok=True)  # check again on the next start
         problems = "; ".join(result.problems) or " ".join(result.verdict.split())
-        raise SweepError(
+        raise CheckFailed(
             f"pai-sweep check found {len(result.problems) or 'a'} problem(s): {problems} "
             f"(full verdict: pai-sweep check with the same overrides; skip it with sweep.check_first=false)"
         )
@@ -81,11 +82,19 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     # The launcher first: a local pool boots its warm worker server now, so the server's imports (torch,
     # perforatedai) run while the config is checked, the study opened and the check runs; a SLURM launcher
     # refuses a bad partition at once.
+    created = not Path(cfg.sweep.dir).exists()  # a folder this run makes is this run's to remove
     launcher = launcher or make_launcher(cfg.launcher, Path(cfg.sweep.dir), int(cfg.sweep.in_flight))
+    failed_check = False
     try:
         return _run_sweep(cfg, launcher, stream)
+    except CheckFailed:
+        failed_check = True
+        raise
     finally:
         launcher.close()
+        if failed_check and created:
+            # nothing ran: leave no half-made sweep folder behind (the next start would resume it as if it had)
+            shutil.rmtree(cfg.sweep.dir, ignore_errors=True)
 
 
 def _run_sweep(cfg: Any, launcher: Launcher, stream: TextIO | None) -> dict[str, Any]:

@@ -37,6 +37,10 @@ class TooManyFailures(SweepError):
     exit_code = 3
 
 
+class CheckFailed(SweepError):
+    """Raised when the sweep's one-off integration check finds the model cannot work: no trial runs."""
+
+
 class LauncherError(PaiSweepError):
     """Raised when a trial cannot be submitted (unknown partition, missing shared folder)."""
 
