@@ -6,12 +6,14 @@ matplotlib's Agg backend, and pai-sweep's worker modules. Importing them configu
 PerforatedAI's config singleton is built with its defaults and reads no file until a trial uses it
 (in the trial's folder), so a forked child starts exactly like a fresh process. The library's
 import-time line goes to a buffer, not to the driver's terminal; a module that fails to import is
-left for the trial to import (and report) itself.
+left for the trial to import (and report) itself. The imported objects are then frozen out of the
+garbage collector's sight (gc.freeze), so a child's collections do not touch the parent's pages.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import io
 
@@ -22,6 +24,7 @@ MODULES = (
     "pai_sweep.worker", "pai_sweep.training", "pai_sweep.perforate", "pai_sweep.models", "pai_sweep.models.build",
     "pai_sweep.models.vision",
     "pai_sweep.data", "pai_sweep.data.loaders", "pai_sweep.data.digits", "pai_sweep.task", "pai_sweep.validate",
+    "sklearn.model_selection", "pyarrow", "PIL.Image", "PIL.PngImagePlugin",
 )
 
 with contextlib.redirect_stdout(io.StringIO()):
@@ -30,3 +33,7 @@ with contextlib.redirect_stdout(io.StringIO()):
             importlib.import_module(_name)
         except Exception:  # noqa: BLE001 - the trial imports it again and says what is wrong
             pass
+# Everything imported so far never needs collecting: out of the collector's sight, a forked child's garbage
+# collections do not write to (and so copy) the pages of these objects.
+gc.collect()
+gc.freeze()
