@@ -139,14 +139,20 @@ def test_use_array_submits_the_trials_of_one_refill_as_one_array(tmp_path, fake_
     assert [j.info["job_id"] for j in plain.submit_many(trials[:2])] == ["4242", "4242"]
 
 
-def test_a_refused_array_fails_each_of_its_trials(tmp_path, fake_slurm):
-    _fake(fake_slurm.parent / "bin", "sbatch", "echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\nexit 1\n")
+def _two_trial_folders(tmp_path):
+    """(number, folder) of trials 0 and 1 under tmp_path/sw, each with a run.yaml."""
     trials = []
     for n in (0, 1):
         trial = tmp_path / "sw" / "trials" / str(n)
         trial.mkdir(parents=True)
         (trial / "run.yaml").write_text("model: {}\n")
         trials.append((n, trial))
+    return trials
+
+
+def test_a_refused_array_fails_each_of_its_trials(tmp_path, fake_slurm):
+    _fake(fake_slurm.parent / "bin", "sbatch", "echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\nexit 1\n")
+    trials = _two_trial_folders(tmp_path)
     launcher = make_launcher(compose(["launcher=slurm", "launcher.use_array=true"]).launcher, tmp_path / "sw", 2)
     errors = launcher.submit_many(trials)
     assert len(errors) == 2 and all(isinstance(e, LauncherError) for e in errors)
@@ -247,12 +253,7 @@ def test_a_pending_array_task_cancelled_without_a_trace_is_a_failure(tmp_path, f
     _fake(bin_dir, "sbatch", 'echo "Submitted batch job 4242"\n')
     _fake(bin_dir, "squeue", "echo '4242_0|RUNNING|gpu07|None'\n")
     _fake(bin_dir, "sacct", f'echo "$@" > "{tmp_path}/sacct.args"\necho "4242_0|RUNNING|gpu07|0:0|None"\n')
-    trials = []
-    for n in (0, 1):
-        trial = tmp_path / "sw" / "trials" / str(n)
-        trial.mkdir(parents=True)
-        (trial / "run.yaml").write_text("model: {}\n")
-        trials.append((n, trial))
+    trials = _two_trial_folders(tmp_path)
     launcher = make_launcher(compose(["launcher=slurm", "launcher.use_array=true", "launcher.poll_interval=1"]).launcher,
                              tmp_path / "sw", 2)
     jobs = launcher.submit_many(trials)
