@@ -47,3 +47,11 @@ def test_progress_ticks_are_whole_trials_and_derived_trials_are_free(tmp_path):
     assert max(xs) == 13  # 13 trials ran (baseline included); the 3 derived ones add nothing
     assert ax.get_title()
     importance_plot({"dendrites.max_dendrites": 0.7, "train.optimizer.args.lr": 0.3}, tmp_path / "imp.png")
+
+
+def test_trials_table_names_searched_keys_by_their_last_part():
+    from pai_sweep.report import short_keys
+
+    keys = ["dendrites.max_dendrites", "dendrites.candidate_weight_initialization_multiplier", "train.optimizer.args.lr",
+            "model.width_mult", "downsize.width_mult"]
+    assert short_keys(keys) == ["max_dendrites", "init multiplier", "lr", "model.width_mult", "downsize.width_mult"]

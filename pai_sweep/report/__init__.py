@@ -49,6 +49,16 @@ def _point(row: TrialRow) -> dict[str, Any]:
 REASON_CHARS = 60  # longer reasons are cut in the tables (report.json keeps them whole)
 
 
+KEY_ABBREVIATIONS = {"candidate_weight_initialization_multiplier": "init multiplier"}
+
+
+def short_keys(keys: list[str]) -> list[str]:
+    """Column names for searched keys: the last part of each (dendrites.max_dendrites -> max_dendrites), the whole
+    key where two share a last part; the longest knob names abbreviated (the table stays readable at 1,400 px)."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return [KEY_ABBREVIATIONS.get(t, t) if last.count(t) == 1 else k for k, t in zip(keys, last)]
+
+
 def shorten(text: str | None, limit: int = REASON_CHARS) -> str | None:
     if text is None or len(text) <= limit:
         return text
@@ -141,14 +151,15 @@ def _document(data: SweepData, rep: dict[str, Any]) -> Doc:
 
     doc.h("Trials, best first")
     keys = data.search_keys
-    headers = ["rank", "trial", "origin", "state", "objective", "val", "test", "parameters", "dendrites", *keys, "reason"]
+    headers = ["rank", "trial", "origin", "state", "objective", "val", "test", "parameters", "dendrites", *short_keys(keys), "reason"]
     rows = []
     for i, r in enumerate(sorted_rows(data), 1):
         rank = i if r in data.done() else ""
         rows.append([rank, r.number, r.origin, r.state.lower(), r.objective, r.score, r.test, r.params, r.dendrites,
                      *[r.search.get(k) for k in keys], shorten(r.reason)])
     doc.p("Trials are ranked and chosen on the validation score; the test score of the same architecture is shown beside "
-          "it. Long reasons are cut here; report.json has them whole.")
+          "it. Searched keys are named by their last part where that is unambiguous, and long reasons are cut; "
+          "report.json has both whole.")
     doc.table(headers, rows)
     verdict = rep.get("dendrites")
     if verdict:
