@@ -25,7 +25,7 @@ from submitit.core.utils import DelayedSubmission, FailedJobError
 
 from pai_sweep.errors import ConfigError, LauncherError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
-from pai_sweep.launchers.slurm_queue import COMMAND_TIMEOUT_S, SlurmQueue, partitions, to_job_state
+from pai_sweep.launchers.slurm_queue import COMMAND_TIMEOUT_S, SlurmQueue, partition_resources, partitions, to_job_state
 from pai_sweep.trial_files import LAUNCH, RESULT, RUN_CONFIG, WORKER_LOG, read_result, write_json
 
 _STOP_GRACE_S = 20.0  # seconds a preempted worker gets between SIGTERM and SIGKILL
@@ -236,10 +236,33 @@ class SubmititLauncher(Launcher):
         return folder
 
     def _check_partition(self) -> None:
-        known = partitions()
-        if self.cfg.partition and self.cfg.partition not in known:
-            raise LauncherError(f"launcher.partition={self.cfg.partition!r} is not a partition of this cluster; "
+        """Before any submission: the partition exists and one node can hold a trial's request (else sbatch refuses
+        every trial with its own message, and the sweep burns its budget on them)."""
+        try:
+            known = partitions()
+        except LauncherError as exc:
+            raise LauncherError(f"{exc}; is the SLURM controller reachable from here? (scontrol ping)") from None
+        cfg = self.cfg
+        if cfg.partition and cfg.partition not in known:
+            raise LauncherError(f"launcher.partition={cfg.partition!r} is not a partition of this cluster; "
                                 f"sinfo lists: {', '.join(known) or '(none)'}")
+        res = partition_resources(cfg.partition)
+        if res is None:
+            return
+        where = f"launcher.partition={cfg.partition}" if cfg.partition else "the default partition"
+        gpus, cpus = int(cfg.gpus_per_trial or 0), int(cfg.cpus_per_trial or 1)
+        if gpus and res.gpus == 0:
+            raise LauncherError(f"{where} has no GPUs (sinfo gres: {res.gres}) but launcher.gpus_per_trial={gpus}: "
+                                "set launcher.gpus_per_trial=0 for CPU trials, or pick a GPU partition")
+        if gpus and res.gpus is not None and gpus > res.gpus:
+            raise LauncherError(f"{where} has at most {res.gpus} GPU(s) per node but launcher.gpus_per_trial={gpus}: "
+                                f"set launcher.gpus_per_trial={res.gpus} or less")
+        if res.cpus is not None and cpus > res.cpus:
+            raise LauncherError(f"{where} has at most {res.cpus} CPUs per node but launcher.cpus_per_trial={cpus}: "
+                                f"set launcher.cpus_per_trial={res.cpus} or less")
+        if cfg.mem_gb and res.mem_mb is not None and float(cfg.mem_gb) * 1024 > res.mem_mb:
+            raise LauncherError(f"{where} has at most {res.mem_mb / 1024:.1f} GB per node but launcher.mem_gb={cfg.mem_gb}: "
+                                f"set launcher.mem_gb={res.mem_mb // 1024} or less (or null for the partition's default)")
 
     def _make_executor(self) -> submitit.AutoExecutor:
         cfg = self.cfg

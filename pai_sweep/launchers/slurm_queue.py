@@ -67,6 +67,51 @@ def partitions() -> list[str]:
     return sorted({line.strip().rstrip("*") for line in out.splitlines() if line.strip()})
 
 
+@dataclass
+class PartitionResources:
+    """The most one node of a partition offers (sinfo %G %c %m); None where sinfo did not say."""
+
+    gres: str
+    gpus: int | None
+    cpus: int | None
+    mem_mb: int | None
+
+
+def _count(text: str) -> int | None:
+    text = text.strip().rstrip("+")
+    return int(text) if text.isdigit() else None
+
+
+def _gpus(gres: str) -> int | None:
+    """GPUs per node from a gres string: 'gpu:4', 'gpu:a100:2(S:0-1)', 'gpu:1,shard:8' -> 4, 2, 1; '(null)' -> 0."""
+    if gres.strip() in ("", "(null)"):
+        return 0
+    total = 0
+    for item in gres.split(","):
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu":
+            n = _count(parts[-1]) if len(parts) > 1 else None
+            total += n if n is not None else 1  # 'gpu' or 'gpu:a100' without a count: one
+    return total
+
+
+def partition_resources(partition: str | None) -> PartitionResources | None:
+    """The named partition's (or the default one's) largest node; None when sinfo's answer cannot be read."""
+    rows = [line.strip().split("|") for line in run_command(["sinfo", "-h", "-o", "%P|%G|%c|%m"]).splitlines()]
+    rows = [r for r in rows if len(r) == 4 and (r[0].rstrip("*") == partition if partition else r[0].endswith("*"))]
+    if not rows:
+        return None
+    gpus = [_gpus(r[1]) for r in rows]
+    cpus = [_count(r[2]) for r in rows]
+    mems = [_count(r[3]) for r in rows]
+    return PartitionResources(
+        gres=",".join(sorted({r[1] for r in rows})),
+        gpus=max(gpus) if all(g is not None for g in gpus) else None,
+        cpus=max(c for c in cpus if c is not None) if any(c is not None for c in cpus) else None,
+        mem_mb=max(m for m in mems if m is not None) if any(m is not None for m in mems) else None,
+    )
+
+
 def expand_ids(job_id: str) -> list[str]:
     """`12_[2-3,5%2]` (tasks of a job array still pending together) -> 12_2, 12_3, 12_5; other ids as they are."""
     head, bracket, rest = job_id.partition("_[")
