@@ -82,6 +82,21 @@ def recommended_params(
     return params if space.contains(params) else None
 
 
+def new_recommendations(advice: Iterable[tuple], study: optuna.Study, space: SearchSpace, config: Any) -> list[tuple[str, dict[str, Any], tuple]]:
+    """(rule_id, recommended params, the advice item) for each item (finding, parent number, parent params, ...) whose
+    recommendation is a trial neither stored nor queued yet, in order; repeats among them dropped."""
+    seen = known_param_sets(study, space)
+    out: list[tuple[str, dict[str, Any], tuple]] = []
+    for item in advice:
+        finding, _, parent_params = item[:3]
+        params = recommended_params(finding, parent_params, space, config)
+        if params is None or params_key(params) in seen:
+            continue
+        seen.add(params_key(params))
+        out.append((str(getattr(finding, "rule_id", "unknown")), params, item))
+    return out
+
+
 def enqueue_rule_trials(
     study: optuna.Study,
     findings: Iterable[Any],
@@ -91,18 +106,11 @@ def enqueue_rule_trials(
     config: Any,
     room: int,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Enqueue up to `room` new trials from the findings; returns (rule_id, params) of each."""
-    seen = known_param_sets(study, space)
+    """Enqueue up to `room` new trials from one trial's findings, without the rule policy; returns (rule_id, params)."""
     added: list[tuple[str, dict[str, Any]]] = []
-    for finding in findings:
-        if len(added) >= room:
-            break
-        params = recommended_params(finding, parent_params, space, config)
-        if params is None or params_key(params) in seen:
-            continue
-        rule_id = str(getattr(finding, "rule_id", "unknown"))
+    advice = [(f, parent_number, parent_params) for f in findings]
+    for rule_id, params, _ in new_recommendations(advice, study, space, config)[: max(0, room)]:
         enqueue_rule_trial(study, rule_id, parent_number, params, space)
-        seen.add(params_key(params))
         added.append((rule_id, params))
     return added
 

@@ -388,14 +388,9 @@ class SweepLoop:
         pending, self.pending_rules = self.pending_rules, []
         if room <= 0:
             return
-        seen = feedback.known_param_sets(self.study, self.space)
         candidates, skipped = [], []
-        for finding, parent, parent_params, history, context in reversed(pending):  # the newest evidence first
-            params = feedback.recommended_params(finding, parent_params, self.space, self.cfg)
-            if params is None or feedback.params_key(params) in seen:
-                continue
-            seen.add(feedback.params_key(params))
-            rule_id = str(getattr(finding, "rule_id", "unknown"))
+        fresh = feedback.new_recommendations(reversed(pending), self.study, self.space, self.cfg)  # the newest evidence first
+        for rule_id, params, (_, parent, parent_params, history, context) in fresh:
             changed = {k: v for k, v in params.items() if parent_params.get(k) != v}
             why = rule_policy.cannot_act(changed, parent_params, history, context)
             if why:
