@@ -52,7 +52,8 @@ def summarize(history: RunHistory, context: RuleContext | None = None) -> dict[s
         "phases": _phases(history) if not s.empty else [],
         "choice": dataclasses.asdict(choice), "missing": list(history.missing),
     }
-    out["noise"] = noise_of(history, ctx).to_dict()
+    noise = noise_of(history, ctx)
+    out["noise"] = noise.to_dict()
     acc = history.accepted
     if not s.empty:
         vals = s["val"].to_numpy(dtype=float)
@@ -71,7 +72,7 @@ def summarize(history: RunHistory, context: RuleContext | None = None) -> dict[s
         vn, pn = float(acc["val"].iloc[-1]), acc["params"].iloc[-1]
         out["no_dendrite_score"] = r(v0)
         out["dendrite_gain"] = r(improvement(v0, vn, ctx))
-        j = noise_of(history, ctx).diff(v0, vn, ctx)
+        j = noise.diff(v0, vn, ctx)
         out["dendrite_gain_se"], out["dendrite_gain_beyond_noise"] = r(j.se), j.beyond
         out["per_dendrite_gain"] = {int(d): r(improvement(a, b, ctx)) for d, a, b in
                                     zip(acc["dendrites"].iloc[1:], acc["val"].iloc[:-1], acc["val"].iloc[1:])}
