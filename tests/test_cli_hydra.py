@@ -67,3 +67,51 @@ def test_subcommands_still_work(capsys):
     assert code == 0 and "resnet_efficiency" in out
     code, out, _ = run(capsys, "env")
     assert code == 0 and "optuna" in out.lower()
+
+
+def complete(capsys, monkeypatch, line):
+    """What Tab offers: Hydra's completion reads the line from COMP_LINE, as the installed bash script sets it."""
+    monkeypatch.setenv("COMP_LINE", line)
+    code, out, err = run(capsys, "-sc", "query=bash")
+    assert code == 0 and err == "", (line, err)
+    return out.split()
+
+
+def test_shell_completion_offers_groups_options_recipes_and_subcommands(capsys, monkeypatch):
+    assert complete(capsys, monkeypatch, "pai-sweep mod") == ["model.", "model="]
+    options = complete(capsys, monkeypatch, "pai-sweep model=")
+    assert "model=mlp" in options and "model=small_cnn" in options and all(o.startswith("model=") for o in options)
+    assert complete(capsys, monkeypatch, "pai-sweep sweep model=m") == ["model=mlp", "model=mobilenet_v2"]
+    assert complete(capsys, monkeypatch, "pai-sweep +recipe=") == [f"+recipe={n}" for n in recipe_names()]
+    assert "dendrites.max_dendrites=" in complete(capsys, monkeypatch, "pai-sweep model=mlp dendrites.max")
+    first = complete(capsys, monkeypatch, "pai-sweep ")
+    assert {"analyze", "report", "model=", "dendrites.", "recipe="} <= set(first)
+    assert complete(capsys, monkeypatch, "pai-sweep analyze sweeps/") == []  # the shell's file names instead
+
+
+def test_shell_completion_install_works_in_bash(tmp_path):
+    """The script `pai-sweep -sc install=bash` prints, evaluated by a real bash, fills COMPREPLY from the app."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bindir = Path(sys.executable).parent
+    assert (bindir / "pai-sweep").exists(), "the pai-sweep entry point is installed next to the interpreter"
+    script = (
+        'eval "$(pai-sweep --shell-completion install=bash)"; complete -p pai-sweep; '
+        'COMP_LINE="pai-sweep model=resnet"; COMP_POINT=${#COMP_LINE}; COMP_CWORD=1; '
+        'hydra_bash_completion; printf "<%s>\\n" "${COMPREPLY[@]}"'
+    )
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "-F hydra_bash_completion pai-sweep" in proc.stdout
+    assert proc.stdout.splitlines()[1:] == ["<model=resnet18>", "<model=resnet34>", "<model=resnet50>"]
+
+
+def test_shell_completion_bad_use_is_one_line(capsys):
+    code, _, err = run(capsys, "-sc", "install=tcsh")
+    assert code == 2 and err.count("\n") == 1 and "bash, fish, zsh" in err
+    code, _, err = run(capsys, "--shell-completion")
+    assert code == 2 and err.count("\n") == 1 and "install=SHELL" in err

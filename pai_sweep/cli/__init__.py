@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     # Bare Hydra overrides (or nothing) mean "run the sweep"; Hydra's flags (--cfg, --help, ...) work as in any Hydra app.
     sweep_args = argv[1:] if argv[:1] == ["sweep"] else (argv if not argv or argv[0] not in SUBCOMMANDS else None)
     if sweep_args is not None and hydra_flags.wants_hydra(sweep_args):
-        return _guard(lambda: hydra_flags.run_hydra_flags(sweep_args))
+        return _guard(lambda: hydra_flags.run_hydra_flags(sweep_args, tuple(SUBCOMMANDS)))
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         argv = ["sweep", *argv]
     parser = build_parser()

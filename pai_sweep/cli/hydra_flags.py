@@ -1,4 +1,5 @@
-"""Hydra's own command-line conventions for `pai-sweep [OVERRIDES]`: --cfg, --resolve, --package, --info, --help.
+"""Hydra's own command-line conventions for `pai-sweep [OVERRIDES]`: --cfg, --resolve, --package, --info, --help,
+--shell-completion (-sc).
 
 Hydra's parser reads the flags and Hydra's own Hydra object prints the config, the info and the help (with
 a help template that also lists the subcommands and the recipes), so the output is what any Hydra app
@@ -11,7 +12,8 @@ from __future__ import annotations
 from pai_sweep.overrides import did_you_mean, rewrite_overrides
 
 # Flags that mean "do what a Hydra app does" rather than run the sweep.
-FLAGS = ("--cfg", "-c", "--resolve", "--package", "-p", "--info", "-i", "--help", "-h", "--hydra-help")
+FLAGS = ("--cfg", "-c", "--resolve", "--package", "-p", "--info", "-i", "--help", "-h", "--hydra-help",
+         "--shell-completion", "-sc")
 HELP_TEMPLATE = """pai-sweep: sweep PerforatedAI dendrite settings (Hydra configs, Optuna, MLflow).
 
   pai-sweep [OVERRIDES]          run (or resume) a sweep, e.g. pai-sweep model=mlp sweep.n_trials=4
@@ -30,6 +32,7 @@ $APP_CONFIG_GROUPS
 --package,-p PKG         with --cfg: only this package, e.g. --package dendrites
 --info,-i [KIND]         Hydra's information: all, config, defaults, defaults-tree, plugins, searchpath
 --hydra-help             Hydra's own help
+-sc install=bash         Hydra's shell completion: eval "$$(pai-sweep -sc install=bash)" (zsh, fish too)
 -v                       show third-party log lines (MLflow, alembic)
 hydra.run.dir=DIR        the sweep folder (the same as sweep.dir=DIR)
 
@@ -54,8 +57,11 @@ def _help_node() -> dict:
     return {"app_name": "pai-sweep", "header": "", "footer": "", "template": template}
 
 
-def run_hydra_flags(argv: list[str]) -> int:
-    """`pai-sweep [OVERRIDES] --cfg job|hydra|all [--resolve] [--package P]`, `--info [KIND]`, `--help`."""
+def run_hydra_flags(argv: list[str], subcommands: tuple[str, ...] = ()) -> int:
+    """`pai-sweep [OVERRIDES] --cfg job|hydra|all [--resolve] [--package P]`, `--info [KIND]`, `--help`, `-sc ...`.
+
+    `subcommands`: pai-sweep's subcommand names, which shell completion also offers (passed in by the
+    dispatcher, which this module must not import)."""
     from hydra import initialize_config_dir
     from hydra._internal.utils import get_args_parser
     from hydra.core.config_store import ConfigStore
@@ -66,6 +72,8 @@ def run_hydra_flags(argv: list[str]) -> int:
 
     parser = get_args_parser()
     args = parser.parse_args(argv)
+    if args.shell_completion:
+        return shell_completion(list(args.overrides), subcommands)
     overrides = rewrite_overrides(list(args.overrides))
     _register()
     ConfigStore.instance().store(group="hydra/help", name="pai_sweep", node=_help_node(), provider="pai_sweep")
@@ -95,3 +103,61 @@ def run_hydra_flags(argv: list[str]) -> int:
 class _Args:
     def __init__(self, overrides: list[str], resolve: bool):
         self.overrides, self.resolve = overrides, resolve
+
+
+def shell_completion(args: list[str], subcommands: tuple[str, ...] = ()) -> int:
+    """`pai-sweep -sc install=bash|zsh|fish`, `uninstall=...`, and `query=...` (what the installed script runs on Tab).
+
+    Hydra's own completion plugins over the same config loader a run uses (conf/ plus the schema and the
+    recipes in the ConfigStore), so `pai-sweep mod<Tab>` offers `model=` and `pai-sweep model=<Tab>` its
+    options. The query also understands the `sweep` subcommand and offers the subcommand names."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pai_sweep.compose import _register, conf_dir
+    from pai_sweep.errors import ConfigError
+
+    kinds = [a.split("=", 1) for a in args if "=" in a]
+    if len(kinds) != 1 or kinds[0][0] not in ("install", "uninstall", "query") or len(args) != 1:
+        raise ConfigError("shell completion takes one of install=SHELL, uninstall=SHELL, query=SHELL "
+                          "(e.g. eval \"$(pai-sweep -sc install=bash)\")")
+    kind, shell = kinds[0]
+    _register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="pai-sweep"):
+            hydra = GlobalHydra.instance().hydra
+            plugins = hydra.get_shell_to_plugin_map(hydra.config_loader)
+            if shell not in plugins:
+                raise ConfigError(f"no shell completion for '{shell}'; one of: {', '.join(sorted(plugins))}")
+            plugin = plugins[shell][0]
+            if kind == "query":
+                _query(plugin, subcommands)
+            else:
+                getattr(plugin, kind)()
+    finally:
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def _query(plugin, subcommands: tuple[str, ...]) -> None:
+    """What Hydra's plugin.query prints, for the line bash puts in COMP_LINE, with `pai-sweep sweep ...` read as
+    `pai-sweep ...` and the subcommands offered for the first word. A line it cannot read offers nothing
+    (Tab then falls back to file names): a completion that prints an error would put the error on the prompt."""
+    import os
+
+    line = os.environ.get("COMP_LINE", "")
+    try:
+        rest = plugin.strip_python_or_app_name(line)
+        words = rest.split()
+        extra: list[str] = []
+        if not words or (len(words) == 1 and not rest.endswith(" ")):  # the first word: a subcommand too
+            extra = [c for c in subcommands if c.startswith(words[0] if words else "")]
+        elif words[0] in subcommands:
+            if words[0] != "sweep":
+                return  # another subcommand's own flags and paths: the shell's file-name completion
+            rest = rest.split("sweep", 1)[1].lstrip()
+        candidates = sorted(set(plugin._query(config_name="config", line=rest)) | set(extra))
+    except Exception:  # noqa: BLE001 - see the docstring: nothing rather than an error on the prompt
+        return
+    print(("\n" if plugin.provides() == "fish" else " ").join(candidates))  # as Hydra's own plugins print
