@@ -115,6 +115,33 @@ def build_sweep(root: Path, name: str = "demo", efficiency: bool = True, shift: 
     return sweep_dir, study
 
 
+def embedded_images(page: Path) -> dict[str, Path]:
+    """alt -> the PNG file beside the page, for every <img> in it; each must be a data: URI holding that very PNG
+    (no relative src that breaks once the page is shown without its folder)."""
+    import base64
+    from html.parser import HTMLParser
+
+    imgs: list[dict] = []
+
+    class Imgs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                imgs.append(dict(attrs))
+
+    Imgs().feed(page.read_text())
+    assert imgs, f"no image in {page}"
+    found = {}
+    for img in imgs:
+        head, _, payload = img["src"].partition(",")
+        assert head == "data:image/png;base64", (img["alt"], img["src"][:60])
+        png = base64.b64decode(payload, validate=True)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        match = [p for p in page.parent.glob("*.png") if p.read_bytes() == png]
+        assert len(match) == 1, img["alt"]
+        found[img["alt"]] = match[0]
+    return found
+
+
 def _expected_front(study: optuna.Study) -> set[int]:
     return {t.number for t in study.best_trials}
 
@@ -166,6 +193,9 @@ def test_report_numbers_match_the_study(tmp_path):
         assert (out / name).stat().st_size > 0, name
     md_text = (out / "report.md").read_text()
     assert "## Trials, best first" in md_text and "optimal_dendrites" in md_text and "![Pareto front](pareto.png)" in md_text
+    # report.html stands alone (MLflow's artifact viewer shows it without its folder): every plot inside it.
+    assert embedded_images(out / "report.html") == {"Pareto front": out / "pareto.png", "objective per trial": out / "progress.png",
+                                                    "parameter importances": out / "importances.png"}
 
 
 def test_report_marks_infeasible_and_single_objective(tmp_path):
@@ -196,6 +226,7 @@ def test_report_and_compare_cli(tmp_path, capsys):
     # derived trials are free: 8 trials in the guided study, 7 of them ran
     assert by_name["guided"]["trials"] == 8 and by_name["guided"]["trials_used"] == 7
     assert (tmp_path / "cmp" / "best_vs_trials.png").stat().st_size > 0 and (tmp_path / "cmp" / "pareto.png").exists()
+    assert set(embedded_images(tmp_path / "cmp" / "compare.html")) == {"best objective vs trials used", "Pareto fronts"}
 
 
 def test_report_bad_folders_are_one_line(tmp_path, capsys):

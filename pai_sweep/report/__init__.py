@@ -112,7 +112,7 @@ def write_sweep_report(sweep_dir: Path, out_dir: Path | None = None) -> Path:
     rep["plots"] = images
     doc = _document(data, rep)
     atomic_write_text(out / "report.md", doc.markdown())
-    atomic_write_text(out / "report.html", doc.html())
+    atomic_write_text(out / "report.html", doc.html(out))
     write_json(out / "report.json", rep)
     return out
 
@@ -218,6 +218,6 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path | None = None) -> Path:
     doc.image("best_vs_trials.png", "best objective vs trials used")
     doc.image("pareto.png", "Pareto fronts")
     atomic_write_text(out / "compare.md", doc.markdown())
-    atomic_write_text(out / "compare.html", doc.html())
+    atomic_write_text(out / "compare.html", doc.html(out))
     write_json(out / "compare.json", {"sweeps": summary, "plots": images})
     return out

@@ -1,9 +1,14 @@
-"""A tiny document model written out as markdown and as a standalone HTML page (same content)."""
+"""A tiny document model written out as markdown and as a standalone HTML page (same content).
+
+The HTML carries its images inside it (data: URIs): MLflow's artifact viewer shows report.html on its own,
+where a relative `<img src='pareto.png'>` points at nothing. The PNG files stay beside it for report.md."""
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -62,7 +67,8 @@ class Doc:
                 out.append("")
         return "\n".join(out)
 
-    def html(self) -> str:
+    def html(self, image_dir: Path) -> str:
+        """The page, each image read from `image_dir` and embedded (base64 PNG), so the file stands alone."""
         e = html.escape
         out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>",
                "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
@@ -77,10 +83,14 @@ class Doc:
             elif kind == "ul":
                 out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in block[1]) + "</ul>")
             elif kind == "img":
-                out.append(f"<img src='{e(block[1])}' alt='{e(block[2])}'>")
+                out.append(f"<img src='{data_uri(Path(image_dir) / block[1])}' alt='{e(block[2])}'>")
             else:
                 out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in block[1]) + "</tr>")
                 out += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in block[2]]
                 out.append("</table>")
         out.append("</body></html>")
         return "\n".join(out)
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
