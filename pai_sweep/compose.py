@@ -58,6 +58,11 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
     from pai_sweep.validate import validate
 
     validate(cfg)
+    if cfg.launcher.name in ("slurm", "submitit_local"):
+        # submitit's own parameter names; imported here, not in validate, so checking a run config never reaches submitit
+        from pai_sweep.launchers.slurm import check_config
+
+        check_config(cfg.launcher)
     check_overrides(cfg, overrides)  # a key=value the chosen options ignore would do nothing
     return cfg
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import importlib
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from pai_sweep.errors import ConfigError, SweepError
+from pai_sweep.reads import Reads  # declared in a leaf so the worker side never imports this module
 
 # Where the declarations live (module:attribute, each a Reads); checked in this order.
 CONSUMERS = (
@@ -32,23 +33,6 @@ CONSUMERS = (
     "pai_sweep.training:READS",
 )
 MAX_COMBINATIONS = 512  # option combinations a search space may enumerate
-
-
-@dataclass(frozen=True)
-class Reads:
-    """What one consumer reads: whether a field it `governs` acts under a run config.
-
-    selector: the key whose value decides (e.g. "downsize.name"); choices: the values it can take
-    (the alternatives a fix suggests); governs(field): whether this consumer decides about a field
-    key ("group.field"); acts(field, run_cfg): whether it reads that field under run_cfg;
-    hint(field, run_cfg): a better fix than "use <selector>=<other value>", or None.
-    """
-
-    selector: str
-    choices: tuple
-    governs: Callable[[str], bool]
-    acts: Callable[[str, Any], bool]
-    hint: Callable[[str, Any], "str | None"] | None = None
 
 
 @dataclass(frozen=True)

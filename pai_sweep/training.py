@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pai_sweep.consumers import Reads
+from pai_sweep.reads import Reads
 from pai_sweep.errors import ConfigError, PaiSweepError
 from pai_sweep.trial_files import EpochRecord, append_metrics
 

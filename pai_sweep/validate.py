@@ -173,9 +173,5 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"sweep.guided_share={cfg.sweep.guided_share} must be between 0 and 1")
     one_of("objective.name", cfg.objective.name, OBJECTIVES)
     one_of("objective.metric", cfg.objective.metric, ("val", "test"))
-    one_of("launcher.name", cfg.launcher.name, LAUNCHERS)
-    if cfg.launcher.name in ("slurm", "submitit_local"):
-        from pai_sweep.launchers.slurm import check_config  # submitit's own parameter names
-
-        check_config(cfg.launcher)
+    one_of("launcher.name", cfg.launcher.name, LAUNCHERS)  # a slurm launcher's own keys: compose (launchers.slurm.check_config)
     one_of("tracking.name", cfg.tracking.name, TRACKING)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pai_sweep.consumers import Reads
+from pai_sweep.reads import Reads
 from pai_sweep.models.downsize import SMALLER_FAMILIES, apply_downsize, model_spec
 
 if TYPE_CHECKING:

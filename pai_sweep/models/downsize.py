@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pai_sweep.consumers import Reads
+from pai_sweep.reads import Reads
 from pai_sweep.errors import ModelError
 from pai_sweep.schema.downsize import DownsizeConfig
 from pai_sweep.schema.model import ModelConfig
