@@ -46,8 +46,7 @@ def resolve_class(path: str, default_module: str, key: str) -> type:
 
 
 def resolve_callable(path: str, key: str) -> Callable:
-    module_name, _, name = str(path).rpartition(".")
-    if not module_name:
+    if not str(path).rpartition(".")[0]:
         raise ConfigError(f"{key}={path!r} must be a full import path, e.g. mypkg.train.my_train_fn")
     try:
         return getattr(importlib.import_module(module_name), name)
