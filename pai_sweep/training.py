@@ -20,14 +20,14 @@ plain model (no PerforatedAI at all), so baselines run through the same loop.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pai_sweep.reads import Reads
 from pai_sweep.errors import ConfigError, PaiSweepError
+from pai_sweep.models.target import locate
+from pai_sweep.reads import Reads
 from pai_sweep.trial_files import EpochRecord, append_metrics
 
 
@@ -38,9 +38,8 @@ class TrialFailure(PaiSweepError):
 def resolve_class(path: str, default_module: str, key: str) -> type:
     """A class from a bare name in `default_module` (e.g. Adam) or a full import path (pkg.mod.Class)."""
     module_name, _, name = str(path).rpartition(".")
-    module_name = module_name or default_module
     try:
-        return getattr(importlib.import_module(module_name), name)
+        return locate(f"{module_name or default_module}.{name}")
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): use a {default_module} class name or a full import path") from exc
 
@@ -49,7 +48,7 @@ def resolve_callable(path: str, key: str) -> Callable:
     if not str(path).rpartition(".")[0]:
         raise ConfigError(f"{key}={path!r} must be a full import path, e.g. mypkg.train.my_train_fn")
     try:
-        return getattr(importlib.import_module(module_name), name)
+        return locate(str(path))
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): check the module path and that it is installed") from exc
 
