@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from pai_sweep.reads import Reads
 from pai_sweep.errors import ConfigError, IntegrationError
+from pai_sweep.reads import Reads
 from pai_sweep.schema.dendrites import DendritesConfig
 
 if TYPE_CHECKING:

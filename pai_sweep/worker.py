@@ -24,8 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.reads import Reads
 from pai_sweep.errors import ConfigError, PaiSweepError
+from pai_sweep.reads import Reads
 from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
 from pai_sweep.trial_files import (
     METRICS,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pai_sweep.reads import Reads
 from pai_sweep.models.downsize import SMALLER_FAMILIES, apply_downsize, model_spec
+from pai_sweep.reads import Reads
 
 if TYPE_CHECKING:
     from torch import nn

@@ -10,8 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pai_sweep.reads import Reads
 from pai_sweep.errors import ModelError
+from pai_sweep.reads import Reads
 from pai_sweep.schema.downsize import DownsizeConfig
 from pai_sweep.schema.model import ModelConfig
 
