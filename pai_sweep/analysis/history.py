@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,12 @@ class RunHistory:
     events:    epoch (real epoch count, including discarded tries), kind (switch/rejected/before_final/end),
                dendrites, params, val
     metrics:   the pai-sweep worker's metrics.jsonl (real epochs), when the folder is a trial folder
+    anchors:   (final-history epoch, real epoch) where each stretch of the final history began (timeline.replay);
+               `loop_epoch` turns a final-history epoch into the training loop's
+
+    Epochs are numbered as the training loop counts them (metrics.jsonl `epoch`, MLflow's step, Optuna's
+    intermediate values: 0 is the first epoch run, discarded ones included) wherever a finding or the report
+    names one; `scores`, `switches`, `lr` keep PerforatedAI's renumbered final-history epochs (docs/analysis.md).
     """
 
     folder: Path
@@ -68,6 +75,7 @@ class RunHistory:
     run_config: dict[str, Any] | None = None
     pai_config: dict[str, Any] | None = None
     ended_by: str = "unknown"  # pai_complete, tries_exhausted, max_dendrites, capacity_test, epoch_cap, failed, unknown
+    anchors: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)])
 
     # ---- derived facts -------------------------------------------------------------------
     def context(self) -> RuleContext:
@@ -105,6 +113,34 @@ class RunHistory:
         if not self.events.empty:
             return int(self.events["epoch"].max()) + 1
         return len(self.scores)
+
+    def loop_epoch(self, pai_epoch: int) -> int | None:
+        """The training loop's epoch (metrics.jsonl, MLflow step) at which PerforatedAI's final-history epoch
+        `pai_epoch` was run; None when it cannot be placed.
+
+        From the snapshot replay's anchors; with metrics.jsonl the score must also be the one the loop recorded
+        there, else the first later epoch that recorded it (a rollback the snapshots do not show, such as
+        the learning-rate search's) and None when no epoch did."""
+        p = int(pai_epoch)
+        if p < 0 or (not self.scores.empty and p >= len(self.scores)):
+            return None
+        start, real = next(a for a in reversed(self.anchors) if a[0] <= p)
+        q = real + (p - start)
+        if self.metrics.empty or "val" not in self.metrics or self.scores.empty:
+            return q
+        want = float(self.scores["val"].iloc[p])
+        loop = self.metrics[["epoch", "val"]].to_numpy(dtype=float)
+        for epoch, val in loop[loop[:, 0] >= q]:
+            if math.isclose(val, want, rel_tol=1e-6, abs_tol=1e-9):
+                return int(epoch)
+        return None
+
+    def switch_loop_epoch(self, pai_epoch: int) -> int | None:
+        """The training loop's epoch at which the model got the dendrites of the final history's switch after
+        `pai_epoch` (PerforatedAI's switch epoch is the last one of the old architecture it kept, not the one it
+        restructured at): the epoch before the new architecture's first kept one."""
+        after = self.loop_epoch(int(pai_epoch) + 1)
+        return None if after is None else after - 1
 
     def extra_name(self, kind: str) -> str | None:
         """The extra score named like kind ("train", "test"), case-insensitive, or None."""

@@ -142,6 +142,21 @@ def switch_windows(history: RunHistory, ctx: RuleContext, window: int = WINDOW) 
     return out
 
 
+def epoch_name(history: RunHistory, pai_epoch: int) -> str:
+    """'epoch 12', numbered as the training loop counts (metrics.jsonl, MLflow's step), or "PerforatedAI's
+    epoch 9" (its renumbered final history) when the loop's epoch cannot be placed."""
+    loop = history.loop_epoch(pai_epoch)
+    return f"epoch {loop}" if loop is not None else f"PerforatedAI's epoch {int(pai_epoch)}"
+
+
+def switch_name(history: RunHistory, pai_epoch: int) -> str:
+    """The switch whose old architecture ends at final-history epoch `pai_epoch`, in the loop's numbering:
+    'the switch at epoch 9' (the epoch the model was restructured at), else 'the switch after PerforatedAI's
+    epoch 7'."""
+    loop = history.switch_loop_epoch(pai_epoch)
+    return f"the switch at epoch {loop}" if loop is not None else f"the switch after PerforatedAI's epoch {int(pai_epoch)}"
+
+
 def scaled(current: Any, factor: float, relative: str, *, integer: bool = False, minimum: float | None = None) -> Any:
     """An absolute recommendation from the current value (numbers and lists), else the relative string."""
     if current is None:

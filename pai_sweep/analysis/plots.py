@@ -27,15 +27,24 @@ def plot_scores(history: RunHistory, path: Path) -> Path | None:
         return None
     fig = _figure()
     ax = fig.add_subplot(111)
-    ax.plot(s["epoch"], s["val"], marker="o", ms=3, label="validation")
+    # The training loop's epochs (as metrics.jsonl and MLflow's steps) when every kept epoch can be placed: the
+    # gaps are the epochs PerforatedAI discarded. Else PerforatedAI's renumbered final history, said so.
+    loop = [history.loop_epoch(int(e)) for e in s["epoch"]]
+    switches = [(int(sw["dendrites"]), history.switch_loop_epoch(int(sw["epoch"])), int(sw["epoch"]))
+                for _, sw in history.switches.iterrows()]
+    placed = None not in loop and all(at is not None for _, at, _ in switches)
+    x = loop if placed else s["epoch"]
+    ax.plot(x, s["val"], marker="o", ms=3, label="validation")
     for name in history.extras:
         if s[name].notna().any():
-            ax.plot(s["epoch"], s[name], ls="--", alpha=0.7, label=name)
+            ax.plot(x, s[name], ls="--", alpha=0.7, label=name)
     top = ax.get_ylim()[1]
-    for _, sw in history.switches.iterrows():
-        ax.axvline(sw["epoch"] + 0.5, color="grey", ls=":", lw=1)
-        ax.text(sw["epoch"] + 0.6, top, f"{int(sw['dendrites'])}d", va="top", fontsize=8, color="grey")
-    ax.set_xlabel("epoch (PerforatedAI's final history)")
+    for dendrites, at, pai in switches:
+        e = at if placed else pai
+        ax.axvline(e + 0.5, color="grey", ls=":", lw=1)
+        ax.text(e + 0.6, top, f"{dendrites}d", va="top", fontsize=8, color="grey")
+    ax.set_xlabel("epoch (as the training loop counts; gaps: epochs PerforatedAI discarded)" if placed
+                  else "epoch (PerforatedAI's final history)")
     ax.set_ylabel("score")
     ax.set_title(f"{history.save_name}: scores, dotted lines = dendrites added")
     ax.legend(loc="lower right", fontsize=8)

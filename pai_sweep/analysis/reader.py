@@ -37,7 +37,7 @@ def read_history(path, save_name: str | None = None) -> RunHistory:
     if trial_dir is not None:
         _add_trial(hist, trial_dir)
     if timeline.mark_in_progress(hist):
-        hist.events = timeline.events(hist, [int(e) for e in _raw_switches(hist)])
+        hist.events, hist.anchors = timeline.replay(hist, [int(e) for e in _raw_switches(hist)])
     return hist
 
 
@@ -272,7 +272,7 @@ def _read_run(run: RunFiles) -> RunHistory:
         missing=missing,
         pai_config=pai_config,
     )
-    hist.events = timeline.events(hist, raw_switch)
+    hist.events, hist.anchors = timeline.replay(hist, raw_switch)
     hist.ended_by = timeline.ended_by(hist)
     return hist
 

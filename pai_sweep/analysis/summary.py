@@ -23,7 +23,9 @@ def _phases(history: RunHistory) -> list[dict[str, Any]]:
     status = dict(zip(history.best_arch[history.best_arch["status"] != "rejected"]["dendrites"],
                       history.best_arch[history.best_arch["status"] != "rejected"]["status"])) if not history.best_arch.empty else {}
     for d, seg in history.scores.groupby("dendrites"):
-        out.append({"dendrites": int(d), "first_epoch": int(seg["epoch"].min()), "last_epoch": int(seg["epoch"].max()),
+        # the loop's epochs (metrics.jsonl, MLflow's step) of the phase's first and last kept epoch
+        out.append({"dendrites": int(d), "first_epoch": history.loop_epoch(int(seg["epoch"].min())),
+                    "last_epoch": history.loop_epoch(int(seg["epoch"].max())),
                     "epochs": len(seg), "params": r(pmap.get(d)), "status": status.get(d, "kept"),
                     "best_val": r(float(seg["val"].max())), "last_val": r(float(seg["val"].iloc[-1]))})
     return out
@@ -62,7 +64,8 @@ def summarize(history: RunHistory, context: RuleContext | None = None) -> dict[s
         gain = improvement(vals[0], final, ctx)
         tail = vals[-STABILITY_EPOCHS:]
         out.update({
-            "initial_score": r(vals[0]), "final_score": r(final), "best_score": r(vals[best_i]), "best_epoch": best_i,
+            "initial_score": r(vals[0]), "final_score": r(final), "best_score": r(vals[best_i]),
+            "best_epoch": history.loop_epoch(best_i),
             "improvement": r(gain), "improvement_pct": r(100 * rel(gain, vals[0]), 3),
             "stability": {"epochs": len(tail), "std": r(float(np.std(tail))),
                           "mean_abs_change": r(float(np.mean(np.abs(np.diff(tail)))) if len(tail) > 1 else 0.0)},

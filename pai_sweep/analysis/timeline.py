@@ -9,8 +9,15 @@ from pai_sweep.analysis.history import IN_PROGRESS, KEPT, RunHistory
 
 def events(hist: RunHistory, raw_switch: list[int]) -> pd.DataFrame:
     """Replay the snapshots to place every restructure on the real epoch count (discarded epochs included)."""
+    return replay(hist, raw_switch)[0]
+
+
+def replay(hist: RunHistory, raw_switch: list[int]) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
+    """The events (see `events`) and the anchors: (a final-history epoch, the real epoch it was run at) for the
+    first epoch after each rollback, so final-history epoch p was run at real epoch q + (p - a) for the last
+    anchor (a, q) with a <= p (each stretch of the final history was written by the last run that reached it)."""
     lists = [raw_switch] + [s.switch_epochs for s in hist.snapshots]
-    real, kept, rows = 0, 0, []
+    real, kept, rows, anchors = 0, 0, [], [(0, 0)]
     for snap in hist.snapshots:
         n = len(snap.scores)
         real += max(0, n - kept)
@@ -34,13 +41,14 @@ def events(hist: RunHistory, raw_switch: list[int]) -> pd.DataFrame:
             rows.append({"epoch": real - 1, "kind": "before_final", "dendrites": max(len(arch) - 1, 0),
                          "params": None, "val": None})
             kept = n
+        anchors.append((kept, real))
     real += max(0, len(hist.scores) - kept)
     if real > 0:
         best = hist.best_arch[hist.best_arch["accepted"]] if not hist.best_arch.empty else hist.best_arch
         rows.append({"epoch": real - 1, "kind": "end", "dendrites": int(best["dendrites"].max()) if not best.empty else 0,
                      "params": _params_for(hist, int(best["dendrites"].max()) if not best.empty else 0),
                      "val": float(best["val"].max()) if not best.empty else None})
-    return pd.DataFrame(rows, columns=["epoch", "kind", "dendrites", "params", "val"])
+    return pd.DataFrame(rows, columns=["epoch", "kind", "dendrites", "params", "val"]), anchors
 
 
 def _params_for(hist: RunHistory, dendrites: int):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pai_sweep.analysis.findings import Finding
-from pai_sweep.analysis.measures import WINDOW, arch_gains, r, scaled, switch_windows, worth_threshold
+from pai_sweep.analysis.measures import WINDOW, arch_gains, epoch_name, r, scaled, switch_name, switch_windows, worth_threshold
 from pai_sweep.analysis.noise import noise_of
 from pai_sweep.analysis.rules import rule
 
@@ -26,7 +26,7 @@ def never_added(history, ctx):
     epochs = history.total_epochs
     vals = history.scores["val"].to_numpy(dtype=float)
     best = int(vals.argmax() if ctx.maximizing else vals.argmin())
-    ev = {"epochs": epochs, "best_epoch": best, "epochs_since_best": len(vals) - 1 - best,
+    ev = {"epochs": epochs, "best_epoch": history.loop_epoch(best), "epochs_since_best": len(vals) - 1 - best,
           "n_epochs_to_switch": ctx.n_epochs_to_switch, "switch_mode": ctx.switch_mode, "ended_by": history.ended_by}
     if ctx.switch_mode == "no_switch":
         return Finding("dendrites.never_added", "problem", "Dendrites were never added",
@@ -81,7 +81,8 @@ def before_plateau(history, ctx):
         if not rise.beyond:
             continue  # the rise before the switch is inside the sampling noise: no evidence it was still improving
         if g >= PREMATURE_REL_GAIN or (w["segment_epochs"] >= 2 * WINDOW + 1 and share >= PREMATURE_SHARE):
-            early.append({"dendrites": w["dendrites"], "switch_epoch": w["epoch"], "rel_gain_last_epochs": r(g),
+            early.append({"dendrites": w["dendrites"], "switch_epoch": history.switch_loop_epoch(w["epoch"]),
+                          "kept_epoch": history.loop_epoch(w["epoch"]), "pai_epoch": w["epoch"], "rel_gain_last_epochs": r(g),
                           "share_of_segment_gain": r(share), "rise": rise})
     if not early:
         return None
@@ -93,8 +94,9 @@ def before_plateau(history, ctx):
     rises = [e.pop("rise") for e in early]
     return Finding(
         "switch.before_plateau", "warning", "Dendrites added before the score plateaued",
-        f"At the switch after epoch {first['switch_epoch']} the score had still risen {100 * first['rel_gain_last_epochs']:.1f}% "
-        f"in the last {WINDOW} epochs; the base network could have improved more first.",
+        f"At {switch_name(history, first['pai_epoch'])} the score had still risen {100 * first['rel_gain_last_epochs']:.1f}% "
+        f"in the {WINDOW} kept epochs up to {epoch_name(history, first['pai_epoch'])} (the model PerforatedAI kept); "
+        "the base network could have improved more first.",
         {"switches": early, "window": WINDOW, "switch_mode": ctx.switch_mode}, rec,
         dendrites=[e["dendrites"] - 1 for e in early],
     ).measured(rises[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pai_sweep.analysis.findings import Finding
-from pai_sweep.analysis.measures import WINDOW, improvement, r, rel, scaled, shifted
+from pai_sweep.analysis.measures import WINDOW, epoch_name, improvement, r, rel, scaled, shifted
 from pai_sweep.analysis.noise import noise_of
 from pai_sweep.analysis.rules import rule
 
@@ -22,6 +22,11 @@ def _val_series(history):
     if not history.metrics.empty and "val" in history.metrics:
         return history.metrics["val"].to_numpy(dtype=float), "metrics.jsonl"
     return history.scores["val"].to_numpy(dtype=float), "Scores.csv"
+
+
+def _loop_epoch(history, i: int, src: str) -> int | None:
+    """The training loop's epoch of position i in _val_series (metrics.jsonl's own `epoch`, else placed)."""
+    return int(history.metrics["epoch"].iloc[i]) if src == "metrics.jsonl" else history.loop_epoch(i)
 
 
 @rule("lr.dropped_too_fast")
@@ -45,9 +50,11 @@ def dropped_too_fast(history, ctx):
         return None
     return Finding(
         "lr.dropped_too_fast", "warning", "Learning rate dropped too fast",
-        f"The learning rate fell to {rates[low[0]]:.3g} (from {lr0:.3g}) by epoch {t} of {len(rates)}, "
-        f"and the score improved only {100 * gain:.2f}% afterwards; give the scheduler more patience.",
-        {"initial_lr": lr0, "lr_at": r(rates[low[0]], 8), "epoch": t, "epochs": len(rates), "rel_gain_after": r(gain)},
+        f"The learning rate fell to {rates[low[0]]:.3g} (from {lr0:.3g}) by {epoch_name(history, t)} "
+        f"(within the first {low[0] + 1} of {len(rates)} kept epochs), and the score improved only {100 * gain:.2f}% "
+        "afterwards; give the scheduler more patience.",
+        {"initial_lr": lr0, "lr_at": r(rates[low[0]], 8), "epoch": history.loop_epoch(t), "pai_epoch": t,
+         "epochs": len(rates), "rel_gain_after": r(gain)},
         {"train.scheduler.args.patience": scaled(ctx.scheduler_patience, 2, "x2", integer=True, minimum=2)},
     )
 
@@ -123,10 +130,14 @@ def converged_early(history, ctx):
     after = len(vals) - 1 - best
     if after < EARLY_SHARE * len(vals):
         return None
-    keep = best + 1 + max(2, (ctx.n_epochs_to_switch or 2))
+    loop_best = _loop_epoch(history, best, src)
+    at = f"epoch {loop_best}" if loop_best is not None else f"PerforatedAI's epoch {best}"
+    keep = (best if loop_best is None else loop_best) + 1 + max(2, (ctx.n_epochs_to_switch or 2))
     return Finding(
         "training.converged_early", "info", "Converged early",
-        f"The best score came at epoch {best} of {len(vals)}; the last {after} epochs brought no improvement.",
-        {"best_epoch": best, "epochs": len(vals), "epochs_after_best": after, "source": src},
+        f"The best score came at {at} (of {history.total_epochs} epochs run, counted from 0); "
+        f"the last {after} {'epochs' if src == 'metrics.jsonl' else 'kept epochs'} brought no improvement.",
+        {"best_epoch": loop_best, "pai_epoch": None if src == "metrics.jsonl" else best, "epochs": len(vals),
+         "epochs_after_best": after, "source": src},
         {"train.max_epochs": keep},
     )

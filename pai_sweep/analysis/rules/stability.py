@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pai_sweep.analysis.findings import Finding
-from pai_sweep.analysis.measures import WINDOW, improvement, r, rel, scaled, switch_windows
+from pai_sweep.analysis.measures import WINDOW, improvement, r, rel, scaled, switch_name, switch_windows
 from pai_sweep.analysis.noise import Judgement, noise_of
 from pai_sweep.analysis.rules import rule
 
@@ -28,7 +28,8 @@ def after_switch(history, ctx):
     drops = {w["epoch"]: Judgement(w["drop"], noise.diff_se(w["score_at_switch"], w["worst_after"])) for w in wins}
     bad = [w for w in wins if w["rel_drop"] >= UNSTABLE_REL_DROP and w["drop"] >= UNSTABLE_NOISE * w["noise_before"]
            and drops[w["epoch"]].beyond]  # a fall inside the sampling error of two scores is not instability
-    ev = {"switches": [{"dendrites": w["dendrites"], "epoch": w["epoch"], "score_at_switch": r(w["score_at_switch"]),
+    ev = {"switches": [{"dendrites": w["dendrites"], "epoch": history.switch_loop_epoch(w["epoch"]), "pai_epoch": w["epoch"],
+                        "score_at_switch": r(w["score_at_switch"]),
                         "worst_after": r(w["worst_after"]), "rel_drop": r(w["rel_drop"]), "noise_before": r(w["noise_before"])}
                        for w in wins], "window": WINDOW}
     cwim = ctx.candidate_weight_initialization_multiplier
@@ -36,7 +37,7 @@ def after_switch(history, ctx):
         worst = max(bad, key=lambda w: w["rel_drop"])
         return Finding(
             "stability.unstable_after_switch", "warning", "Scores fell sharply after dendrites were added",
-            f"After the switch at epoch {worst['epoch']} the score fell {100 * worst['rel_drop']:.1f}% within {WINDOW} epochs; "
+            f"After {switch_name(history, worst['epoch'])} the score fell {100 * worst['rel_drop']:.1f}% within {WINDOW} epochs; "
             "smaller initial dendrite weights or a lower learning rate usually calm this.",
             ev, {"dendrites.candidate_weight_initialization_multiplier": scaled(cwim, 0.1, "x0.1"),
                  "train.optimizer.args.lr": scaled(ctx.lr, 0.5, "x0.5")},
