@@ -115,3 +115,20 @@ def test_shell_completion_bad_use_is_one_line(capsys):
     assert code == 2 and err.count("\n") == 1 and "bash, fish, zsh" in err
     code, _, err = run(capsys, "--shell-completion")
     assert code == 2 and err.count("\n") == 1 and "install=SHELL" in err
+
+
+def test_help_copies_the_config_repository_once_per_use(capsys, monkeypatch):
+    """Hydra deep-copies the whole config repository (ConfigStore with the schema and recipes) for each group it
+    lists: ~100 copies made `pai-sweep --help` take seconds. One copy per (config, overrides) now serves them."""
+    from hydra._internal.config_repository import CachingConfigRepository
+
+    copies = []
+    init = CachingConfigRepository.__init__
+    monkeypatch.setattr(CachingConfigRepository, "__init__", lambda self, delegate: (copies.append(1), init(self, delegate))[1])
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "model: " in out and "== Recipes ==" in out
+    assert len(copies) <= 3, len(copies)
+    copies.clear()
+    monkeypatch.setenv("COMP_LINE", "pai-sweep ")
+    code, out, _ = run(capsys, "-sc", "query=bash")
+    assert code == 0 and "model=" in out.split() and len(copies) <= 2, len(copies)

@@ -83,6 +83,7 @@ def run_hydra_flags(argv: list[str], subcommands: tuple[str, ...] = ()) -> int:
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="pai-sweep"):
             hydra = GlobalHydra.instance().hydra
+            _one_repository(hydra.config_loader)
             if args.help:
                 hydra.app_help("config", parser, _Args(overrides + ["hydra/help=pai_sweep"], args.resolve))
             elif args.hydra_help:
@@ -98,6 +99,28 @@ def run_hydra_flags(argv: list[str], subcommands: tuple[str, ...] = ()) -> int:
     finally:
         GlobalHydra.instance().clear()
     return 0
+
+
+def _one_repository(loader) -> None:
+    """Let this (per-command) config loader build its repository once per (config, overrides).
+
+    Hydra's help lists the groups with ~100 get_group_options calls (its own hydra/* groups included), and
+    each one deep-copies the whole config repository, ConfigStore and all (pai-sweep stores the schema and
+    every recipe there): most of `pai-sweep --help`'s time, and of each Tab of shell completion. Listing
+    only reads the copy, so one serves every call. Hydra's private method (hydra-core is pinned <1.4):
+    without it, nothing changes but the time."""
+    original = getattr(loader, "_parse_overrides_and_create_caching_repo", None)
+    if original is None:
+        return
+    made: dict = {}
+
+    def once(config_name, overrides):
+        key = (config_name, tuple(overrides))
+        if key not in made:
+            made[key] = original(config_name, overrides)
+        return made[key]
+
+    loader._parse_overrides_and_create_caching_repo = once
 
 
 class _Args:
@@ -127,6 +150,7 @@ def shell_completion(args: list[str], subcommands: tuple[str, ...] = ()) -> int:
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="pai-sweep"):
             hydra = GlobalHydra.instance().hydra
+            _one_repository(hydra.config_loader)
             plugins = hydra.get_shell_to_plugin_map(hydra.config_loader)
             if shell not in plugins:
                 raise ConfigError(f"no shell completion for '{shell}'; one of: {', '.join(sorted(plugins))}")
