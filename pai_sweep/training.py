@@ -94,6 +94,9 @@ class PAISession:
         log: Callable[[str], None] = print,
         resume_file: str | Path | None = None,
         generators: tuple = (),
+        resume_every_epoch: bool = True,
+        branch_dir: str | Path | None = None,
+        branch_info: dict | None = None,
     ):
         self.model = model
         self.device = device
@@ -118,6 +121,13 @@ class PAISession:
         self._tick = self._returned = time.perf_counter()
         self.resume_file = Path(resume_file) if resume_file is not None else None
         self._generators = tuple(g for g in generators if g is not None)  # e.g. the train loader's shuffling
+        # Points go to resume_file every epoch (train.resume), or only in the neuron phase while a branch point is
+        # wanted: at the first switch the point of the epoch before it becomes the branch point (branching.py).
+        self._resume_every_epoch = bool(resume_every_epoch)
+        self.branch_dir = Path(branch_dir) if branch_dir is not None and enabled else None
+        self._branch_info = dict(branch_info or {})
+        self._branch_pending = self.branch_dir is not None and self.resume_file is not None
+        self._point: tuple[int, Any] | None = None  # (epochs done, best_model.pt's stat) of the last point saved
 
     # -- the API a training function uses
 
@@ -145,6 +155,8 @@ class PAISession:
             from pai_sweep import perforate
 
             self.model, restructured, complete = perforate.add_scores(self.model, val, train, test)
+            if restructured and self._branch_pending:
+                self._take_branch_point()
             if complete:
                 self.end_reason = "pai_complete"
             elif restructured:
@@ -166,7 +178,7 @@ class PAISession:
         self.epoch += 1
         if not complete and self.epoch >= self.max_epochs:
             complete, self.end_reason = True, "epoch_cap"
-        if not complete and self.resume_file is not None:
+        if not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending):
             self._save_resume_point()  # first: a metrics line on disk means its resume point is too
         if self.trial_dir is not None:
             append_metrics(self.trial_dir, record)
@@ -196,9 +208,51 @@ class PAISession:
         tmp = self.resume_file.with_name(f".{self.resume_file.name}.tmp")
         torch.save(state, tmp)
         tmp.replace(self.resume_file)  # atomic: a kill leaves the previous complete point
+        self._point = (self.epoch, _stat(self._best_model_file()))
 
-    def restore(self) -> None:
-        """Continue from the last resume point: model, tracker, optimizer, scheduler, RNGs, metrics.jsonl."""
+    def _best_model_file(self) -> Path:
+        from pai_sweep import perforate
+
+        return Path(perforate.SAVE_NAME) / "best_model.pt"  # the library's, in the working directory
+
+    def _take_branch_point(self) -> None:
+        """At the first switch: the point saved after the previous epoch, with the best model as it was then,
+        becomes trial_dir/branch/ (written aside, renamed into place, branch.json last)."""
+        import json
+        import shutil
+
+        import torch
+
+        from pai_sweep import branching, perforate
+
+        self._branch_pending = False
+        best = self._best_model_file()
+        if self._point is None or self._point[0] != self.epoch:
+            self.log(f"pai-sweep: no branch point: no saved state from just before the switch at epoch {self.epoch}")
+            return
+        if _stat(best) != self._point[1]:
+            # the switch epoch itself wrote a new best model: the one the prefix ended with is gone
+            self.log(f"pai-sweep: no branch point: the best model changed at the switch epoch {self.epoch}")
+            return
+        state = torch.load(self.resume_file, weights_only=False)
+        tmp = self.branch_dir.with_name(f".{self.branch_dir.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / perforate.SAVE_NAME).mkdir(parents=True)
+        shutil.copyfile(Path(perforate.SAVE_NAME) / f"{state['tracker']['name']}.pt",
+                        tmp / perforate.SAVE_NAME / f"{branching.BRANCH_MODEL}.pt")
+        if best.exists():
+            shutil.copyfile(best, tmp / perforate.SAVE_NAME / best.name)
+        state["tracker"]["name"] = branching.BRANCH_MODEL
+        torch.save(state, tmp / branching.BRANCH_STATE)
+        shutil.rmtree(self.branch_dir, ignore_errors=True)
+        tmp.replace(self.branch_dir)
+        info = {**self._branch_info, "epoch": self.epoch}
+        (self.branch_dir / branching.BRANCH_INFO).write_text(json.dumps(info, sort_keys=True))
+        self.log(f"pai-sweep: branch point saved: the state after epoch {self.epoch - 1}, before the first switch")
+
+    def restore(self, point: str | Path | None = None) -> None:
+        """Continue from a resume point (default: this trial's own last one): model, tracker, optimizer,
+        scheduler, RNGs, metrics.jsonl."""
         import random
 
         import numpy as np
@@ -206,7 +260,7 @@ class PAISession:
 
         from pai_sweep.trial_files import METRICS
 
-        state = torch.load(self.resume_file, weights_only=False)
+        state = torch.load(point or self.resume_file, weights_only=False)
         if self.enabled:
             from pai_sweep import perforate
 
@@ -230,7 +284,7 @@ class PAISession:
             (self.trial_dir / METRICS).unlink(missing_ok=True)
             for rec in self.records:
                 append_metrics(self.trial_dir, rec)
-        self.log(f"pai-sweep: resumed after epoch {self.epoch - 1} from {self.resume_file.name}")
+        self.log(f"pai-sweep: resumed after epoch {self.epoch - 1} from {Path(point or self.resume_file).name}")
 
     # -- summaries
 
@@ -285,6 +339,14 @@ class PAISession:
             return float(opt.param_groups[0]["lr"])
         except (AttributeError, IndexError, KeyError, TypeError):
             return None
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _opt_float(value: Any) -> float | None:

@@ -7,6 +7,8 @@ A trial lives in ``<sweep dir>/trials/<number>/``::
     metrics.jsonl   one JSON object per epoch, appended by the worker (see EpochRecord)
     result.json     the completion record (see TrialResult), written atomically, last
     launch.json     how the launcher started it (pid / SLURM job id), for re-attaching on resume
+    resume_state.pt the last resume point while it trains (train.resume), removed at the end
+    branch/         the state before the first switch, for trials that share that prefix (branching.py)
     worker.log      the worker's stdout and stderr
 
 result.json is the only proof that a trial finished: PerforatedAI can exit 0 on failure.
@@ -28,6 +30,7 @@ METRICS = "metrics.jsonl"
 RESULT = "result.json"
 LAUNCH = "launch.json"
 WORKER_LOG = "worker.log"
+RESUME_FILE = "resume_state.pt"  # the sidecar of the last resume point (train.resume); the model is pai/resume<k>.pt
 
 # TrialResult.status values
 STATUS_COMPLETE = "complete"  # trained to PerforatedAI's completion or the epoch cap

@@ -31,6 +31,7 @@ from pai_sweep.trial_files import (
     METRICS,
     PAI_SAVE_NAME,
     RESULT,
+    RESUME_FILE,
     RUN_CONFIG,
     STATUS_COMPLETE,
     STATUS_FAILED,
@@ -41,7 +42,7 @@ from pai_sweep.trial_files import (
 )
 
 RUN_GROUPS = ("model", "downsize", "dendrites", "data", "train")
-RESUME_FILE = "resume_state.pt"  # the sidecar of the last resume point (train.resume); the model is pai/resume.pt
+START_REFUSED = "PAI_SWEEP_START_REFUSED"  # set on the re-exec after a start point failed to load: train from epoch 0
 
 
 def load_run_config(trial_dir: Path) -> Any:
@@ -246,7 +247,7 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     """Build data and model, perforate, train; fills `result` as it goes (so a failure keeps what was known)."""
     import torch
 
-    from pai_sweep import perforate
+    from pai_sweep import branching, perforate
     from pai_sweep.data import load_data
     from omegaconf import OmegaConf
 
@@ -310,11 +311,17 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
         result.extra["auto_tracked"] = done.plan.track_names[len(d.module_names_to_track):] + done.plan.track_params
     else:
         model = model.to(device)
+    # A branch point for trials that share this run's neuron phase (branching.py): not for one that started
+    # from another's state (its prefix is the parent's), nor when this folder has one already (a resumed run)
+    wants_branch = (bool(train_cfg.branch_point) and enabled and not capacity_test and not train_cfg.start_from
+                    and branching.branch_info(trial_dir / branching.BRANCH_DIR) is None)
     session = PAISession(
         model, train_cfg=train_cfg, enabled=enabled, maximizing=bool(d.maximizing_score),
         patience=int(d.n_epochs_to_switch), device=device, trial_dir=trial_dir,
-        resume_file=trial_dir / RESUME_FILE if train_cfg.resume and not capacity_test else None,
+        resume_file=trial_dir / RESUME_FILE if (train_cfg.resume or wants_branch or resume) and not capacity_test else None,
         generators=(getattr(data.train, "generator", None),),
+        resume_every_epoch=bool(train_cfg.resume), branch_dir=trial_dir / branching.BRANCH_DIR if wants_branch else None,
+        branch_info={"signature": branching.prefix_signature(_run_dict(cfg)), "trial": trial_dir.name},
     )
     if resume:
         try:
@@ -340,6 +347,30 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     result.reason = session.end_reason or "train_fn_returned"
     if torch.cuda.is_available():
         result.extra["max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def _run_dict(cfg: Any) -> dict:
+    from omegaconf import OmegaConf
+
+    return {g: OmegaConf.to_container(cfg[g], resolve=True) for g in RUN_GROUPS}
+
+
+def _seed_start(cfg: Any, trial_dir: Path, result: TrialResult) -> bool:
+    """train.start_from: copy that state in as this trial's resume point. False (and why, in the log and
+    result.json) when it cannot be used: the trial then trains from epoch 0."""
+    from pai_sweep import branching
+
+    refused = os.environ.pop(START_REFUSED, "")
+    if not refused:
+        started, refused = branching.seed_trial(cfg.train.start_from, trial_dir, _run_dict(cfg),
+                                                lambda folder: _run_dict(load_run_config(folder)))
+        if started is not None:
+            result.extra["started_from"] = started
+            return True
+    clean_partial(trial_dir)
+    result.extra["start_refused"] = refused
+    print(f"pai-sweep: not starting from {cfg.train.start_from}: {refused}; training from epoch 0", flush=True)
+    return False
 
 
 def _finish_graphs(result: TrialResult, draw: bool) -> None:
@@ -386,13 +417,18 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
         resume = bool(cfg.train.resume) and not capacity_test and (trial_dir / RESUME_FILE).exists()
         if not resume and clean_partial(trial_dir):
             print("pai-sweep: removed the output of an interrupted earlier attempt; starting again", flush=True)
+        if not resume and cfg.train.start_from and not capacity_test:
+            resume = _seed_start(cfg, trial_dir, result)
         train_trial(cfg, trial_dir, result, capacity_test=capacity_test, max_batches=max_batches, resume=resume)
     except ResumeFailed as exc:
         # the resume point does not fit (killed half-way through saving it): start this trial again, clean
         print(f"pai-sweep: cannot resume ({exc}); starting again", flush=True)
         clean_partial(trial_dir)
         sys.stdout.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "pai_sweep.worker", str(trial_dir)])
+        env = dict(os.environ)
+        if cfg.train.start_from:
+            env[START_REFUSED] = f"its state did not load ({exc})"  # the re-run must not copy it in again
+        os.execve(sys.executable, [sys.executable, "-m", "pai_sweep.worker", str(trial_dir)], env)
     except BaseException as exc:  # noqa: BLE001 - SystemExit and BdbQuit from the library included
         result.status = STATUS_FAILED
         result.reason = failure_reason(exc)
@@ -403,7 +439,8 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
     # unlike wall seconds does not grow when other work shares the machine
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result.extra["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
-    for leftover in (trial_dir / RESUME_FILE, *(trial_dir / PAI_SAVE_NAME / f"resume{k}.pt" for k in ("", 0, 1))):
+    for leftover in (trial_dir / RESUME_FILE, trial_dir / PAI_SAVE_NAME / "branch.pt",
+                     *(trial_dir / PAI_SAVE_NAME / f"resume{k}.pt" for k in ("", 0, 1))):
         leftover.unlink(missing_ok=True)  # only a killed run needs them
     write_result(trial_dir, result)
     print(f"pai-sweep: {result.status}: {result.reason}", flush=True)

@@ -1,0 +1,144 @@
+"""Branching: a trial that shares a parent's neuron phase starts from the parent's state before its first
+switch, and ends exactly where the same config trained from epoch 0 ends (real PerforatedAI, digits).
+
+One parent keeps its branch point; for every knob the code calls post-switch, a child that differs from
+the parent only in that knob is trained twice, from scratch and from the branch point, and the two must
+agree: per-epoch scores, PerforatedAI's CSVs (Times aside) and the saved weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pai_sweep import branching
+from pai_sweep.schema import DendritesConfig, TrainConfig
+from pai_sweep.trial_files import read_metrics, read_result
+
+BASE = {
+    "model": {"name": "mlp", "hidden": [16]},
+    "dendrites": {"preset": "linear_only", "module_names_to_perforate": ["Linear"], "output_dimensions": [-1, 0],
+                  "n_epochs_to_switch": 2, "max_dendrites": 1, "improvement_threshold": [0.001, 0.0001, 0.0]},
+    "train": {"max_epochs": 16, "test_saves": False, "optimizer": {"type": "Adam", "args": {"lr": 0.05}}},
+}
+# each differs from the parent in one knob the code says acts only at or after the first switch
+POST_SWITCH_CHILDREN = {
+    "max_dendrites": {"max_dendrites": 2},
+    "candidate_weight_initialization_multiplier": {"max_dendrites": 2, "candidate_weight_initialization_multiplier": 0.2},
+    "max_dendrite_tries": {"max_dendrites": 2, "max_dendrite_tries": 1},
+    "retain_all_dendrites": {"max_dendrites": 2, "retain_all_dendrites": True},
+    "find_best_lr": {"max_dendrites": 2, "find_best_lr": False},
+    "improvement_threshold": {"max_dendrites": 2, "improvement_threshold": [0.001, 0.01]},
+}
+
+
+def _csvs(trial_dir) -> dict:
+    """PerforatedAI's CSVs by name (its timestamp in snapshot names dropped), Times CSVs aside (wall-clock seconds)."""
+    return {re.sub(r"_\d{2}\.\d{2}\.\d{4}\.\d{2}\.\d{2}\.\d{2}", "", p.name): p.read_text()
+            for p in (trial_dir / "pai").glob("*.csv") if "Times" not in p.name}
+
+
+def _run(dendrites: dict | None = None, **train) -> dict:
+    return {**BASE, "dendrites": {**BASE["dendrites"], **(dendrites or {})}, "train": {**BASE["train"], **train}}
+
+
+@pytest.fixture(scope="module")
+def branched(tmp_path_factory, run_trials):
+    root = tmp_path_factory.mktemp("branching")
+    first = {"parent": _run(branch_point=True), **{f"scratch_{k}": _run(v) for k, v in POST_SWITCH_CHILDREN.items()}}
+    dirs = run_trials(root, first, timeout=400)
+    point = str(dirs["parent"] / branching.BRANCH_DIR)
+    second = {f"branched_{k}": _run(v, start_from=point) for k, v in POST_SWITCH_CHILDREN.items()}
+    # a knob that acts before the switch (when it happens) must not branch: it trains from epoch 0 and says why
+    second["refused"] = _run({"n_epochs_to_switch": 3}, start_from=point)
+    return {**dirs, **run_trials(root, second, timeout=400)}
+
+
+def test_parent_keeps_its_state_before_the_first_switch(branched):
+    parent = branched["parent"]
+    info = branching.branch_info(parent / branching.BRANCH_DIR)
+    switch = next(r.epoch for r in read_metrics(parent) if r.restructured)
+    assert info is not None and info["epoch"] == switch > 0, (info, switch)
+    assert (parent / "branch" / "pai" / "branch.pt").exists() and (parent / "branch" / "state.pt").exists()
+    assert "branch point saved: the state after epoch" in (parent / "worker.log").read_text()
+
+
+@pytest.mark.parametrize("knob", sorted(POST_SWITCH_CHILDREN))
+def test_branched_trial_equals_training_from_scratch(branched, knob):
+    scratch, child = branched[f"scratch_{knob}"], branched[f"branched_{knob}"]
+    result = read_result(child)
+    assert result.status == "complete", result.reason
+    started = result.extra["started_from"]
+    switch = json.loads((branched["parent"] / "branch" / "branch.json").read_text())["epoch"]
+    assert started["kind"] == "branch" and started["epoch"] == switch and started["parent"] == "parent"
+    assert result.extra["resumed_at_epoch"] == switch
+    fields = ("epoch", "val", "train", "test", "loss", "lr", "params", "dendrites", "restructured")
+    ours = [tuple(getattr(r, f) for f in fields) for r in read_metrics(child)]
+    theirs = [tuple(getattr(r, f) for f in fields) for r in read_metrics(scratch)]
+    assert ours == theirs
+    assert any(r.dendrites for r in read_metrics(child)), "no dendrite was added: the knob was never exercised"
+    assert _csvs(child) == _csvs(scratch)
+    a, b = load_file(scratch / "pai" / "best_model.pt"), load_file(child / "pai" / "best_model.pt")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a if k != "tracker_string")
+
+
+def test_a_pre_switch_change_trains_from_epoch_zero_and_says_why(branched):
+    result = read_result(branched["refused"])
+    assert result.status == "complete" and "started_from" not in result.extra
+    assert "trains differently before its first switch" in result.extra["start_refused"]
+    assert read_metrics(branched["refused"])[0].epoch == 0
+    assert "training from epoch 0" in (branched["refused"] / "worker.log").read_text()
+
+
+def test_prefix_signature_ignores_exactly_the_post_switch_knobs():
+    base = {"dendrites": dataclasses.asdict(DendritesConfig()), "train": dataclasses.asdict(TrainConfig()), "model": {}}
+    sig = branching.prefix_signature(base)
+    for field in dataclasses.fields(DendritesConfig):
+        if field.name in ("enabled", "improvement_threshold"):
+            continue
+        changed = json.loads(json.dumps(base))
+        value = changed["dendrites"][field.name]
+        changed["dendrites"][field.name] = ("x" if isinstance(value, str) else [9] if isinstance(value, list)
+                                            else {"k": 1} if isinstance(value, dict) else not value if isinstance(value, bool)
+                                            else value + 1)
+        same = branching.prefix_signature(changed) == sig
+        assert same == (field.name in branching.POST_SWITCH_DENDRITE_KEYS), field.name
+    # the per-dendrite threshold schedule: its first entry judges the neuron phase, the rest come after
+    head = json.loads(json.dumps(base))
+    head["dendrites"]["improvement_threshold"] = [0.5, 0.0001, 0.0]
+    tail = json.loads(json.dumps(base))
+    tail["dendrites"]["improvement_threshold"] = [0.001, 0.5]
+    assert branching.prefix_signature(head) != sig and branching.prefix_signature(tail) == sig
+    scalar = json.loads(json.dumps(base))
+    scalar["dendrites"]["improvement_threshold"] = 0.001
+    assert branching.prefix_signature(scalar) == sig
+    # train: bookkeeping and the epoch cap do not change the prefix; the optimizer does
+    for key, value in (("resume", True), ("graphs", "every_epoch"), ("branch_point", True), ("start_from", "x"), ("max_epochs", 99)):
+        other = json.loads(json.dumps(base))
+        other["train"][key] = value
+        assert branching.prefix_signature(other) == sig, key
+    lr = json.loads(json.dumps(base))
+    lr["train"]["optimizer"]["args"]["lr"] = 0.5
+    assert branching.prefix_signature(lr) != sig
+    off = json.loads(json.dumps(base))
+    off["dendrites"]["enabled"] = False
+    assert branching.prefix_signature(off) is None
+
+
+def test_seed_refuses_what_it_cannot_use(tmp_path):
+    run = {"dendrites": {"enabled": True}, "train": {}}
+    info, why = branching.seed_trial(tmp_path / "nowhere", tmp_path / "t", run, lambda p: run)
+    assert info is None and "neither a branch point" in why
+    point = tmp_path / "p" / "branch"
+    point.mkdir(parents=True)
+    (point / "branch.json").write_text(json.dumps({"epoch": 3, "signature": branching.prefix_signature(run)}))
+    info, why = branching.seed_trial(point, tmp_path / "t", run, lambda p: run)
+    assert info is None and "holds no saved state" in why
+    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), max_epochs=10) == (0, point, 3)
+    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), max_epochs=3) is None
+    assert branching.find_parent([(0, tmp_path / "p")], "other", max_epochs=10) is None
