@@ -120,7 +120,7 @@ def test_every_contract_of_the_design_is_there():
     assert owners == {
         "perforatedai-adapter": (["perforatedai"], ["pai_sweep.perforate"]),
         "submitit-launcher": (["submitit"], ["pai_sweep.launchers.slurm"]),
-        "mlflow-tracking": (["mlflow"], ["pai_sweep.tracking"]),
+        "mlflow-tracking": (["mlflow"], ["pai_sweep.tracking.mlflow_map"]),
     }
     worker = c["worker-no-optuna"]
     assert set(worker["source_modules"]) == {"pai_sweep.worker", "pai_sweep.training"}
