@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from pai_sweep.consumers import check_space
 from pai_sweep.data import check_available
-from pai_sweep.errors import CheckFailed, ConfigError, SweepError, TrackingError
+from pai_sweep.errors import CheckFailed, ConfigError, SweepError, TrackingError, os_error_line
 from pai_sweep.launchers import Launcher, make_launcher
 from pai_sweep.objective import directions
 from pai_sweep.progress import Progress
@@ -129,12 +129,20 @@ def _run_sweep(cfg: Any, launcher: Launcher, stream: TextIO | None) -> dict[str,
     except KeyboardInterrupt:
         stopped = "interrupted"
         raise
+    except OSError as exc:  # the sweep folder refused a write (disk full, read-only): the CLI's one line
+        stopped = os_error_line(exc)
+        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         launcher.close()
         summary = build_summary(cfg, study, sweep_dir, stopped)
-        write_summary(summary, sweep_dir, progress)
+        try:
+            write_summary(summary, sweep_dir, progress)
+        except OSError as exc:
+            if stopped is None:
+                raise
+            progress.note(f"summary.json not written: {os_error_line(exc, fix=False)}")  # the reason it stopped stands
         report_dir = _guarded(progress, "report", write_sweep_report, sweep_dir)
         _guarded(progress, "tracking", tracker.finish_sweep, summary, report_dir)
         _closing_lines(progress, cfg, sweep_dir, report_dir, tracker)

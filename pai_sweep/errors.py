@@ -1,5 +1,7 @@
 """The one base exception and its thin subclasses. Each message is one line: the problem and the fix."""
 
+import errno
+
 
 class PaiSweepError(Exception):
     """Base of every error pai-sweep raises on purpose; the CLI prints it as one line, no traceback."""
@@ -47,3 +49,16 @@ class LauncherError(PaiSweepError):
 
 class TrackingError(PaiSweepError):
     """Raised when the tracking store is misconfigured (malformed URI)."""
+
+
+def os_error_line(exc: OSError, fix: bool = True) -> str:
+    """'PATH: Read-only file system (errno 30 EROFS): FIX' for any OSError on a file or folder (fix=False: without FIX)."""
+    path = exc.filename if exc.filename is not None else "a file"
+    name = errno.errorcode.get(exc.errno, "?") if exc.errno is not None else "?"
+    line = f"{path}: {exc.strerror or exc} (errno {exc.errno} {name})"
+    if not fix:
+        return line
+    advice = {errno.ENOSPC: "free disk space or choose a folder on another disk",
+              errno.EDQUOT: "free space within your quota or choose another folder"}.get(
+        exc.errno, "make it writable or choose another folder (e.g. sweep.dir=..., --out ...)")
+    return f"{line}: {advice}"

@@ -110,11 +110,19 @@ def jsonable(value: Any) -> Any:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write then rename, so a reader never sees half a file (also on a shared file system)."""
+    """Write then rename, so a reader never sees half a file (also on a shared file system). A write the file
+    system refuses (disk full, read-only) leaves no temporary file and raises an OSError naming `path`."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.errors import ConfigError, PaiSweepError
+from pai_sweep.errors import ConfigError, PaiSweepError, os_error_line
 from pai_sweep.reads import Reads
 from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
 from pai_sweep.trial_files import (
@@ -442,8 +442,14 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
     for leftover in (trial_dir / RESUME_FILE, trial_dir / PAI_SAVE_NAME / "branch.pt",
                      *(trial_dir / PAI_SAVE_NAME / f"resume{k}.pt" for k in ("", 0, 1))):
         leftover.unlink(missing_ok=True)  # only a killed run needs them
-    write_result(trial_dir, result)
-    print(f"pai-sweep: {result.status}: {result.reason}", flush=True)
+    try:
+        write_result(trial_dir, result)
+    except OSError as exc:  # disk full, read-only: the driver finds no result.json and records why (its own write fails too)
+        result.status, result.reason = STATUS_FAILED, f"cannot write {RESULT}: {os_error_line(exc, fix=False)} ({result.reason})"
+    try:
+        print(f"pai-sweep: {result.status}: {result.reason}", flush=True)
+    except OSError:  # worker.log is on the same full disk
+        pass
     return result
 
 

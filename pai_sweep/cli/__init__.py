@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from pai_sweep.cli import hydra_flags
-from pai_sweep.errors import PaiSweepError
+from pai_sweep.errors import PaiSweepError, os_error_line  # noqa: F401 - os_error_line: re-exported
 
 # subcommand -> module in pai_sweep.cli (kept short: every entry is a file next to this one)
 SUBCOMMANDS = {
@@ -74,18 +74,6 @@ def _guard(fn) -> int:
     except OSError as exc:  # the file system said no (read-only, full, a file where a folder should be): one line
         print(f"pai-sweep: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
-
-
-def os_error_line(exc: OSError) -> str:
-    """'PATH: Read-only file system (errno 30 EROFS): ...' with the fix, for any OSError on a file or folder."""
-    import errno
-
-    path = exc.filename if exc.filename is not None else "a file"
-    name = errno.errorcode.get(exc.errno, "?") if exc.errno is not None else "?"
-    fix = {errno.ENOSPC: "free disk space or choose a folder on another disk",
-           errno.EDQUOT: "free space within your quota or choose another folder"}.get(
-        exc.errno, "make it writable or choose another folder (e.g. sweep.dir=..., --out ...)")
-    return f"{path}: {exc.strerror or exc} (errno {exc.errno} {name}): {fix}"
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Outcome:
     findings: list[Any] = field(default_factory=list)
     choice: Any = None
     context: Any = None  # the analysis' RuleContext (noise model inputs, direction)
+    unwritten: OSError | None = None  # the trial folder refused analysis.json (disk full, read-only): the driver stops
 
 
 def log_tail(trial_dir: Path, lines: int = 4, limit: int = 400) -> str:
@@ -117,11 +118,15 @@ def evaluate(
         attrs.update(_dendrite_effect(history, context))
     if error:
         attrs["analysis_error"] = error
-    write_json(
-        Path(trial_dir) / ANALYSIS_FILE,
-        {"choice": jsonable(choice), "findings": jsonable(findings), "objective": attrs, "values": ov.values, "constraints": ov.constraints},
-    )
-    return Outcome(TrialState.COMPLETE, result.reason, result, ov.values, ov.constraints, attrs, history, findings, choice, context)
+    unwritten = None
+    try:
+        write_json(
+            Path(trial_dir) / ANALYSIS_FILE,
+            {"choice": jsonable(choice), "findings": jsonable(findings), "objective": attrs, "values": ov.values, "constraints": ov.constraints},
+        )
+    except OSError as exc:  # the values stand: the trial is told, then the sweep stops on the folder's error
+        unwritten = exc
+    return Outcome(TrialState.COMPLETE, result.reason, result, ov.values, ov.constraints, attrs, history, findings, choice, context, unwritten)
 
 
 def _dendrite_effect(history: Any, context: Any) -> dict[str, Any]:

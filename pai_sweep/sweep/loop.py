@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,13 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from pai_sweep.consumers import check_params
-from pai_sweep.errors import PaiSweepError, SweepError, TooManyFailures
+from pai_sweep.errors import PaiSweepError, SweepError, TooManyFailures, os_error_line
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.objective import Baseline
 from pai_sweep.progress import Progress, short_params
 from pai_sweep.schema import RUN_GROUPS
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
-from pai_sweep.sweep import feedback, rule_policy
+from pai_sweep.sweep import feedback, reserve, rule_policy
 from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
 from pai_sweep.sweep.study import (
     BASELINE,
@@ -41,9 +42,12 @@ from pai_sweep.sweep.study import (
     set_baseline,
     set_user_attrs,
     startup_trials,
+    study_store_refused,
     trial_by_number,
 )
-from pai_sweep.trial_files import RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, iter_metrics, jsonable, read_result, write_result
+from pai_sweep.trial_files import (
+    PAI_SAVE_NAME, RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, atomic_write_text, iter_metrics, jsonable, read_result, write_result,
+)
 from pai_sweep.validate import validate_run
 
 # The baseline is the original model: no dendrites and none of the downsizing fields (each applies on its own).
@@ -54,6 +58,16 @@ BASELINE_PARAMS = {
     "downsize.width_mult": 1.0,
     "downsize.depth": None,
 }
+
+
+def _is_folder_error(exc: OSError, sweep_dir: Path) -> bool:
+    """The OSError is about a file in the sweep folder (not, say, a missing sbatch)."""
+    if exc.filename is None:
+        return False
+    try:
+        return Path(exc.filename).resolve().is_relative_to(Path(sweep_dir).resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def _start_failure(exc: BaseException) -> str:
@@ -89,6 +103,9 @@ class SweepLoop:
         self.pruning = cfg.sweep.pruner != "none"
         self.timeout = cfg.sweep.trial_timeout
         self.poll_interval = float(cfg.launcher.poll_interval)
+        # The first write the sweep folder refused (disk full, read-only): the step that met it finishes (its trial
+        # is told), then the sweep stops with it; trials in flight are stopped and queued again, none left RUNNING.
+        self.refused: OSError | None = None
 
     # ---------------------------------------------------------------- counts
     def _trials(self) -> list[optuna.trial.FrozenTrial]:
@@ -151,7 +168,7 @@ class SweepLoop:
     def _restart(self, handle: optuna.trial.Trial, trial_origin: str, stored_params: dict, trial_dir: Path, reason: str) -> None:
         """Mark a trial the driver could not finish, and queue the same params to run again."""
         if trial_dir.exists() and read_result(trial_dir) is None:
-            write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason=reason))
+            self._write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason=reason))
         handle.set_user_attr("status", "failed")
         handle.set_user_attr("reason", reason)
         self.study.tell(handle, state=TrialState.FAIL)
@@ -161,24 +178,35 @@ class SweepLoop:
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> None:
+        reserve.hold(self.sweep_dir)  # room for the study to record the trials if the disk fills (_stop_refused)
+        try:
+            self._run()
+        finally:
+            reserve.release(self.sweep_dir)
+
+    def _run(self) -> None:
         self.prepare()
         try:
             while True:
                 changed = self._poll_all()
                 changed = self._refill() or changed
+                self._stop_if_refused()
                 if not self.running and self.deferred:
                     self._flush_deferred()  # the baseline will not run (budget spent): score without it
                 if not self.running and not self.deferred:
                     break
                 if not changed:
                     self.launcher.wait(self.poll_interval)  # returns the moment a local worker ends
-        except BaseException:
+        except BaseException as exc:
+            refused = self._refuse(self.refused or study_store_refused(exc, self.cfg, self.sweep_dir))
             self.stop()
+            if refused is not None and refused is not exc:
+                raise refused from exc
             raise
 
     def _refill(self) -> bool:
         launched, ready = False, []
-        while len(self.running) < self.launcher.capacity and self.budget_left() > 0:
+        while len(self.running) < self.launcher.capacity and self.budget_left() > 0 and self.refused is None:
             self._check_failures()
             ready.append(self._launch())
             launched = True
@@ -215,11 +243,16 @@ class SweepLoop:
             trial.set_user_attr("status", "running")
             validate_run(run_cfg)
             check_params(run_cfg, params)  # every searched value must act on the trial (consumers.py)
-            trial_dir.mkdir(parents=True, exist_ok=True)
             run_yaml = OmegaConf.create({g: OmegaConf.to_container(run_cfg[g], resolve=True) for g in RUN_GROUPS})
             if self.cfg.launcher.get("resume_requeued"):
                 run_yaml.train.resume = True  # a preempted job picks up at its last epoch (launcher=slurm)
-            (trial_dir / RUN_CONFIG).write_text(OmegaConf.to_yaml(run_yaml))
+            try:
+                trial_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(trial_dir / RUN_CONFIG, OmegaConf.to_yaml(run_yaml))
+            except OSError as exc:  # the sweep folder refuses writes: no trial can start, the sweep stops
+                self._refuse(exc)
+                self._restart(trial, trial_origin, trial.params, trial_dir, STOPPED_REASON)
+                return None
         except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone
             self._tell(Running(trial, trial_origin, params, trial_dir, None), Outcome(TrialState.FAIL, _start_failure(exc)))
             return None
@@ -233,6 +266,10 @@ class SweepLoop:
         for run, job in zip(ready, jobs):
             if isinstance(job, BaseException):
                 self.running.pop(run.number, None)
+                if isinstance(job, OSError) and _is_folder_error(job, self.sweep_dir):  # launch.json, worker.log refused
+                    self._refuse(job)
+                    self._restart(run.trial, run.origin, run.trial.params, run.trial_dir, STOPPED_REASON)
+                    continue
                 self._tell(run, Outcome(TrialState.FAIL, _start_failure(job)))
                 continue
             run.job, run.started = job, time.monotonic()
@@ -254,9 +291,10 @@ class SweepLoop:
             result = read_result(run.trial_dir)
             if result is None and run.job.reason:
                 result = TrialResult(status=STATUS_FAILED, reason=run.job.reason)
-                write_result(run.trial_dir, result)
+                self._write_result(run.trial_dir, result)
             self._finish(run, result, run.job.info.get("returncode"))
             changed = True
+            self._stop_if_refused()  # the folder's error is the reason to stop, not the failures it caused
             self._check_failures()  # one at a time: trials that ended in the same poll are not counted past the limit
         return changed
 
@@ -288,8 +326,28 @@ class SweepLoop:
         if result is None or result.status != status:
             # The worker's partial outputs stay; result.json records why the driver stopped it.
             result = TrialResult(status=status, reason=reason, epochs=run.reported)
-            write_result(run.trial_dir, result)
+            self._write_result(run.trial_dir, result)
         self._finish(run, result, None)
+
+    def _write_result(self, trial_dir: Path, result: TrialResult) -> OSError | None:
+        """result.json from the driver; a folder that refuses it is kept in self.refused (the sweep stops after this step)."""
+        try:
+            write_result(trial_dir, result)
+        except OSError as exc:
+            self._refuse(exc)
+            return exc
+        return None
+
+    def _refuse(self, exc: OSError | None) -> OSError | None:
+        """Keep the first refused write; give back the reserve at once, so the study can record this step."""
+        if exc is not None and self.refused is None:
+            self.refused = exc
+            reserve.release(self.sweep_dir)
+        return self.refused
+
+    def _stop_if_refused(self) -> None:
+        if self.refused is not None:
+            raise self.refused
 
     # ---------------------------------------------------------------- finishing
     def _finish(self, run: Running, result: TrialResult | None, returncode: int | None) -> None:
@@ -300,9 +358,17 @@ class SweepLoop:
             return
         is_baseline = run.origin == BASELINE
         outcome = evaluate(run.trial_dir, result, self.cfg, self.baseline, returncode, apply_penalties=not is_baseline)
+        self._refuse(outcome.unwritten)
         if result is None and run.trial_dir.is_dir():
-            write_result(run.trial_dir, TrialResult(status=STATUS_FAILED, reason=outcome.reason))  # the folder says why too
-        self._tell(run, outcome)
+            # the folder says why too; when it cannot, that is most likely what the worker died of
+            refused = self._write_result(run.trial_dir, TrialResult(status=STATUS_FAILED, reason=outcome.reason))
+            if refused is not None:
+                outcome.reason = f"its folder cannot be written: {os_error_line(refused, fix=False)} ({outcome.reason})"
+        try:
+            self._tell(run, outcome)
+        except Exception:
+            self.running[run.number] = run  # not told: stop() (or the next start) tells it
+            raise
         if is_baseline:
             if outcome.state == TrialState.COMPLETE:
                 score = outcome.attrs["score"]
@@ -408,23 +474,66 @@ class SweepLoop:
             self.progress.note("rule advice not run, the sampler's trials did better: " + "; ".join(cut))
 
     # ---------------------------------------------------------------- shutdown
+    def _stop_refused(self) -> None:
+        """The sweep folder refuses writes (disk full, read-only): stop every worker first and free the partial
+        outputs of those that had not ended (their params run again, from the start, on resume), so the study has
+        room to record each trial; then score the ended ones and mark the stopped ones. None is left RUNNING."""
+        ended, stopped = [], []
+        for run in list(self.running.values()):
+            result = read_result(run.trial_dir)
+            if result is not None:
+                ended.append((run, result))
+                continue
+            stopped.append(run)
+            self._cancel(run)
+            shutil.rmtree(run.trial_dir / PAI_SAVE_NAME, ignore_errors=True)
+        for run, result in ended:
+            try:
+                self._finish(run, result, run.job.info.get("returncode") if run.job is not None else None)
+            except Exception:  # noqa: BLE001 - the study cannot take it either: the next start scores it
+                self.progress.note(f"trial {run.number} has ended but is not scored yet: the next start scores it")
+        self.running.clear()
+        handles = [(run.trial, run.origin, run.trial.params, run.trial_dir) for run in stopped]
+        # and one the refusal met between ask and its folder (this driver is the study's only writer: prepare())
+        told = {run.number for run in stopped} | {run.number for run, _ in ended}
+        try:
+            handles += [(trial_by_number(self.study, t.number), origin(t), t.params, self.sweep_dir / "trials" / str(t.number))
+                        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number not in told]
+        except Exception:  # noqa: BLE001 - the study cannot be read: the next start marks them as stale
+            pass
+        for handle in handles:
+            self._requeue(*handle)
+        self._flush_at_stop()
+
+    def _cancel(self, run: Running) -> None:
+        if run.job is not None:
+            try:
+                self.launcher.cancel(run.job, STOPPED_REASON)
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                pass
+
+    def _requeue(self, handle: optuna.trial.Trial, trial_origin: str, params: dict, trial_dir: Path) -> None:
+        try:
+            self._restart(handle, trial_origin, params, trial_dir, STOPPED_REASON)
+        except Exception:  # noqa: BLE001 - the next start marks it as stale instead
+            pass
+
+    def _flush_at_stop(self) -> None:
+        try:
+            self._flush_deferred()
+        except Exception:  # noqa: BLE001 - they have result.json: the next start tells them
+            pass
+
     def stop(self) -> None:
         """Cancel what runs (Ctrl-C, too many failures); each is marked and queued to run again on resume."""
+        if self.refused is not None:
+            self._stop_refused()
+            return
         for run in list(self.running.values()):
             self.running.pop(run.number, None)
             if read_result(run.trial_dir) is not None and run.job is not None:
                 self.progress.note(f"trial {run.number} has ended but is not scored yet: the next start scores it")
                 continue  # its result.json stands; prepare() tells it on resume
-            if run.job is not None:
-                try:
-                    self.launcher.cancel(run.job, STOPPED_REASON)
-                except Exception:  # noqa: BLE001 - keep stopping the others
-                    pass
-            try:
-                self._restart(run.trial, run.origin, run.trial.params, run.trial_dir, STOPPED_REASON)
-            except Exception:  # noqa: BLE001 - the next start marks it as stale instead
-                pass
-        try:
-            self._flush_deferred()
-        except Exception:  # noqa: BLE001 - they have result.json: the next start tells them
-            pass
+            self._cancel(run)
+            self._requeue(run.trial, run.origin, run.trial.params, run.trial_dir)
+        self._flush_at_stop()

@@ -8,8 +8,10 @@ the configured number of trials that really ran.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pai_sweep.errors import SweepError
 from pai_sweep.search_space import SearchSpace
+from pai_sweep.trial_files import atomic_write_text
 
 SAMPLER, BASELINE, DERIVED, RULE = "sampler", "baseline", "derived", "rule:"
 STALE_REASON = "driver stopped while running"
@@ -89,14 +92,32 @@ def check_and_save_config(cfg: Any, sweep_dir: Path) -> bool:
             f"{sweep_dir} holds sweep '{cfg.sweep.name}' run with a different config ({shown or 'config'} changed); "
             "use a new sweep.name (or sweep.dir), or delete the folder to start over"
         )
-    (sweep_dir / f".{CONFIG_FILE}.tmp").write_text(OmegaConf.to_yaml(OmegaConf.create(new)))
-    (sweep_dir / f".{CONFIG_FILE}.tmp").replace(path)
-    hash_path.write_text(_digest(new_compat) + "\n")
+    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(new)))
+    atomic_write_text(hash_path, _digest(new_compat) + "\n")
     return resuming
 
 
 def storage_url(cfg: Any, sweep_dir: Path) -> str:
     return cfg.sweep.storage or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
+
+
+# What SQLite says when the disk under study.db refuses a commit, as the errno the rest of the sweep reports.
+_SQLITE_REFUSALS = {"database or disk is full": errno.ENOSPC, "attempt to write a readonly database": errno.EROFS,
+                    "disk i/o error": errno.EIO}
+
+
+def study_store_refused(exc: BaseException, cfg: Any, sweep_dir: Path) -> OSError | None:
+    """The study's SQLite file could not be written (disk full, read-only) as an OSError naming it, else None."""
+    seen = 0
+    while exc is not None and seen < 8:  # optuna's StorageInternalError <- sqlalchemy <- sqlite3
+        text = str(exc).lower()
+        for message, code in _SQLITE_REFUSALS.items():
+            if message in text and type(exc).__name__ == "OperationalError":
+                url = storage_url(cfg, sweep_dir)
+                path = url.split(":///", 1)[1] if url.startswith("sqlite:///") else url
+                return OSError(code, os.strerror(code), path)
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
