@@ -34,6 +34,12 @@ def loss_problems(train: Any, task: str) -> list[str]:
     return []
 
 
+def config_task(data: Any) -> str | None:
+    """The task the config alone decides: every built-in data set is classification; data=custom declares its own
+    (a dataset's `task` attribute, known once it is loaded: the worker and `pai-sweep check` judge it then)."""
+    return None if str(_get(data, "name", "custom")) == "custom" else "classification"
+
+
 def direction_problems(cfg: Any) -> list[str]:
     """Known before any data is loaded: the built-in loop with train.loss=mse scores the validation mse (a loss)."""
     train = cfg.train

@@ -98,10 +98,11 @@ def validate_run(cfg: DictConfig) -> None:
     validate_data(cfg.data)
     validate_train(cfg.train, maximizing=bool(cfg.dendrites.maximizing_score))
     from pai_sweep.schema.ranges import check_ranges
-    from pai_sweep.task import direction_problems
+    from pai_sweep.task import config_task, direction_problems, loss_problems
 
     check_ranges(cfg)  # every numeric knob the config holds (the sweep's too, when it has them)
-    problems = direction_problems(cfg)  # a loss scored as if higher were better
+    task = config_task(cfg.data)  # a built-in data set: the loss must fit it (its fix first: the direction follows the loss)
+    problems = (loss_problems(cfg.train, task) if task else []) + direction_problems(cfg)  # then a loss scored as if higher were better
     if problems:
         raise ConfigError(problems[0])
 

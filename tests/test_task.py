@@ -17,7 +17,7 @@ from pai_sweep.compose import compose
 from pai_sweep.errors import ConfigError
 from pai_sweep.examples import regression
 from pai_sweep.objective import directions
-from pai_sweep.task import loss_problems, objective_label
+from pai_sweep.task import config_task, loss_problems, objective_label
 from pai_sweep.training import loss_function
 
 
@@ -111,8 +111,32 @@ def test_regression_template_learns_in_a_real_run(tmp_path):
 
 
 def test_a_loss_must_be_minimised():
+    regression_data = ["+recipe=custom_template", "train.train_fn=null"]
     with pytest.raises(ConfigError) as err:
-        compose(["train.loss=mse"])
+        compose([*regression_data, "dendrites.maximizing_score=true", "train.scheduler.args.mode=max"])
     assert str(err.value) == ("train.loss=mse makes the score the validation mse (lower is better) but dendrites.maximizing_score=true: "
                               "set dendrites.maximizing_score=false train.scheduler.args.mode=min")
-    compose(["train.loss=mse", "dendrites.maximizing_score=false", "train.scheduler.args.mode=min"])
+    compose([*regression_data, "dendrites.maximizing_score=false", "train.scheduler.args.mode=min"])
+
+
+@pytest.mark.parametrize("data", ["digits", "mnist1d", "cifar10", "image_folder"])
+def test_a_regression_loss_on_a_built_in_data_set_stops_at_compose(data, tmp_path, capsys):
+    # every built-in data set is classification: the config alone decides it, so nothing is made or loaded
+    line = "the data is a classification task (class labels) but train.loss=mse is a regression loss: set train.loss=cross_entropy"
+    extra = [f"data.root={tmp_path / 'none'}"] if data == "image_folder" else []
+    for fixes_direction in ([], ["dendrites.maximizing_score=false", "train.scheduler.args.mode=min"]):
+        with pytest.raises(ConfigError) as err:
+            compose([f"data={data}", *extra, "train.loss=mse", *fixes_direction])
+        assert str(err.value) == line  # the loss's fix first, not the direction's (which would keep mse)
+    from pai_sweep.cli import main
+
+    assert main([f"data={data}", *extra, "train.loss=mse", f"sweep.dir={tmp_path / 's'}", "tracking=off"]) == 2
+    assert capsys.readouterr().err == f"pai-sweep: error: {line}\n"
+    assert not (tmp_path / "s").exists()
+
+
+def test_custom_data_decides_its_task_when_loaded():
+    # data=custom declares its task on the dataset: compose cannot know it; the check and the worker do
+    cfg = compose(["+recipe=custom_template", "train.train_fn=null", "train.loss=cross_entropy", "dendrites.maximizing_score=false",
+                   "train.scheduler.args.mode=min"])
+    assert config_task(cfg.data) is None and config_task(compose([]).data) == "classification"
