@@ -168,6 +168,7 @@ def validate(cfg: DictConfig) -> None:
     """The whole config: run groups plus sweep, objective, launcher and tracking."""
     validate_run(cfg)
     one_of("sweep.sampler", cfg.sweep.sampler, SAMPLERS)
+    one_of("sweep.branching", cfg.sweep.branching, ("auto", "off"))
     positive("sweep.n_trials", cfg.sweep.n_trials)
     positive("sweep.in_flight", cfg.sweep.in_flight)
     if not 0 <= cfg.sweep.guided_share <= 1:

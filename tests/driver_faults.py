@@ -3,7 +3,8 @@
 PAI_SWEEP_FAULTS="0:crash,1:hang,3:bad" keys on the trial's launch order (the rank of its folder
 among trials/<n>/: derived trials get numbers but no folder). Every other trial trains normally
 with the built-in loop. Actions: crash (raise), hang (sleep), nan (report NaN), bad (scores stay at
-chance, one epoch a second, so a pruner sees it lose), slow (normal training after a pause).
+chance, one epoch a second, so a pruner sees it lose), slow (normal training after a pause), paced (normal
+training, PAI_SWEEP_PACE_S seconds of sleep before each epoch's report: time to interrupt it mid-run).
 """
 
 from __future__ import annotations
@@ -50,4 +51,12 @@ def train(session, data) -> None:
                 session.optimizer()
     if what == "slow":
         time.sleep(float(os.environ.get("PAI_SWEEP_SLOW_S", "3")))
+    if what == "paced":
+        report, pace = session.report, float(os.environ.get("PAI_SWEEP_PACE_S", "0.5"))
+
+        def paced_report(*args, **kwargs):
+            time.sleep(pace)
+            return report(*args, **kwargs)
+
+        session.report = paced_report
     classification_loop(session, data, OmegaConf.load("run.yaml").train)

@@ -94,3 +94,12 @@ def test_wheel_ships_conf_and_recipes(tmp_path):
     for name in recipe_names():
         assert name in out.splitlines()[1]
         assert f"'{name}'" in out.splitlines()[2], "every recipe composes from the installed wheel"
+
+
+def test_search_space_keys_added_or_replaced_from_the_shell():
+    added = compose(["sweep.space={dendrites.max_dendrite_tries:{type:int,low:1,high:3}}"])
+    assert "dendrites.max_dendrite_tries" in added.sweep.space and "dendrites.max_dendrites" in added.sweep.space
+    only = compose(["sweep=empty", "sweep.space={dendrites.max_dendrite_tries:{type:int,low:1,high:3}}"])
+    assert list(only.sweep.space) == ["dendrites.max_dendrite_tries"]
+    with pytest.raises(ConfigError, match="did you mean dendrites.max_dendrite_tries"):  # the rest stays closed to typos
+        compose(["dendrites.max_dendrite_trys=2"])

@@ -145,7 +145,7 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
            "tracking=off", "sweep.derived_trials=false", "sweep.rule_trials=false", "train.train_fn=driver_faults.train",
            "sweep.check_first=false"]
     # Launch 1 pauses before training, so it is still running when the driver dies and restarts.
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "PAI_SWEEP_FAULTS": "1:slow", "PAI_SWEEP_SLOW_S": "60"}
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PAI_SWEEP_FAULTS": "1:slow", "PAI_SWEEP_SLOW_S": "20"}
     log = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
@@ -153,15 +153,20 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
         if not (sweep_dir / "study.db").exists():
             return False
         try:
-            states = [t.state for t in load(sweep_dir).get_trials(deepcopy=False)]
+            trials = load(sweep_dir).get_trials(deepcopy=False)
         except Exception:  # noqa: BLE001 - the study is being created
             return False
-        return TrialState.COMPLETE in states and TrialState.RUNNING in states
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        return (any(t.state == TrialState.COMPLETE for t in trials)
+                and any((Path(t.user_attrs["trial_dir"]) / "launch.json").exists() for t in running))
 
     _wait_for(one_done_one_running, 120, "a finished and a running trial")
     before = {t.number: t.values for t in load(sweep_dir).get_trials() if t.state == TrialState.COMPLETE}
+    live = {t.number: json.loads((Path(t.user_attrs["trial_dir"]) / "launch.json").read_text())["pid"]
+            for t in load(sweep_dir).get_trials() if t.state == TrialState.RUNNING and (Path(t.user_attrs["trial_dir"]) / "launch.json").exists()}
     first.send_signal(signal.SIGKILL)
     first.wait()
+    assert any(_pid_alive(pid) for pid in live.values()), "every worker ended with the driver: nothing to re-attach"
 
     env["PAI_SWEEP_FAULTS"] = ""
     second = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=240, env=env)
@@ -170,9 +175,12 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
     assert sum(1 for t in trials if counts_toward_budget(t)) == 4
     for number, values in before.items():  # nothing finished was lost or changed
         assert trials[number].state == TrialState.COMPLETE and trials[number].values == values
+    # the workers still running were followed to their end by the new driver: told once, never run again
+    for number in live:
+        assert trials[number].state == TrialState.COMPLETE, trials[number].user_attrs.get("reason")
+        assert not any(t.user_attrs.get("rerun_of") == number for t in trials)
     stale = [t for t in trials if t.user_attrs.get("reason") == STALE_REASON]
     reruns = [t for t in trials if "rerun_of" in t.user_attrs]
-    assert stale, "no trial was running when the driver died"
     assert sorted(t.number for t in stale) == sorted(t.user_attrs["rerun_of"] for t in reruns)
     for t in reruns:
         assert t.params == trials[t.user_attrs["rerun_of"]].params and t.state == TrialState.COMPLETE
@@ -186,4 +194,45 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(tmp_path):
             assert not _pid_alive(json.loads(launch.read_text())["pid"])
         else:  # killed between making its folder and starting it: it never ran; marked stale and run again
             assert any(t.user_attrs["trial_dir"] == d and t.user_attrs.get("reason") == STALE_REASON for t in trials), d
-    assert "resuming" in second.stdout and STALE_REASON in second.stdout
+    assert "resuming" in second.stdout
+
+
+def test_ctrl_c_then_the_same_command_continues_the_interrupted_trial(tmp_path):
+    """Ctrl-C stops a trial mid-run; the same command again continues it from its last finished epoch in
+    a new trial (its folder says where it started) and ends with the scores an uninterrupted run gets."""
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "pai_sweep", *SHRINK, f"sweep.dir={sweep_dir}", "sweep.n_trials=1", "sweep.in_flight=1",
+           "tracking=off", "sweep.derived_trials=false", "sweep.rule_trials=false", "train.train_fn=driver_faults.train",
+           "sweep.check_first=false"]
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PAI_SWEEP_FAULTS": "0:paced", "PAI_SWEEP_PACE_S": "0.4"}
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, text=True)
+    metrics = sweep_dir / "trials" / "0" / "metrics.jsonl"
+    _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 4, 120, "four epochs of trial 0")
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 130, out[-2000:]
+
+    env["PAI_SWEEP_FAULTS"] = ""
+    second = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=240, env=env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    trials = load(sweep_dir).get_trials()
+    rerun = next(t for t in trials if t.user_attrs.get("rerun_of") == 0)
+    assert rerun.state == TrialState.COMPLETE and rerun.user_attrs["continues"] == 0
+    folder = Path(rerun.user_attrs["trial_dir"])
+    result = json.loads((folder / "result.json").read_text())
+    assert result["extra"]["started_from"]["kind"] == "continue"
+    assert result["extra"]["resumed_at_epoch"] >= 3
+
+    # the same run config trained without interruption, in a folder of its own
+    import yaml
+
+    from pai_sweep.trial_files import read_metrics
+    from pai_sweep.worker import spawn_worker
+
+    run = yaml.safe_load((folder / "run.yaml").read_text())
+    run["train"]["start_from"] = None
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    (straight / "run.yaml").write_text(yaml.safe_dump(run))
+    spawn_worker(straight, env={**env, "OMP_NUM_THREADS": "1"}).wait(timeout=240)
+    assert [r.val for r in read_metrics(folder)] == [r.val for r in read_metrics(straight)]

@@ -82,8 +82,8 @@ def build_sweep(root: Path, name: str = "demo", efficiency: bool = True, shift: 
     directions = ["maximize", "minimize"] if efficiency else ["maximize"]
     study = optuna.create_study(storage=f"sqlite:///{sweep_dir / 'study.db'}", study_name=name, directions=directions)
 
-    def run(params: dict, origin: str, findings: list[str], ok: bool = True) -> None:
-        study.enqueue_trial(params, user_attrs={"origin": origin})
+    def run(params: dict, origin: str, findings: list[str], ok: bool = True, attrs: dict | None = None) -> None:
+        study.enqueue_trial(params, user_attrs={"origin": origin, **(attrs or {})})
         trial = study.ask()
         md = trial.suggest_int(MD, 0, 4)
         init = trial.suggest_float(INIT, 1e-3, 0.1, log=True)
@@ -106,7 +106,8 @@ def build_sweep(root: Path, name: str = "demo", efficiency: bool = True, shift: 
     for i, (md, init) in enumerate(sampler_params):
         run({MD: md, INIT: init}, "sampler", ["diminishing_returns", "overfitting"][: 1 + i % 2])
     run({MD: 2, INIT: 0.05}, "sampler", ["dendrites_never_added"], ok=False)
-    run({MD: 4, INIT: 0.001}, "rule:optimal_dendrites", ["diminishing_returns"])
+    # started from trial 1's state before its first switch (branching)
+    run({MD: 4, INIT: 0.001}, "rule:optimal_dendrites", ["diminishing_returns"], attrs={"branched_from": 1, "branch_epoch": 1})
     best_md = 1
     study.add_trial(optuna.trial.create_trial(
         params={MD: best_md, INIT: 0.01}, distributions=DISTS, values=_values(best_md, 0.01, efficiency, shift - 0.5),

@@ -80,6 +80,9 @@ def check_logged(uri, experiment, study, sweep_dir):
             assert "grown_dendrites" not in metrics and "parent" not in metrics
             assert listed(uri, child.info.run_id) == set()
             continue
+        if tags["origin"].startswith("rule:"):  # where it started is a tag, never a metric
+            assert tags["branched_from"] == "1" and tags["branch_epoch"] == "1"
+            assert "branched_from" not in metrics and "branch_epoch" not in metrics
         assert params["model.name"] == "small_cnn" and params["train.max_epochs"] == "3"
         assert [(m.step, m.value) for m in client.get_metric_history(child.info.run_id, "val")] == [(0, 80.0), (1, 81.0), (2, 82.0)]
         assert [m.step for m in client.get_metric_history(child.info.run_id, "dendrites")] == [0, 1, 2]

@@ -5,7 +5,8 @@ otherwise CPU slots (CUDA hidden); the cores are split evenly over the slots (OM
 per trial), so k trials sharing a device share its cores too. A trial that runs out of GPU memory
 while sharing its GPU is run again once, alone on a GPU (its first failure kept as
 result.oom-shared.json). Each worker runs in its own process group, so cancel kills it and
-anything it started. launch.json in the trial folder records pid, device and start time for resume.
+anything it started. launch.json in the trial folder records pid, device and start time: a driver started
+again while a worker still runs follows that worker to its end instead of running the trial again.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def _kill_group(pid: int, grace: float = _GRACE_S) -> None:
 
 
 class LocalLauncher(Launcher):
+    follows_reattached = True  # a worker left running by a dead driver is followed to its end, not run again
+
     def __init__(self, launcher_cfg: Any, sweep_dir: Path, in_flight: int, spawn: Spawn | None = None):
         self.cfg = launcher_cfg
         self.sweep_dir = Path(sweep_dir)
@@ -236,8 +239,12 @@ class LocalLauncher(Launcher):
         if job.trial_number in self.waiting:
             return JobState.PENDING
         proc = self.procs.get(job.trial_number)
-        if proc is None:  # re-attached after a driver restart: not our child
-            return JobState.RUNNING if _pid_alive(int(job.info.get("pid", -1))) else JobState.FINISHED
+        if proc is None:  # re-attached after a driver restart: not our child (no exit code: result.json says how it ended)
+            if _pid_alive(int(job.info.get("pid", -1))):
+                return JobState.RUNNING
+            self._release(job)
+            self._start_waiting()
+            return JobState.FINISHED
         code = proc.poll()
         if code is None:
             return JobState.RUNNING
@@ -279,6 +286,12 @@ class LocalLauncher(Launcher):
         folder = str(Path(trial_dir).resolve())
         if not _pid_alive(pid) or (folder not in cmdline and _cwd(pid) != folder):
             return None
+        # It keeps its device: the slot it runs in is taken (any free one if the slots changed since)
+        device = str(info.get("device", "cpu"))
+        held = [device] if device in self.free else self.free[:1]
+        for slot in held:
+            self.free.remove(slot)
+        self.job_slot[trial_number] = held
         return TrialJob(trial_number, Path(trial_dir), info)
 
     def close(self) -> None:

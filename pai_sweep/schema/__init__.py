@@ -53,4 +53,10 @@ class Config:
 
 def register() -> None:
     """Put the root schema in the ConfigStore as `schema` (conf/config.yaml lists it first)."""
-    ConfigStore.instance().store(name="schema", node=Config)
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.structured(Config)
+    # sweep.space is a user's dict of key -> distribution: an override may add keys to it
+    # ('sweep.space={model.width_mult:{...}}'), which Hydra's struct mode would refuse
+    OmegaConf.set_struct(node.sweep.space, False)
+    ConfigStore.instance().store(name="schema", node=node)

@@ -24,6 +24,7 @@ class SweepConfig:
     max_failures: int = 3  # stop the sweep after this many failed trials
     trial_timeout: Optional[float] = None  # seconds before a trial is killed (None: no limit)
     check_first: bool = True  # run `pai-sweep check` once before launching trials
+    branching: str = "auto"  # auto: a trial sharing another's neuron phase starts from its state before the switch; off
     space: dict[str, Any] = field(default_factory=dict)  # config key -> distribution (docs/search_space.md)
 
 

@@ -29,6 +29,7 @@ from pai_sweep.schema import RUN_GROUPS
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
 from pai_sweep.sweep import feedback, reserve, rule_policy
 from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
+from pai_sweep.sweep.start_points import plan_start
 from pai_sweep.sweep.study import (
     BASELINE,
     RULE,
@@ -244,8 +245,10 @@ class SweepLoop:
             validate_run(run_cfg)
             check_params(run_cfg, params)  # every searched value must act on the trial (consumers.py)
             run_yaml = OmegaConf.create({g: OmegaConf.to_container(run_cfg[g], resolve=True) for g in RUN_GROUPS})
-            if self.cfg.launcher.get("resume_requeued"):
-                run_yaml.train.resume = True  # a preempted job picks up at its last epoch (launcher=slurm)
+            rerun_of = trial.user_attrs.get("rerun_of")  # run again after an interruption: continue that attempt
+            earlier = self.sweep_dir / "trials" / str(rerun_of) if rerun_of is not None else None
+            for key, value in plan_start(self.cfg, self.sweep_dir, run_yaml, trial_origin == BASELINE, earlier).items():
+                trial.set_user_attr(key, value)
             try:
                 trial_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(trial_dir / RUN_CONFIG, OmegaConf.to_yaml(run_yaml))

@@ -23,6 +23,7 @@ from pai_sweep.tracking.records import (
     BAD_KEY,
     EPOCH_METRICS,
     MAX_PARAM,
+    START_TAGS,
     final_metrics,
     finite,
     flatten,
@@ -259,8 +260,7 @@ class MlflowTracker(Tracker):
             tags["rule"] = origin[len("rule:"):]
         if attrs.get("parent") is not None:
             tags["parent_trial"] = str(attrs["parent"])
-        if attrs.get("rerun_of") is not None:
-            tags["rerun_of"] = str(attrs["rerun_of"])
+        tags.update({key: str(attrs[key]) for key in START_TAGS if attrs.get(key) is not None})
         run_id = client.create_run(self._experiment(), start_time=rec["start_ms"], tags=tags, run_name=f"trial-{number}").info.run_id
 
         params = flatten(read_yaml(trial_dir / trial_files.RUN_CONFIG)) if trial_dir else {}

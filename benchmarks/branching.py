@@ -1,0 +1,116 @@
+"""Branching on and off: one sweep over post-switch knobs, the same trials, their cost and their results.
+
+Three sides of the same sweep (random sampler, so every side runs the same params in the same order):
+- branching: `sweep.branching=auto` (the default): trials after the first start from its state before
+  the first switch;
+- off: `sweep.branching=off`, every trial from epoch 0, a resume point every epoch (the local default);
+- off, no resume points: `sweep.branching=off launcher.resume_requeued=false`: what the per-epoch resume
+  point costs (it is what lets Ctrl-C and a driver restart continue a trial instead of re-running it).
+
+Reported: summed trial CPU seconds (each worker's own, load-independent), summed epochs each trial trained
+itself, wall seconds, and whether every trial's objective values are identical between the sides.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+
+SPACE = ("sweep.space={dendrites.max_dendrites:{type:int,low:1,high:3},"
+         "dendrites.candidate_weight_initialization_multiplier:{type:float,low:0.001,high:0.1,log:true},"
+         "dendrites.max_dendrite_tries:{type:int,low:1,high:3}}")
+SIDES = {
+    "branching": ["sweep.branching=auto"],
+    "off": ["sweep.branching=off"],
+    "off_no_resume": ["sweep.branching=off", "launcher.resume_requeued=false"],
+}
+
+
+def overrides(n: int, quick: bool) -> list[str]:
+    out = [SPACE, "sweep.sampler=random", f"sweep.n_trials={n}", "sweep.in_flight=2", "tracking=off", "sweep.check_first=false",
+           "sweep.derived_trials=false", "sweep.rule_trials=false"]
+    if quick:
+        out += ["model=mlp", "model.hidden=[16]", "dendrites=linear_only", "dendrites.n_epochs_to_switch=2", "train.max_epochs=14"]
+    return out
+
+
+def read_trials(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Each trial: number, objective values, CPU seconds, epochs it trained itself, where it started."""
+    con = sqlite3.connect(sweep_dir / "study.db")
+    values: dict[int, list[float]] = {}
+    for number, value in con.execute(
+        "SELECT t.number, v.value FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id ORDER BY t.number, v.objective"
+    ):
+        values.setdefault(int(number), []).append(value)
+    con.close()
+    rows = []
+    for folder in sorted((sweep_dir / "trials").iterdir(), key=lambda p: int(p.name)):
+        result = json.loads((folder / "result.json").read_text())
+        started = (result.get("extra") or {}).get("started_from") or {}
+        own = int(result.get("epochs") or 0) - int(started.get("epoch") or 0)
+        rows.append({"number": int(folder.name), "values": values.get(int(folder.name)), "status": result["status"],
+                     "cpu_seconds": float(result["extra"].get("cpu_seconds", 0.0)), "epochs": int(result.get("epochs") or 0),
+                     "own_epochs": own, "branched_from": started.get("parent") if started.get("kind") == "branch" else None})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = common.base_parser(__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=None, help="trials per sweep (default 10; --quick 3)")
+    args = p.parse_args(argv)
+    n = args.trials or (3 if args.quick else 10)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_branching_"))
+    base = overrides(n, args.quick)
+    sides: dict[str, Any] = {}
+    with common.LoadSampler() as load:
+        for side, extra in SIDES.items():
+            sweep_dir = work / side
+            cmd = [*common.pai_sweep_cmd(), *base, *extra, f"sweep.name={side}", f"sweep.dir={sweep_dir}"]
+            run = common.run_timed(cmd, cwd=work, log=work / f"{side}.log")
+            common.check_ok(run, f"sweep {side}")
+            trials = read_trials(sweep_dir)
+            sides[side] = {"wall_seconds": run["seconds"], "command_cpu_seconds": run["cpu_seconds"], "trials": trials,
+                           "trial_cpu_seconds": round(sum(t["cpu_seconds"] for t in trials), 2),
+                           "own_epochs": sum(t["own_epochs"] for t in trials), "epochs": sum(t["epochs"] for t in trials),
+                           "branched": sum(1 for t in trials if t["branched_from"] is not None)}
+            print(f"{side}: {run['seconds']:.0f} s wall, {sides[side]['trial_cpu_seconds']:.0f} trial CPU s, "
+                  f"{sides[side]['own_epochs']} of {sides[side]['epochs']} epochs trained, {sides[side]['branched']} branched", flush=True)
+    on, off, bare = sides["branching"], sides["off"], sides["off_no_resume"]
+    same = [t["values"] for t in on["trials"]] == [t["values"] for t in off["trials"]] == [t["values"] for t in bare["trials"]]
+    result = {
+        "benchmark": "branching", "command": common.command_line(), "machine": common.machine_info(), "load": load.summary(),
+        "quick": args.quick, "n_trials": n, "overrides": base, "sides": sides,
+        "headline": {
+            "identical_results": same,
+            "trial_cpu_saved_share": round(1 - on["trial_cpu_seconds"] / off["trial_cpu_seconds"], 3),
+            "epochs_saved_share": round(1 - on["own_epochs"] / off["own_epochs"], 3),
+            "wall_ratio_on_vs_off": common.ratio(on["wall_seconds"], off["wall_seconds"]),
+            "resume_points_cpu_ratio": common.ratio(off["trial_cpu_seconds"], bare["trial_cpu_seconds"]),
+        },
+    }
+    common.write_result("branching", result, markdown(result), args.out)
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    h, s = result["headline"], result["sides"]
+    rows = [(side, d["trial_cpu_seconds"], f"{d['own_epochs']} / {d['epochs']}", d["branched"], d["wall_seconds"])
+            for side, d in s.items()]
+    return (
+        common.header_md("Branching: one sweep over post-switch knobs, on and off", result)
+        + f"\n{result['n_trials']} trials, random sampler (the same params on every side), 2 in flight.\n\n"
+        + common.md_table(["side", "trial CPU s (summed)", "epochs trained / in the records", "branched trials", "wall s"], rows)
+        + f"\n\n- identical objective values on every side: **{h['identical_results']}**\n"
+        f"- branching saved {h['trial_cpu_saved_share']:.1%} of the trials' CPU seconds and "
+        f"{h['epochs_saved_share']:.1%} of the epochs; wall on/off {h['wall_ratio_on_vs_off']}\n"
+        f"- per-epoch resume points: trial CPU with / without = {h['resume_points_cpu_ratio']}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

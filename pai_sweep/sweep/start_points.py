@@ -1,0 +1,48 @@
+"""Where a trial starts: from epoch 0, from a branch point another trial of the sweep left, or (a trial run
+again after Ctrl-C or a driver restart) from its earlier attempt's last finished epoch.
+
+It sets the run.yaml keys the worker reads (train.resume, train.branch_point, train.start_from; the worker
+checks the start point again and trains from epoch 0, saying why, when it does not fit) and returns the
+Optuna user attrs that record the plan (docs/sweeps.md, "Branching and continuing").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import OmegaConf
+
+from pai_sweep import branching
+from pai_sweep.trial_files import RESUME_FILE
+
+BRANCHING_MODES = ("auto", "off")
+
+
+def _trial_dirs(sweep_dir: Path) -> Iterator[tuple[int, Path]]:
+    """The sweep's trial folders in trial order (branch points of earlier sessions count too)."""
+    found = []
+    for path in (Path(sweep_dir) / "trials").glob("*"):
+        if path.name.isdigit():
+            found.append((int(path.name), path))
+    return iter(sorted(found))
+
+
+def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier_attempt: Path | None) -> dict[str, Any]:
+    """Fill run_yaml's start keys for one trial; returns the user attrs to record (empty: from epoch 0)."""
+    if cfg.launcher.get("resume_requeued"):
+        run_yaml.train.resume = True  # a resume point every epoch: an interrupted trial continues where it was
+    if earlier_attempt is not None and run_yaml.train.resume and (earlier_attempt / RESUME_FILE).exists():
+        run_yaml.train.start_from = str(earlier_attempt)
+        return {"continues": int(earlier_attempt.name) if earlier_attempt.name.isdigit() else str(earlier_attempt)}
+    if cfg.sweep.get("branching", "auto") == "off" or baseline or not run_yaml.dendrites.enabled:
+        return {}
+    run_yaml.train.branch_point = True  # its neuron phase may serve later trials
+    signature = branching.prefix_signature(OmegaConf.to_container(run_yaml, resolve=True))
+    found = branching.find_parent(_trial_dirs(sweep_dir), signature, int(run_yaml.train.max_epochs))
+    if found is None:
+        return {}
+    number, point, epoch = found
+    run_yaml.train.start_from = str(point)
+    run_yaml.train.branch_point = False  # its prefix is the parent's: that branch point serves
+    return {"branched_from": number, "branch_epoch": epoch}
