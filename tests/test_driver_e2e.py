@@ -236,3 +236,32 @@ def test_ctrl_c_then_the_same_command_continues_the_interrupted_trial(tmp_path):
     (straight / "run.yaml").write_text(yaml.safe_dump(run))
     spawn_worker(straight, env={**env, "OMP_NUM_THREADS": "1"}).wait(timeout=240)
     assert [r.val for r in read_metrics(folder)] == [r.val for r in read_metrics(straight)]
+
+
+def test_a_sweep_over_post_switch_knobs_branches_and_finds_the_same_values(tmp_path):
+    """Trials that differ only in knobs acting after the first switch start from the first trial's state before
+    its switch (sweep.branching=auto, the default) and get exactly the values the same sweep gets from scratch."""
+    space = "sweep.space={dendrites.max_dendrites:{type:int,low:1,high:3},dendrites.max_dendrite_tries:{type:int,low:1,high:2}}"
+    base = [sys.executable, "-m", "pai_sweep", *SHRINK[:-1], "sweep=empty", space, "dendrites.n_epochs_to_switch=2",
+            "train.optimizer.args.lr=0.05",
+            "sweep.name=default", "sweep.sampler=random", "sweep.n_trials=3", "sweep.in_flight=1", "tracking=off", "sweep.derived_trials=false",
+            "sweep.rule_trials=false", "sweep.check_first=false"]
+    values = {}
+    for mode in ("auto", "off"):
+        sweep_dir = tmp_path / mode
+        done = subprocess.run([*base, f"sweep.branching={mode}", f"sweep.dir={sweep_dir}"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=240)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        trials = load(sweep_dir).get_trials()
+        values[mode] = [(t.params, t.values) for t in trials]
+        results = [json.loads((Path(t.user_attrs["trial_dir"]) / "result.json").read_text()) for t in trials]
+        if mode == "auto":
+            assert "branched_from" not in trials[0].user_attrs and (sweep_dir / "trials" / "0" / "branch" / "branch.json").exists()
+            for t, result in zip(trials[1:], results[1:]):
+                assert t.user_attrs["branched_from"] == 0 and t.user_attrs["branch_epoch"] > 0
+                assert result["extra"]["started_from"]["kind"] == "branch"
+                assert result["extra"]["resumed_at_epoch"] == t.user_attrs["branch_epoch"]
+        else:
+            assert not any("branched_from" in t.user_attrs for t in trials)
+            assert not any((sweep_dir / "trials" / str(t.number) / "branch").exists() for t in trials)
+    assert values["auto"] == values["off"]
