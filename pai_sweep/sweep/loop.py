@@ -107,6 +107,7 @@ class SweepLoop:
         # The first write the sweep folder refused (disk full, read-only): the step that met it finishes (its trial
         # is told), then the sweep stops with it; trials in flight are stopped and queued again, none left RUNNING.
         self.refused: OSError | None = None
+        self.last_refusal: tuple[BaseException, str] | None = None  # the last submission the launcher refused, and why
 
     # ---------------------------------------------------------------- counts
     def _trials(self) -> list[optuna.trial.FrozenTrial]:
@@ -190,11 +191,12 @@ class SweepLoop:
         try:
             while True:
                 changed = self._poll_all()
-                changed = self._refill() or changed
+                refilled = self._refill()  # True also when every trial it made ready failed to start: refill again
+                changed = refilled or changed
                 self._stop_if_refused()
                 if not self.running and self.deferred:
                     self._flush_deferred()  # the baseline will not run (budget spent): score without it
-                if not self.running and not self.deferred:
+                if not self.running and not self.deferred and not refilled:
                     break
                 if not changed:
                     self.launcher.wait(self.poll_interval)  # returns the moment a local worker ends
@@ -274,11 +276,22 @@ class SweepLoop:
                     self._restart(run.trial, run.origin, run.trial.params, run.trial_dir, STOPPED_REASON)
                     continue
                 self._tell(run, Outcome(TrialState.FAIL, _start_failure(job)))
+                self._refused_again(job)
                 continue
+            self.last_refusal = None
             run.job, run.started = job, time.monotonic()
             if run.origin == BASELINE:
                 self.baseline_pending = True
             self.progress.started(run.number, run.origin, str(job.info.get("device", "?")), run.params if run.origin != BASELINE else BASELINE_PARAMS)
+
+    def _refused_again(self, exc: BaseException) -> None:
+        """The same submission error from two submissions in a row (sbatch refusing the resources, a missing
+        executable) would fail every trial left: stop the sweep with it (one job array is one submission)."""
+        reason = _start_failure(exc)
+        last, self.last_refusal = self.last_refusal, (exc, reason)
+        if last is not None and last[0] is not exc and last[1] == reason:
+            raise SweepError(f"sweep stopped: two submissions in a row failed with the same error, every trial would: {reason}. "
+                             "Fix it (see above; pai-sweep check names the cause of most), then run the same command to resume")
 
     def _poll_all(self) -> bool:
         changed = False
