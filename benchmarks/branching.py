@@ -3,9 +3,9 @@
 Three sides of the same sweep (random sampler, so every side runs the same params in the same order):
 - branching: `sweep.branching=auto` (the default): trials after the first start from its state before
   the first switch;
-- off: `sweep.branching=off`, every trial from epoch 0, a resume point every epoch (the local default);
-- off, no resume points: `sweep.branching=off launcher.resume_requeued=false`: what the per-epoch resume
-  point costs (it is what lets Ctrl-C and a driver restart continue a trial instead of re-running it).
+- off: `sweep.branching=off`, every trial from epoch 0;
+- off, resume points: `sweep.branching=off launcher.resume_requeued=true`: what a resume point every epoch
+  costs (what lets a killed worker continue instead of starting again).
 
 Reported: summed trial CPU seconds (each worker's own, load-independent), summed epochs each trial trained
 itself, wall seconds, and whether every trial's objective values are identical between the sides.
@@ -25,14 +25,14 @@ SPACE = ("sweep.space={dendrites.max_dendrites:{type:int,low:1,high:3},"
          "dendrites.candidate_weight_initialization_multiplier:{type:float,low:0.001,high:0.1,log:true},"
          "dendrites.max_dendrite_tries:{type:int,low:1,high:3}}")
 SIDES = {
-    "branching": ["sweep.branching=auto"],
-    "off": ["sweep.branching=off"],
-    "off_no_resume": ["sweep.branching=off", "launcher.resume_requeued=false"],
+    "branching": ["sweep.branching=auto", "launcher.resume_requeued=false"],
+    "off": ["sweep.branching=off", "launcher.resume_requeued=false"],
+    "off_resume_points": ["sweep.branching=off", "launcher.resume_requeued=true"],
 }
 
 
 def overrides(n: int, quick: bool) -> list[str]:
-    out = [SPACE, "sweep.sampler=random", f"sweep.n_trials={n}", "sweep.in_flight=2", "tracking=off", "sweep.check_first=false",
+    out = ["sweep=empty", SPACE, "sweep.sampler=random", f"sweep.n_trials={n}", "sweep.in_flight=2", "tracking=off", "sweep.check_first=false",
            "sweep.derived_trials=false", "sweep.rule_trials=false"]
     if quick:
         out += ["model=mlp", "model.hidden=[16]", "dendrites=linear_only", "dendrites.n_epochs_to_switch=2", "train.max_epochs=14"]
@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "branched": sum(1 for t in trials if t["branched_from"] is not None)}
             print(f"{side}: {run['seconds']:.0f} s wall, {sides[side]['trial_cpu_seconds']:.0f} trial CPU s, "
                   f"{sides[side]['own_epochs']} of {sides[side]['epochs']} epochs trained, {sides[side]['branched']} branched", flush=True)
-    on, off, bare = sides["branching"], sides["off"], sides["off_no_resume"]
-    same = [t["values"] for t in on["trials"]] == [t["values"] for t in off["trials"]] == [t["values"] for t in bare["trials"]]
+    on, off, points = sides["branching"], sides["off"], sides["off_resume_points"]
+    same = [t["values"] for t in on["trials"]] == [t["values"] for t in off["trials"]] == [t["values"] for t in points["trials"]]
     result = {
         "benchmark": "branching", "command": common.command_line(), "machine": common.machine_info(), "load": load.summary(),
         "quick": args.quick, "n_trials": n, "overrides": base, "sides": sides,
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "trial_cpu_saved_share": round(1 - on["trial_cpu_seconds"] / off["trial_cpu_seconds"], 3),
             "epochs_saved_share": round(1 - on["own_epochs"] / off["own_epochs"], 3),
             "wall_ratio_on_vs_off": common.ratio(on["wall_seconds"], off["wall_seconds"]),
-            "resume_points_cpu_ratio": common.ratio(off["trial_cpu_seconds"], bare["trial_cpu_seconds"]),
+            "resume_points_cpu_ratio": common.ratio(points["trial_cpu_seconds"], off["trial_cpu_seconds"]),
         },
     }
     common.write_result("branching", result, markdown(result), args.out)

@@ -35,6 +35,19 @@ class TrialFailure(PaiSweepError):
     """Raised when training itself goes wrong (NaN/inf loss or score); the message is the trial's reason."""
 
 
+class StopRequested(PaiSweepError):
+    """The launcher asked the worker to stop (the sweep's Ctrl-C): raised at the end of an epoch, after its resume
+    point is saved, so the trial run again continues from there (docs/worker.md)."""
+
+
+_STOP = {"requested": False}
+
+
+def request_stop(*_: Any) -> None:
+    """The worker's SIGUSR1 handler: finish this epoch, save its resume point, stop."""
+    _STOP["requested"] = True
+
+
 def resolve_class(path: str, default_module: str, key: str) -> type:
     """A class from a bare name in `default_module` (e.g. Adam) or a full import path (pkg.mod.Class)."""
     module_name, _, name = str(path).rpartition(".")
@@ -178,10 +191,13 @@ class PAISession:
         self.epoch += 1
         if not complete and self.epoch >= self.max_epochs:
             complete, self.end_reason = True, "epoch_cap"
-        if not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending):
+        stopping = _STOP["requested"] and not complete and self.resume_file is not None
+        if not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending or stopping):
             self._save_resume_point()  # first: a metrics line on disk means its resume point is too
         if self.trial_dir is not None:
             append_metrics(self.trial_dir, record)
+        if stopping:
+            raise StopRequested(f"stopped when asked, after epoch {self.epoch - 1}: its resume point is saved")
         self._returned = time.perf_counter()
         return self.model, restructured, complete
 

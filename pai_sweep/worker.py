@@ -17,6 +17,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from typing import Any
 from pai_sweep.errors import ConfigError, PaiSweepError, os_error_line
 from pai_sweep.reads import Reads
 from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
+from pai_sweep.training import StopRequested, request_stop
 from pai_sweep.trial_files import (
     METRICS,
     PAI_SAVE_NAME,
@@ -318,7 +320,7 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     session = PAISession(
         model, train_cfg=train_cfg, enabled=enabled, maximizing=bool(d.maximizing_score),
         patience=int(d.n_epochs_to_switch), device=device, trial_dir=trial_dir,
-        resume_file=trial_dir / RESUME_FILE if (train_cfg.resume or wants_branch or resume) and not capacity_test else None,
+        resume_file=trial_dir / RESUME_FILE if not capacity_test else None,  # written when asked: train.resume, branching, a stop
         generators=(getattr(data.train, "generator", None),),
         resume_every_epoch=bool(train_cfg.resume), branch_dir=trial_dir / branching.BRANCH_DIR if wants_branch else None,
         branch_info={"signature": branching.prefix_signature(_run_dict(cfg)), "trial": trial_dir.name},
@@ -412,6 +414,8 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
         print(f"pai-sweep: {trial_dir / RESULT} exists ({existing.status}); nothing to do", flush=True)
         return existing
     result = TrialResult(status=STATUS_FAILED, reason="")
+    if not capacity_test:
+        signal.signal(signal.SIGUSR1, request_stop)  # the launcher's graceful stop (LocalLauncher.stop_gracefully)
     try:
         cfg = load_run_config(trial_dir)
         resume = bool(cfg.train.resume) and not capacity_test and (trial_dir / RESUME_FILE).exists()
@@ -420,6 +424,9 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
         if not resume and cfg.train.start_from and not capacity_test:
             resume = _seed_start(cfg, trial_dir, result)
         train_trial(cfg, trial_dir, result, capacity_test=capacity_test, max_batches=max_batches, resume=resume)
+    except StopRequested as exc:  # the sweep stops: no result.json, the resume point stays for the run again
+        print(f"pai-sweep: {exc}", flush=True)
+        return TrialResult(status=STATUS_FAILED, reason=str(exc))
     except ResumeFailed as exc:
         # the resume point does not fit (killed half-way through saving it): start this trial again, clean
         print(f"pai-sweep: cannot resume ({exc}); starting again", flush=True)

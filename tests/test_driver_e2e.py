@@ -222,6 +222,9 @@ def test_ctrl_c_then_the_same_command_continues_the_interrupted_trial(tmp_path):
     result = json.loads((folder / "result.json").read_text())
     assert result["extra"]["started_from"]["kind"] == "continue"
     assert result["extra"]["resumed_at_epoch"] >= 3
+    # no resume point every epoch here (launcher.resume_requeued=false, the local default): Ctrl-C asked the
+    # worker to finish its epoch and keep that one
+    assert "stopped when asked, after epoch" in (sweep_dir / "trials" / "0" / "worker.log").read_text()
 
     # the same run config trained without interruption, in a folder of its own
     import yaml

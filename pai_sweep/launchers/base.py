@@ -67,6 +67,10 @@ class Launcher(ABC):
         time.sleep(timeout)
         return False
 
+    def stop_gracefully(self, jobs: list[TrialJob]) -> None:
+        """Before cancelling (the sweep stops): ask these trials to finish their epoch and save its resume point,
+        so a run again continues from it. This default asks nothing; cancel() follows either way."""
+
     def reattach(self, trial_number: int, trial_dir: Path) -> TrialJob | None:
         """After a driver restart: a handle to a trial that is still queued/running, else None."""
         return None

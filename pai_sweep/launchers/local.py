@@ -24,10 +24,11 @@ from typing import Any, Callable
 from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.launchers.exits import wait_any
-from pai_sweep.trial_files import LAUNCH, RESULT, WORKER_LOG, read_result, write_json
+from pai_sweep.trial_files import LAUNCH, RESULT, WORKER_LOG, iter_metrics, read_result, write_json
 
 Spawn = Callable[..., Any]  # returns a subprocess.Popen or a warm.WarmProcess (pid, poll, wait)
 _GRACE_S = 3.0  # seconds between SIGTERM and SIGKILL on cancel
+STOP_WAIT_S = 60.0  # at most this long for running trials to finish their epoch when the sweep stops
 OOM_SHARED_RESULT = "result.oom-shared.json"  # the first attempt of a trial run again alone after a GPU out-of-memory
 
 
@@ -272,6 +273,26 @@ class LocalLauncher(Launcher):
                 pass
         job.reason = reason or job.reason
         self._release(job)
+
+    def stop_gracefully(self, jobs: list[TrialJob]) -> None:
+        """SIGUSR1 to each worker: it ends its epoch, saves the resume point and exits (pai_sweep.training.request_stop).
+        Waits about one epoch and a half (from its metrics.jsonl) for the slowest, at most STOP_WAIT_S; a trial with
+        no finished epoch has nothing to keep and is not waited for."""
+        waits, pids = [], []
+        for job in jobs:
+            pid = int(job.info.get("pid") or -1)
+            records = list(iter_metrics(job.trial_dir))
+            if pid <= 0 or not records or not _pid_alive(pid):
+                continue
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except OSError:
+                continue
+            pids.append(pid)
+            waits.append(2.0 + 1.5 * max(r.seconds for r in records[-3:]))
+        deadline = time.monotonic() + min(STOP_WAIT_S, max(waits, default=0.0))
+        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+            time.sleep(0.05)
 
     def reattach(self, trial_number: int, trial_dir: Path) -> TrialJob | None:
         """A worker left running by a driver that died: found by launch.json's pid and its command line."""

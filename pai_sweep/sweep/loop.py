@@ -545,6 +545,13 @@ class SweepLoop:
         if self.refused is not None:
             self._stop_refused()
             return
+        live = [r.job for r in self.running.values() if r.job is not None and read_result(r.trial_dir) is None]
+        if live:
+            self.progress.note(f"stopping: {len(live)} running trial(s) finish their epoch and keep it (Ctrl-C again: stop now)")
+        try:  # each running trial finishes its epoch and keeps its resume point: the run again continues from it
+            self.launcher.stop_gracefully(live)
+        except BaseException:  # noqa: BLE001 - a second Ctrl-C skips the wait; they are cancelled below either way
+            pass
         for run in list(self.running.values()):
             self.running.pop(run.number, None)
             if read_result(run.trial_dir) is not None and run.job is not None:

@@ -32,7 +32,7 @@ def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier
     """Fill run_yaml's start keys for one trial; returns the user attrs to record (empty: from epoch 0)."""
     if cfg.launcher.get("resume_requeued"):
         run_yaml.train.resume = True  # a resume point every epoch: an interrupted trial continues where it was
-    if earlier_attempt is not None and run_yaml.train.resume and (earlier_attempt / RESUME_FILE).exists():
+    if earlier_attempt is not None and (earlier_attempt / RESUME_FILE).exists():  # saved every epoch, or when stopped
         run_yaml.train.start_from = str(earlier_attempt)
         return {"continues": int(earlier_attempt.name) if earlier_attempt.name.isdigit() else str(earlier_attempt)}
     if cfg.sweep.get("branching", "auto") == "off" or baseline or not run_yaml.dendrites.enabled:
