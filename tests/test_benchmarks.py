@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import common, overhead, search_quality, startup, throughput
+from benchmarks import branching, common, overhead, search_quality, startup, throughput
 from benchmarks.timed_driver import per_trial_costs
 
 
@@ -121,6 +121,17 @@ def test_search_quality_quick(tmp_path):
     assert "hypervolume" in md and "Headline" in md
 
 
+def test_branching_quick(tmp_path):
+    branching.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    data, md = _read(tmp_path / "out", "branching")
+    assert set(data["sides"]) == {"branching", "off", "off_resume_points"}
+    for side in data["sides"].values():
+        assert len(side["trials"]) == data["n_trials"] and side["trial_cpu_seconds"] > 0
+        assert all(t["status"] == "complete" and t["own_epochs"] <= t["epochs"] for t in side["trials"])
+    assert data["sides"]["off"]["branched"] == 0 and data["headline"]["identical_results"] is True
+    assert "identical objective values" in md
+
+
 def test_hypervolume_against_compute_by_hand():
     sweep = {"original_params": 500.0, "points": [
         {"at": 1, "compute": 10.0, "origin": "sampler", "score": 75.0, "params": 500.0},
@@ -149,7 +160,7 @@ def test_startup_quick(tmp_path):
 def test_results_have_a_reproducing_command():
     """RESULTS.md names the command of every benchmark module."""
     text = (common.BENCH / "RESULTS.md").read_text()
-    for name in ("overhead", "throughput", "search_quality", "startup"):
+    for name in ("overhead", "throughput", "search_quality", "startup", "branching"):
         assert f"python -m benchmarks.{name}" in text
 
 
