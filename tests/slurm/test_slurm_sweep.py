@@ -53,3 +53,24 @@ def test_sweep_on_slurm_survives_a_driver_restart(slurm_cluster, tmp_path):
     for t in trials:
         assert t.values and t.user_attrs["status"] == "complete" and "best_val" in t.user_attrs
         assert "resume: true" in (sweep_dir / "trials" / str(t.number) / "run.yaml").read_text()  # preemption resumes
+
+
+def test_trials_on_slurm_branch_from_a_branch_point_in_the_shared_sweep_folder(slurm_cluster, tmp_path):
+    """Branching on SLURM: the parent's job keeps its state before the first switch in the (shared) sweep folder,
+    and later trials' jobs that differ only in post-switch knobs start from it."""
+    sweep_dir = tmp_path / f"br-{uuid.uuid4().hex[:8]}"
+    shrunk = [o for o in SHRUNK if not o.startswith(("sweep.space", "sweep.n_trials", "sweep.in_flight", "train.max_epochs"))]
+    cmd = [sys.executable, "-m", "pai_sweep", *shrunk, "sweep=empty", "sweep.name=default",
+           "sweep.space={dendrites.max_dendrites:{type:int,low:1,high:3}}", "sweep.sampler=random", "sweep.n_trials=3",
+           "sweep.in_flight=1", "dendrites.n_epochs_to_switch=2", "train.optimizer.args.lr=0.05", "train.max_epochs=12",
+           f"sweep.dir={sweep_dir}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    trials = optuna.load_study(study_name="default", storage=f"sqlite:///{sweep_dir / 'study.db'}").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert (sweep_dir / "trials" / "0" / "branch" / "branch.json").exists()
+    for t in trials[1:]:
+        result = json.loads((sweep_dir / "trials" / str(t.number) / "result.json").read_text())
+        assert t.user_attrs["branched_from"] == 0 and result["extra"]["started_from"]["kind"] == "branch"
+        assert result["extra"]["started_from"]["from"] == str(sweep_dir / "trials" / "0" / "branch")
+        assert json.loads((sweep_dir / "trials" / str(t.number) / "launch.json").read_text())["job_id"]  # a SLURM job ran it
