@@ -64,6 +64,8 @@ def check_logged(uri, experiment, study, sweep_dir):
     assert len(parents) == 1
     parent = parents[0]
     assert parent.data.params["sweep.name"] == study.study_name and parent.data.params["model.name"] == "small_cnn"
+    # a searched key's base value is no trial's value: the parent names where its range is instead
+    assert parent.data.params[MD] == f"searched: see sweep.space.{MD}" and f"sweep.space.{MD}.type" in parent.data.params
     assert sorted(int(c.data.tags["pai_sweep.trial"]) for c in children) == [t.number for t in study.trials]
     by_number = {t.number: t for t in study.trials}
     for child in children:

@@ -32,6 +32,7 @@ from pai_sweep.tracking.records import (
     launch_tags,
     quote,
     read_yaml,
+    sweep_params,
     sweep_metrics,
     trial_record,
 )
@@ -90,7 +91,7 @@ class MlflowTracker(Tracker):
         return self._uri
 
     def start_sweep(self, config: dict) -> None:
-        self.queue.submit({"op": "sweep", "config": flatten(config)})
+        self.queue.submit({"op": "sweep", "config": sweep_params(config)})
 
     def log_trial(self, study_trial, trial_dir: Path | None = None) -> None:
         record = study_trial if isinstance(study_trial, dict) else trial_record(study_trial)

@@ -46,6 +46,17 @@ def flatten(config: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def sweep_params(config: Any) -> dict[str, str]:
+    """The parent run's params: the composed config flattened, where a searched key says so instead of showing the
+    base config's value, which no trial need have used (its range is under sweep.space.<key>)."""
+    out = flatten(config)
+    space = ((config or {}).get("sweep") or {}).get("space") or {}
+    for key in space:
+        name = BAD_KEY.sub("_", str(key))[:250]
+        out[name] = f"searched: see sweep.space.{key}"
+    return out
+
+
 def trial_record(trial) -> dict[str, Any]:
     """What the tracker needs from an Optuna FrozenTrial, as JSON-safe data (kept in the backlog)."""
     def ms(dt):
