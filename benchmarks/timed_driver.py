@@ -139,6 +139,6 @@ def per_trial_costs(events: list[dict]) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.exit(code)
+    from pai_sweep.cli.entry import exit_now
+
+    exit_now(main(sys.argv[1:]))  # as the `pai-sweep` console script ends (pai_sweep/cli/entry.py)

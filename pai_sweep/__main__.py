@@ -1,5 +1,3 @@
-import sys
+from pai_sweep.cli.entry import main
 
-from pai_sweep.cli import main
-
-sys.exit(main())
+main()

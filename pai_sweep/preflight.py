@@ -72,8 +72,9 @@ def warm_up(run_cfg: Any) -> bool:
     """Boot the warm worker server now (its imports run in the background) if the capacity test will use it."""
     if not can_run_warm(run_cfg):
         return False
-    from pai_sweep.launchers.warm import prestart
+    from pai_sweep.launchers.warm import plan_preload, prestart
 
+    plan_preload(run_cfg)
     prestart()
     return True
 

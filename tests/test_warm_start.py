@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+import pytest
 from omegaconf import OmegaConf
 
 from pai_sweep.compose import compose
@@ -53,3 +54,50 @@ def test_warm_fork_leads_its_own_group_and_dies_with_it(tmp_path):
     os.killpg(proc.pid, 9)
     assert proc.wait(timeout=30) == -9
     assert read_result(trial) is None, "killed from outside: no completion record, the driver records the failure"
+
+
+def _answer(x):
+    import torch
+
+    return {"cwd": os.getcwd(), "env": os.environ.get("PAI_SWEEP_TEST_MARK"), "sum": int(torch.tensor([x, 2]).sum())}
+
+
+def _raise(message):
+    raise ValueError(message)
+
+
+def _die():
+    os._exit(7)
+
+
+def test_call_warm_runs_in_a_fork_with_the_callers_folder_and_environment(tmp_path, monkeypatch):
+    from pai_sweep.launchers.warm import call_warm
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAI_SWEEP_TEST_MARK", "seen")
+    assert call_warm(_answer, 40) == {"cwd": str(tmp_path), "env": "seen", "sum": 42}
+    with pytest.raises(ValueError, match="from the child"):
+        call_warm(_raise, "from the child")
+    with pytest.raises(RuntimeError, match="exit code 7"):
+        call_warm(_die)
+
+
+def test_preload_plan_leaves_torchvision_out_only_when_nothing_can_use_it(monkeypatch):
+    from pai_sweep.launchers import warm
+
+    def plan(*overrides):
+        monkeypatch.setattr(warm, "_context", None)  # as before the server boots
+        monkeypatch.setattr(warm, "_vision", True)
+        warm.plan_preload(compose(list(overrides)))
+        return warm._vision
+
+    assert plan() is False  # the default: small CNN on digits
+    assert plan("model=mlp", "data=mnist1d") is False
+    assert plan("model=resnet18") is True
+    assert plan("data=cifar10") is True
+    assert plan("model=custom", "model._target_=torch.nn.Identity") is True  # user code may import it
+    assert plan("sweep=empty", "+sweep.space={model.name:{type:categorical,choices:[mlp,resnet18]}}") is True
+    monkeypatch.setattr(warm, "_context", object())  # the server runs: its imports are fixed
+    monkeypatch.setattr(warm, "_vision", True)
+    warm.plan_preload(compose([]))
+    assert warm._vision is True

@@ -115,17 +115,22 @@ def run_check(cfg: Any, out_dir: str | Path, capacity_test: bool = True, capacit
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = CheckResult(ok=False, verdict="")
+    warm = False
     if capacity_test:
         from pai_sweep.preflight import warm_up
 
-        warm_up(cfg)  # the warm worker server imports torch and perforatedai while the static checks run
-    try:
-        _static_checks(cfg, result)
-    except PaiSweepError as exc:
-        result.problems.append(" ".join(str(exc).split()))
-    except Exception as exc:  # noqa: BLE001 - the user's model failing on a sample batch is a verdict, not a crash
-        result.problems.append(f"the model failed on one sample batch of the data ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}): check model and data shapes")
+        warm = warm_up(cfg)  # the warm worker server boots now (torch, perforatedai), for the capacity test's fork
+    if warm:
+        # The static checks fork from the same server: this process never imports torch, scikit-learn or the
+        # model's code (on 2 cores those imports competed with the server's for seconds).
+        from pai_sweep.launchers.warm import call_warm
+
+        try:
+            result = call_warm(static_checks, cfg)
+        except RuntimeError as exc:  # the child died (a crash in the model's code) or hung: a verdict, not a crash
+            result = CheckResult(ok=False, verdict="", problems=[f"the static checks did not finish: {exc}"])
+    else:
+        result = static_checks(cfg)
     if capacity_test and not result.problems:
         from pai_sweep.check.capacity import run_capacity_test
 
@@ -138,6 +143,20 @@ def run_check(cfg: Any, out_dir: str | Path, capacity_test: bool = True, capacit
     result.verdict = verdict_text(result, capacity_test)
     result.path = str(out_dir / CHECK_JSON)
     write_json(out_dir / CHECK_JSON, result.to_dict())
+    return result
+
+
+def static_checks(cfg: Any) -> CheckResult:
+    """Everything the check finds without training (model, dims, knobs, direction, device, loop, cost); a broken
+    integration is a problem in the result, never an exception."""
+    result = CheckResult(ok=False, verdict="")
+    try:
+        _static_checks(cfg, result)
+    except PaiSweepError as exc:
+        result.problems.append(" ".join(str(exc).split()))
+    except Exception as exc:  # noqa: BLE001 - the user's model failing on a sample batch is a verdict, not a crash
+        result.problems.append(f"the model failed on one sample batch of the data ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:300]}): check model and data shapes")
     return result
 
 

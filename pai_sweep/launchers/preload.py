@@ -1,8 +1,11 @@
 """What the warm worker server (launchers/warm.py) imports once, so a forked trial imports nothing heavy.
 
-Everything here is what a worker imports anyway: torch, torchvision, PerforatedAI's modules (the
-package's __init__ imports none of them), pandas (the library's CSVs), scikit-learn (the digits data),
-matplotlib's Agg backend, and pai-sweep's worker modules. Importing them configures nothing:
+Everything here is what a worker imports anyway: torch (with torch._dynamo, which the first optimizer
+imports: ~0.8-1.5 s here, every trial), PerforatedAI's modules (the package's
+__init__ imports none of them), pandas (the library's CSVs), scikit-learn (the digits data),
+matplotlib's Agg backend, and pai-sweep's worker modules; torchvision (~1 s of the ~3.4 s) only when
+the sweep's models or data use it (preload_vision.py, imported first; warm.plan_preload decides).
+Importing them configures nothing:
 PerforatedAI's config singleton is built with its defaults and reads no file until a trial uses it
 (in the trial's folder), so a forked child starts exactly like a fresh process. The library's
 import-time line goes to a buffer, not to the driver's terminal; a module that fails to import is
@@ -18,11 +21,10 @@ import importlib
 import io
 
 MODULES = (
-    "torch", "torchvision", "matplotlib.pyplot", "matplotlib.backends.backend_agg", "pandas", "sklearn.datasets",
+    "torch", "torch._dynamo", "matplotlib.pyplot", "matplotlib.backends.backend_agg", "pandas", "sklearn.datasets",
     "safetensors.torch", "perforatedai", "perforatedai.globals_perforatedai", "perforatedai.utils_perforatedai",
     "perforatedai.tracker_perforatedai",
     "pai_sweep.worker", "pai_sweep.training", "pai_sweep.perforate", "pai_sweep.models", "pai_sweep.models.build",
-    "pai_sweep.models.vision",
     "pai_sweep.data", "pai_sweep.data.loaders", "pai_sweep.data.digits", "pai_sweep.task", "pai_sweep.validate",
     "sklearn.model_selection", "pyarrow", "PIL.Image", "PIL.PngImagePlugin",
 )

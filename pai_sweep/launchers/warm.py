@@ -10,6 +10,11 @@ folder, the slot's environment.
 
 Used for CPU slots by default (`launcher.warm_start=auto`): a GPU child relies on CUDA never
 having been initialised before the fork, which only a fresh process guarantees.
+
+`pai-sweep` boots the server right after composing (cli/sweep.py, before the driver's own imports),
+and plan_preload leaves torchvision out when no trial of the sweep can use it. `call_warm` runs any
+picklable function in a forked child and returns its result: `pai-sweep check` runs its static
+checks that way, so the check's own process never imports torch.
 """
 
 from __future__ import annotations
@@ -23,10 +28,16 @@ import threading
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 # What a worker imports anyway (the list: launchers/preload.py); importing it once in the server is the whole saving.
 PRELOAD = ["pai_sweep.launchers.preload"]
+VISION_PRELOAD = "pai_sweep.launchers.preload_vision"  # torchvision, first: ~1 s the server skips when nothing uses it
+# Built-in models and data that never import torchvision (models/build.py ZOO; data/loaders.py)
+NO_VISION_MODELS = ("mlp", "small_cnn", "conv1d", "transformer")
+NO_VISION_DATA = ("digits", "digits32", "mnist1d")
 _context: mp.context.ForkServerContext | None = None
+_vision = True  # until plan_preload says otherwise: a caller that knows nothing of the config gets everything
 _START_LOCK = threading.Lock()
 
 
@@ -60,8 +71,28 @@ def _context_once() -> mp.context.ForkServerContext:
         os.environ.setdefault("MPLBACKEND", "Agg")
         os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
         _context = mp.get_context("forkserver")
-        _context.set_forkserver_preload(PRELOAD)
+        _context.set_forkserver_preload(([VISION_PRELOAD] if _vision else []) + PRELOAD)
     return _context
+
+
+def _choices(cfg: Any, key: str) -> set[str]:
+    """The values `key` takes in this sweep: the config's own, and the choices sweep.space searches."""
+    group, field = key.split(".")
+    values = {str(cfg[group][field])} if group in cfg and field in cfg[group] else set()
+    space = cfg.get("sweep", {}).get("space") or {}
+    spec = space.get(key) if hasattr(space, "get") else None
+    if spec is not None and hasattr(spec, "get"):
+        values |= {str(v) for v in spec.get("choices") or ()}
+    return values
+
+
+def plan_preload(cfg: Any) -> None:
+    """Tell the server, before it boots, whether this sweep's trials use torchvision (a model from it, CIFAR or
+    an image folder; a custom model or data may, so they keep it); no effect once the server runs."""
+    global _vision
+    if _context is None:
+        models, data = _choices(cfg, "model.name"), _choices(cfg, "data.name")
+        _vision = not (models and data and models <= set(NO_VISION_MODELS) and data <= set(NO_VISION_DATA))
 
 
 def _child(trial_dir: str, env: dict[str, str], log_path: str, args: tuple[str, ...] = ()) -> None:
@@ -75,13 +106,8 @@ def _child(trial_dir: str, env: dict[str, str], log_path: str, args: tuple[str, 
     sys.stdin = open(os.devnull)  # a library pdb.set_trace() raises BdbQuit instead of waiting
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    os.environ.clear()
-    os.environ.update(env)
+    _use_env(env)
     os.environ["PYTHONUNBUFFERED"] = "1"
-    # The server fixed sys.path when it started; the slot's PYTHONPATH (user code for _target_) counts now.
-    for entry in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
     threads = env.get("OMP_NUM_THREADS")
     if threads:
         import torch
@@ -96,6 +122,62 @@ def _child(trial_dir: str, env: dict[str, str], log_path: str, args: tuple[str, 
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # as `python -m pai_sweep.worker` does: no atexit hook can hang or change it
+
+
+def _use_env(env: dict[str, str]) -> None:
+    """The caller's environment in a forked child. The server fixed sys.path when it started; the PYTHONPATH
+    given now (user code for a _target_) counts too."""
+    os.environ.clear()
+    os.environ.update(env)
+    for entry in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+
+
+def _call_child(conn: Any, env: dict[str, str], cwd: str, path: list[str], fn: Any, args: tuple) -> None:
+    os.chdir(cwd)
+    sys.path[:] = path
+    _use_env(env)
+    sys.stdin = open(os.devnull)  # a library pdb.set_trace() raises BdbQuit instead of waiting
+    try:
+        answer = ("ok", fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+        answer = ("error", exc)
+    try:
+        conn.send(answer)
+    except Exception as exc:  # noqa: BLE001 - an answer that does not pickle
+        conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    conn.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def call_warm(fn: Any, *args: Any, timeout: float | None = None) -> Any:
+    """fn(*args) in a child forked from the warm server (torch and PerforatedAI already imported), with this
+    process's working folder, environment and sys.path; returns its result or raises its exception. fn and args must
+    pickle (a module-level function, plain data, an OmegaConf config); a child that dies or runs past
+    `timeout` seconds raises RuntimeError."""
+    context = _context_once()
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_call_child, args=(send, dict(os.environ), os.getcwd(), list(sys.path), fn, args), daemon=False)
+    with _no_main_module():
+        process.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            process.kill()
+            raise RuntimeError(f"{getattr(fn, '__name__', fn)} did not finish in {timeout:.0f} s")
+        status, value = receive.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)} ended without an answer (exit code {process.exitcode})") from None
+    finally:
+        receive.close()
+    process.join()
+    if status == "error":
+        raise value
+    return value
 
 
 def prestart() -> None:

@@ -62,3 +62,21 @@ def test_top_k_projection_is_cheaper(checked):
     assert rows[0]["modules"] == [".head"]
     assert rows[0]["params"][0] < rows[-1]["params"][0] == checked["small_cnn"].cost["dendrites"][1]["params"]
 
+
+
+def test_the_check_process_never_imports_torch_on_a_cpu(tmp_path):
+    """`pai-sweep check` on a CPU: the static checks and the capacity test both run in children forked from the
+    warm worker server, so the command's own process imports neither torch nor scikit-learn."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import sys; from pai_sweep.cli import main; code = main(sys.argv[1:]); "
+              "print('imported:', sorted(m for m in ('torch', 'sklearn', 'perforatedai') if m in sys.modules)); sys.exit(code)")
+    out = tmp_path / "check"
+    proc = subprocess.run([sys.executable, "-c", script, "check", "data.limit=120", "train.batch_size=32", "train.device=cpu", "model=mlp", "dendrites=linear_only", "--out", str(out),
+                           "--capacity-batches", "2"], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "imported: []" in proc.stdout
+    found = json.loads((out / "check.json").read_text())
+    assert found["ok"] and found["capacity"]["start"] == "warm" and found["inspection"]["total_params"] > 0
