@@ -56,7 +56,24 @@ def register() -> None:
     from omegaconf import OmegaConf
 
     node = OmegaConf.structured(Config)
-    # sweep.space is a user's dict of key -> distribution: an override may add keys to it
-    # ('sweep.space={model.width_mult:{...}}'), which Hydra's struct mode would refuse
-    OmegaConf.set_struct(node.sweep.space, False)
+    # The user's own dicts (sweep.space, launcher.additional_parameters, optimizer args, kwargs, extra knobs, ...)
+    # take new keys from an override ('sweep.space={model.width_mult:{...}}'), which Hydra's struct mode would refuse
+    # with advice that does not work; every other key stays closed to typos.
+    for path in free_dicts(Config):
+        OmegaConf.set_struct(OmegaConf.select(node, path), False)
     ConfigStore.instance().store(name="schema", node=node)
+
+
+def free_dicts(schema: type, prefix: str = "") -> list[str]:
+    """Dotted paths of the dict-typed fields (free-form: any key) in a dataclass schema, nested ones included."""
+    import dataclasses
+    import typing
+
+    out = []
+    for f in dataclasses.fields(schema):
+        kind = typing.get_type_hints(schema)[f.name]
+        if dataclasses.is_dataclass(kind):
+            out += free_dicts(kind, f"{prefix}{f.name}.")
+        elif typing.get_origin(kind) is dict:
+            out.append(f"{prefix}{f.name}")
+    return out

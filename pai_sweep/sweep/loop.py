@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -288,8 +289,10 @@ class SweepLoop:
         """The same submission error from two submissions in a row (sbatch refusing the resources, a missing
         executable) would fail every trial left: stop the sweep with it (one job array is one submission)."""
         reason = _start_failure(exc)
-        last, self.last_refusal = self.last_refusal, (exc, reason)
-        if last is not None and last[0] is not exc and last[1] == reason:
+        # the launcher names the trials it submitted ("submitting trial 3 failed: ..."): the error is the rest
+        same = re.sub(r"\btrials? [\d, ]+", "trial N ", reason)
+        last, self.last_refusal = self.last_refusal, (exc, same)
+        if last is not None and last[0] is not exc and last[1] == same:
             raise SweepError(f"sweep stopped: two submissions in a row failed with the same error, every trial would: {reason}. "
                              "Fix it (see above; pai-sweep check names the cause of most), then run the same command to resume")
 
