@@ -156,7 +156,12 @@ def _cli_sweep(tmp_path, monkeypatch, capsys, *overrides):
     import pai_sweep.driver
     from pai_sweep.cli import main
 
-    monkeypatch.setattr(pai_sweep.driver, "make_launcher", lambda cfg, sweep_dir, in_flight: LocalLauncher(cfg, sweep_dir, in_flight, spawn=fake_spawn))
+    import pai_sweep.launchers
+
+    fake = lambda cfg, sweep_dir, in_flight: LocalLauncher(cfg, sweep_dir, in_flight, spawn=fake_spawn)  # noqa: E731
+    # the CLI makes the local launcher itself, before the driver's imports (its warm server boots early)
+    monkeypatch.setattr(pai_sweep.launchers, "make_launcher", fake)
+    monkeypatch.setattr(pai_sweep.driver, "make_launcher", fake)
     code = main(["sweep", f"sweep.dir={tmp_path / 'sweep'}", "tracking=off", "launcher.poll_interval=0.05", "sweep.check_first=false",
                  "sweep.space={dendrites.max_dendrites:{type:int,low:0,high:3}}", *overrides])
     return code, capsys.readouterr().err
