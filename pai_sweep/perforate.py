@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pai_sweep.errors import ConfigError, IntegrationError
 from pai_sweep.reads import Reads
-from pai_sweep.schema.dendrites import DendritesConfig
+from pai_sweep.schema.dendrites import SWITCH_MODES, DendritesConfig, DendritesSpec, threshold_schedule
 
 if TYPE_CHECKING:
     import torch
@@ -35,25 +35,16 @@ if TYPE_CHECKING:
 
 SAVE_NAME = "pai"
 
-SWITCH_MODES = {
-    "history": "DOING_HISTORY",
-    "fixed": "DOING_FIXED_SWITCH",
-    "no_switch": "DOING_NO_SWITCH",
-    "every_time": "DOING_SWITCH_EVERY_TIME",
-}
+# Each of SWITCH_MODES (history, fixed, no_switch, every_time, in that order) as GPA.pc's constant.
+SWITCH_CONSTANTS = dict(zip(SWITCH_MODES, ("DOING_HISTORY", "DOING_FIXED_SWITCH", "DOING_NO_SWITCH", "DOING_SWITCH_EVERY_TIME")))
 
 # The switch timing each mode reads (perforatedai 3.2.9's tracker): history adds dendrites after
 # n_epochs_to_switch epochs without improvement, fixed every fixed_switch_num epochs (the first at
 # first_fixed_switch_num); no_switch never switches, every_time switches each epoch.
-SWITCH_TIMING = {
-    "history": ("n_epochs_to_switch",),
-    "fixed": ("fixed_switch_num", "first_fixed_switch_num"),
-    "no_switch": (),
-    "every_time": (),
-}
+SWITCH_TIMING = dict(zip(SWITCH_MODES, (("n_epochs_to_switch",), ("fixed_switch_num", "first_fixed_switch_num"), (), ())))
 SWITCH_READS = Reads(
     selector="dendrites.switch_mode",
-    choices=tuple(SWITCH_MODES),
+    choices=SWITCH_MODES,
     governs=lambda field: field in {f"dendrites.{k}" for timing in SWITCH_TIMING.values() for k in timing},
     # dendrites off: the plain loop's patience is n_epochs_to_switch (the worker's ENABLED_READS decides the rest)
     acts=lambda field, cfg: not cfg.dendrites.enabled or field.split(".", 1)[1] in SWITCH_TIMING.get(cfg.dendrites.switch_mode, ()),
@@ -114,20 +105,25 @@ TRAIN_SCORE = "Train"
 TEST_SCORE = "Test"
 
 
-def dendrites_config(cfg: Any) -> DendritesConfig:
-    """A DendritesConfig from a DictConfig, dict or DendritesConfig (unknown keys raise ConfigError)."""
-    if isinstance(cfg, DendritesConfig):
+def dendrites_config(cfg: Any) -> DendritesSpec:
+    """The typed group from a DendritesSpec (as is: the worker's), a DendritesConfig, DictConfig or dict
+    (unknown keys raise ConfigError; improvement_threshold becomes its list)."""
+    if isinstance(cfg, DendritesSpec):
         return cfg
-    if hasattr(cfg, "_metadata"):  # DictConfig
+    if isinstance(cfg, DendritesConfig):
+        cfg = dataclasses.asdict(cfg)
+    elif hasattr(cfg, "_metadata"):  # DictConfig
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.to_container(cfg, resolve=True)
     data = dict(cfg or {})
-    known = {f.name for f in dataclasses.fields(DendritesConfig)}
+    known = {f.name for f in dataclasses.fields(DendritesSpec)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"dendrites has unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
-    return DendritesConfig(**data)
+    if "improvement_threshold" in data:
+        data["improvement_threshold"] = threshold_schedule(data["improvement_threshold"])
+    return DendritesSpec(**data)
 
 
 def _close(name: str, names: Iterable[str]) -> str:
@@ -138,12 +134,15 @@ def _close(name: str, names: Iterable[str]) -> str:
 def check_knobs(dendrites_cfg: Any, live: bool = False) -> None:
     """Raise IntegrationError for a `dendrites.extra` name PerforatedAI does not have, or one pai-sweep owns.
 
-    live=False checks against KNOWN_KNOBS (cheap, for compose time); live=True asks the
-    installed library (the worker does both).
+    `dendrites_cfg`: the group (DictConfig, dict or dataclass). live=False checks against KNOWN_KNOBS
+    (cheap: validate runs it, once per config); live=True asks the installed library.
     """
-    d = dendrites_config(dendrites_cfg)
-    known = live_knobs() if live else KNOWN_KNOBS
-    for name in d.extra:
+    extra = dendrites_cfg.get("extra") if hasattr(dendrites_cfg, "get") else getattr(dendrites_cfg, "extra", None)
+    _check_names(extra or {}, live_knobs() if live else KNOWN_KNOBS)
+
+
+def _check_names(names: Iterable[str], known: Iterable[str]) -> None:
+    for name in names:
         if name not in known:
             raise IntegrationError(
                 f"dendrites.extra.{name} is not a PerforatedAI setting{_close(name, known)}; "
@@ -292,7 +291,7 @@ def plan_model(model: "nn.Module", dendrites_cfg: Any) -> ModelPlan:
     return plan
 
 
-def _override_dims(d: DendritesConfig) -> dict[str, list[int]]:
+def _override_dims(d: DendritesSpec) -> dict[str, list[int]]:
     out = {}
     for path, dims in d.output_dimension_overrides.items():
         dims = [int(v) for v in dims]
@@ -390,10 +389,11 @@ def sanitise_save_name(name: str) -> str:
     return clean or SAVE_NAME
 
 
-def _configure(d: DendritesConfig, plan: ModelPlan, device: Any, test_saves: bool, capacity_test: bool) -> None:
+def _configure(d: DendritesSpec, plan: ModelPlan, device: Any, test_saves: bool, capacity_test: bool) -> None:
     GPA, _ = _pai()
     pc = GPA.pc
-    check_knobs(d, live=True)
+    if d.extra:  # validate checked the names against KNOWN_KNOBS; this is the installed library's own list
+        _check_names(d.extra, live_knobs())
     # The traps first: no UI, no pdb over skipped modules, no 3-dendrite smoke test in real runs.
     pc.set_configuration_confirmed(True)
     pc.set_unwrapped_modules_confirmed(True)
@@ -411,17 +411,12 @@ def _configure(d: DendritesConfig, plan: ModelPlan, device: Any, test_saves: boo
     pc.set_output_dimensions([int(v) for v in d.output_dimensions])
     # The knobs a sweep tunes.
     pc.set_max_dendrites(int(d.max_dendrites))
-    threshold = d.improvement_threshold
-    if isinstance(threshold, (list, tuple)) or hasattr(threshold, "__len__") and not isinstance(threshold, str):
-        threshold = [float(v) for v in threshold]
-    else:
-        threshold = float(threshold)
-    pc.set_improvement_threshold(threshold)
+    pc.set_improvement_threshold([float(v) for v in d.improvement_threshold])  # the per-dendrite list (threshold_schedule)
     pc.set_improvement_threshold_raw(float(d.improvement_threshold_raw))
     pc.set_candidate_weight_initialization_multiplier(float(d.candidate_weight_initialization_multiplier))
-    if d.switch_mode not in SWITCH_MODES:
+    if d.switch_mode not in SWITCH_CONSTANTS:
         raise ConfigError(f"dendrites.switch_mode={d.switch_mode!r} is not known; valid values: {', '.join(SWITCH_MODES)}")
-    pc.set_switch_mode(getattr(pc, SWITCH_MODES[d.switch_mode]))
+    pc.set_switch_mode(getattr(pc, SWITCH_CONSTANTS[d.switch_mode]))
     pc.set_n_epochs_to_switch(int(d.n_epochs_to_switch))
     pc.set_history_lookback(int(d.history_lookback))
     pc.set_initial_history_after_switches(int(d.initial_history_after_switches))
@@ -435,7 +430,7 @@ def _configure(d: DendritesConfig, plan: ModelPlan, device: Any, test_saves: boo
         getattr(pc, f"set_{name}")(value)
 
 
-def applied_knobs(d: DendritesConfig) -> dict[str, Any]:
+def applied_knobs(d: DendritesSpec) -> dict[str, Any]:
     """The tuned knobs and `extra` as PerforatedAI holds them now (its GPA.pc getters; switch_mode by name)."""
     GPA, _ = _pai()
     pc = GPA.pc
@@ -446,7 +441,7 @@ def applied_knobs(d: DendritesConfig) -> dict[str, Any]:
         if isinstance(stored, list):
             value = list(stored)
         if name == "switch_mode":
-            value = next((mode for mode, attr in SWITCH_MODES.items() if getattr(pc, attr) == value), value)
+            value = next((mode for mode, attr in SWITCH_CONSTANTS.items() if getattr(pc, attr) == value), value)
         elif hasattr(value, "tolist"):  # a tensor or numpy value
             value = value.tolist()
         elif isinstance(value, tuple):

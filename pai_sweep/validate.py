@@ -11,12 +11,12 @@ from typing import Any, Iterable
 from omegaconf import DictConfig
 
 from pai_sweep.errors import ConfigError
+from pai_sweep.schema.dendrites import SWITCH_MODES, threshold_schedule
 
 MODELS = ("mlp", "small_cnn", "conv1d", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
 DATASETS = ("digits", "digits32", "mnist1d", "cifar10", "cifar100", "image_folder", "custom")
 DOWNSIZE = ("none", "family", "width", "depth")
 PRESETS = ("cnn", "conv1d", "resnet", "transformer", "linear_only", "off", "auto", "custom")
-SWITCH_MODES = ("history", "fixed", "no_switch", "every_time")
 SAMPLERS = ("tpe", "random", "nsga2", "grid")
 OBJECTIVES = ("accuracy", "efficiency", "scalar")
 LAUNCHERS = ("local", "slurm", "submitit_local")
@@ -33,21 +33,6 @@ def positive(key: str, value: Any, allow_zero: bool = False) -> None:
     if value is None or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{key}={value!r} must be {bound}")
-
-
-def threshold_schedule(value: Any) -> list[float]:
-    """improvement_threshold as PerforatedAI takes it: a number or a non-empty list of numbers >= 0."""
-    items = [value] if value is None or isinstance(value, (int, float, str)) else list(value)
-    try:
-        numbers = [float(v) for v in items]
-    except (TypeError, ValueError):
-        numbers = []
-    if not numbers or any(n < 0 for n in numbers):
-        raise ConfigError(
-            f"dendrites.improvement_threshold={value!r} must be a number >= 0 or a list of them, "
-            "e.g. 0.001 or [0.001,0.0001,0]"
-        )
-    return numbers
 
 
 def validate_model_downsize(model: DictConfig, downsize: DictConfig) -> None:

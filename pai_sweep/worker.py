@@ -1,6 +1,7 @@
 """One trial in one process: `python -m pai_sweep.worker TRIAL_DIR`.
 
-Reads TRIAL_DIR/run.yaml (groups model, downsize, dendrites, data, train), works in TRIAL_DIR
+Reads TRIAL_DIR/run.yaml (groups model, downsize, dendrites, data, train) once into a typed RunSpec,
+checked once (load_run_spec: a hand-written run.yaml gets the driver's checks), works in TRIAL_DIR
 (PerforatedAI writes ./pai/), and always ends with TRIAL_DIR/result.json: status complete or
 failed with a one-line reason, whatever happened (exception, pdb trap, the library's
 sys.exit(0), NaN). Only a killed process leaves no result.json; the caller marks that failed.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import bdb
+import dataclasses
 import os
 import random
 import re
@@ -27,6 +29,7 @@ from typing import Any
 
 from pai_sweep.errors import ConfigError, PaiSweepError, os_error_line
 from pai_sweep.reads import Reads
+from pai_sweep.schema.run import RUN_GROUPS, RunSpec, typed_run
 from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
 from pai_sweep.training import StopRequested, request_stop
 from pai_sweep.trial_files import (
@@ -43,30 +46,25 @@ from pai_sweep.trial_files import (
     write_result,
 )
 
-RUN_GROUPS = ("model", "downsize", "dendrites", "data", "train")
 START_REFUSED = "PAI_SWEEP_START_REFUSED"  # set on the re-exec after a start point failed to load: train from epoch 0
 
 
-def load_run_config(trial_dir: Path) -> Any:
-    """run.yaml as a typed config (each group merged into its schema: unknown keys fail here)."""
+def load_run_spec(trial_dir: Path, check: bool = True) -> RunSpec:
+    """run.yaml as the typed RunSpec: each group onto its schema (unknown keys and wrong types fail here),
+    improvement_threshold as its list. check=True: validate_run's checks, the only full validation in the
+    worker process (a hand-written run.yaml gets the checks a composed config gets); check=False reads
+    another trial's run.yaml only to compare it (branching.seed_trial)."""
     from omegaconf import OmegaConf
-
-    from pai_sweep.schema import DataConfig, DendritesConfig, DownsizeConfig, ModelConfig, TrainConfig
 
     path = Path(trial_dir) / RUN_CONFIG
     if not path.exists():
         raise ConfigError(f"{path} does not exist: write the run config (groups {', '.join(RUN_GROUPS)}) first")
-    raw = OmegaConf.load(path)
-    schemas = {"model": ModelConfig, "downsize": DownsizeConfig, "dendrites": DendritesConfig, "data": DataConfig, "train": TrainConfig}
-    try:
-        merged = {k: OmegaConf.merge(OmegaConf.structured(schema), raw.get(k) or {}) for k, schema in schemas.items()}
-    except Exception as exc:
-        raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from exc
-    cfg = OmegaConf.create(merged)
-    from pai_sweep.validate import validate_run
+    node = typed_run(OmegaConf.load(path), path)
+    if check:
+        from pai_sweep.validate import validate_run
 
-    validate_run(cfg)  # a hand-written run.yaml gets the same checks as a composed config
-    return cfg
+        validate_run(node)
+    return RunSpec.of(node)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -244,9 +242,10 @@ def _samples(loader: Any) -> int | None:
         return None
 
 
-def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: bool = False,
+def train_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_test: bool = False,
                 max_batches: int | None = None, resume: bool = False) -> None:
-    """Build data and model, perforate, train; fills `result` as it goes (so a failure keeps what was known)."""
+    """Build data and model, perforate, train; fills `result` as it goes (so a failure keeps what was known).
+    Each part gets its own typed group of `spec` (load_run_spec checked it already)."""
     import torch
 
     from pai_sweep import branching, perforate
@@ -257,15 +256,14 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     from pai_sweep.models.build import fields_used
     from pai_sweep.training import PAISession, classification_loop, resolve_callable
 
-    train_cfg, d = cfg.train, perforate.dendrites_config(cfg.dendrites)
-    perforate.check_knobs(d)
+    train_cfg, d = spec.train, spec.dendrites
     device = resolve_device(str(train_cfg.device))
     result.extra["device"] = device
     if device.startswith("cuda"):  # which GPU the launcher gave it (scripts/gpu_check.sh reads these)
         result.extra["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         result.extra["gpu_name"] = torch.cuda.get_device_name(torch.device(device))
     seed_everything(int(train_cfg.seed))
-    data = load_data(cfg.data, batch_size=int(train_cfg.batch_size), seed=int(train_cfg.seed))
+    data = load_data(spec.data, batch_size=int(train_cfg.batch_size), seed=int(train_cfg.seed))
     from pai_sweep.task import loss_problems
 
     problems = loss_problems(train_cfg, data.task)
@@ -277,10 +275,10 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
             "set dendrites.maximizing_score=false and train.loss=mse"
         )
     result.maximizing = bool(d.maximizing_score)
-    original = build_model(cfg.model, data.input_shape, data.num_classes)
+    original = build_model(spec.model, data.input_shape, data.num_classes)
     result.original_params = sum(p.numel() for p in original.parameters())
-    model_cfg = apply_downsize(cfg.model, cfg.downsize)  # exactly what is built: downsize=none returns the model as configured
-    if model_cfg != model_spec(cfg.model):
+    model_cfg = apply_downsize(spec.model, spec.downsize)  # exactly what is built: downsize=none returns the model as configured
+    if model_cfg != model_spec(spec.model):
         seed_everything(int(train_cfg.seed))
         model = build_model(model_cfg, data.input_shape, data.num_classes)
     else:
@@ -288,7 +286,7 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     result.base_params = sum(p.numel() for p in model.parameters())
     result.built = {
         "model": {k: OmegaConf.to_container(model_cfg, resolve=True)[k] for k in sorted(fields_used(model_cfg))},
-        "downsize": {} if cfg.downsize.name == "none" else OmegaConf.to_container(cfg.downsize, resolve=True),
+        "downsize": {} if spec.downsize.name == "none" else dataclasses.asdict(spec.downsize),
         "params": result.base_params, "original_params": result.original_params, "perforated": {}, "knobs": {},
     }
     print(f"pai-sweep: model {model_cfg.name}: {result.base_params:,} parameters (original {result.original_params:,})", flush=True)
@@ -297,7 +295,7 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
     if enabled and d.preset == "auto":
         from pai_sweep.check.auto import derive  # module choices and dims from this model's forward pass
 
-        derived, why = derive(model, example[:8], cfg.dendrites)
+        derived, why = derive(model, example[:8], d)
         d = perforate.dendrites_config(derived)
         print(f"pai-sweep: dendrites=auto: {why}", flush=True)
     if enabled:
@@ -323,7 +321,7 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
         resume_file=trial_dir / RESUME_FILE if not capacity_test else None,  # written when asked: train.resume, branching, a stop
         generators=(getattr(data.train, "generator", None),),
         resume_every_epoch=bool(train_cfg.resume), branch_dir=trial_dir / branching.BRANCH_DIR if wants_branch else None,
-        branch_info={"signature": branching.prefix_signature(_run_dict(cfg)), "trial": trial_dir.name},
+        branch_info={"signature": branching.prefix_signature(spec.to_dict()), "trial": trial_dir.name},
     )
     if resume:
         try:
@@ -351,27 +349,21 @@ def train_trial(cfg: Any, trial_dir: Path, result: TrialResult, capacity_test: b
         result.extra["max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def _run_dict(cfg: Any) -> dict:
-    from omegaconf import OmegaConf
-
-    return {g: OmegaConf.to_container(cfg[g], resolve=True) for g in RUN_GROUPS}
-
-
-def _seed_start(cfg: Any, trial_dir: Path, result: TrialResult) -> bool:
+def _seed_start(spec: RunSpec, trial_dir: Path, result: TrialResult) -> bool:
     """train.start_from: copy that state in as this trial's resume point. False (and why, in the log and
     result.json) when it cannot be used: the trial then trains from epoch 0."""
     from pai_sweep import branching
 
     refused = os.environ.pop(START_REFUSED, "")
     if not refused:
-        started, refused = branching.seed_trial(cfg.train.start_from, trial_dir, _run_dict(cfg),
-                                                lambda folder: _run_dict(load_run_config(folder)))
+        started, refused = branching.seed_trial(spec.train.start_from, trial_dir, spec.to_dict(),
+                                                lambda folder: load_run_spec(folder, check=False).to_dict())
         if started is not None:
             result.extra["started_from"] = started
             return True
     clean_partial(trial_dir)
     result.extra["start_refused"] = refused
-    print(f"pai-sweep: not starting from {cfg.train.start_from}: {refused}; training from epoch 0", flush=True)
+    print(f"pai-sweep: not starting from {spec.train.start_from}: {refused}; training from epoch 0", flush=True)
     return False
 
 
@@ -417,13 +409,13 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
     if not capacity_test:
         signal.signal(signal.SIGUSR1, request_stop)  # the launcher's graceful stop (LocalLauncher.stop_gracefully)
     try:
-        cfg = load_run_config(trial_dir)
-        resume = bool(cfg.train.resume) and not capacity_test and (trial_dir / RESUME_FILE).exists()
+        spec = load_run_spec(trial_dir)
+        resume = bool(spec.train.resume) and not capacity_test and (trial_dir / RESUME_FILE).exists()
         if not resume and clean_partial(trial_dir):
             print("pai-sweep: removed the output of an interrupted earlier attempt; starting again", flush=True)
-        if not resume and cfg.train.start_from and not capacity_test:
-            resume = _seed_start(cfg, trial_dir, result)
-        train_trial(cfg, trial_dir, result, capacity_test=capacity_test, max_batches=max_batches, resume=resume)
+        if not resume and spec.train.start_from and not capacity_test:
+            resume = _seed_start(spec, trial_dir, result)
+        train_trial(spec, trial_dir, result, capacity_test=capacity_test, max_batches=max_batches, resume=resume)
     except StopRequested as exc:  # the sweep stops: no result.json, the resume point stays for the run again
         print(f"pai-sweep: {exc}", flush=True)
         return TrialResult(status=STATUS_FAILED, reason=str(exc))
@@ -433,7 +425,7 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
         clean_partial(trial_dir)
         sys.stdout.flush()
         env = dict(os.environ)
-        if cfg.train.start_from:
+        if spec.train.start_from:
             env[START_REFUSED] = f"its state did not load ({exc})"  # the re-run must not copy it in again
         os.execve(sys.executable, [sys.executable, "-m", "pai_sweep.worker", str(trial_dir)], env)
     except BaseException as exc:  # noqa: BLE001 - SystemExit and BdbQuit from the library included

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 
 from pai_sweep.schema.data import DataConfig
-from pai_sweep.schema.dendrites import DendritesConfig
+from pai_sweep.schema.dendrites import DendritesConfig, DendritesSpec
 from pai_sweep.schema.downsize import DownsizeConfig
 from pai_sweep.schema.model import ModelConfig
+from pai_sweep.schema.run import RUN_GROUPS, RunSpec
 from pai_sweep.schema.runtime import LauncherConfig, TrackingConfig
 from pai_sweep.schema.sweep import ObjectiveConfig, SweepConfig
 from pai_sweep.schema.train import OptimizerConfig, SchedulerConfig, TrainConfig
@@ -22,11 +23,14 @@ __all__ = [
     "Config",
     "DataConfig",
     "DendritesConfig",
+    "DendritesSpec",
     "DownsizeConfig",
     "LauncherConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "OptimizerConfig",
+    "RUN_GROUPS",
+    "RunSpec",
     "SchedulerConfig",
     "SweepConfig",
     "TrackingConfig",
@@ -34,17 +38,13 @@ __all__ = [
     "register",
 ]
 
-# The parts of a run a worker needs (the rest belongs to the driver).
-RUN_GROUPS = ("model", "downsize", "dendrites", "data", "train")
-
 
 @dataclass
-class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    downsize: DownsizeConfig = field(default_factory=DownsizeConfig)
+class Config(RunSpec):
+    """The whole composed config: the run groups (RunSpec's, dendrites as composed: improvement_threshold
+    a number or a list) and the driver's own groups."""
+
     dendrites: DendritesConfig = field(default_factory=DendritesConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)

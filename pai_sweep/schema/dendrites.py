@@ -1,9 +1,41 @@
-"""Schema of the `dendrites` group: what PerforatedAI perforates and every knob a sweep tunes."""
+"""Schema of the `dendrites` group: what PerforatedAI perforates and every knob a sweep tunes.
+
+DendritesConfig is the group as composed (improvement_threshold a number or a list); DendritesSpec is
+the same group in a run spec (run.yaml, the worker), where improvement_threshold is always the list.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from pai_sweep.errors import ConfigError
+
+# dendrites.switch_mode: when PerforatedAI adds dendrites (the adapter maps each to the library's constant).
+SWITCH_MODES = ("history", "fixed", "no_switch", "every_time")
+
+
+def threshold_schedule(value: Any) -> list[float]:
+    """improvement_threshold as a per-dendrite list of numbers >= 0 (a number is the one-entry list).
+
+    The one parser of the knob. PerforatedAI 3.2.9 reads a list by dendrite count, the last entry
+    repeating (GPA.pc.get_improvement_threshold), so [x] and x configure the same training.
+    """
+    if hasattr(value, "_metadata"):  # a ListConfig
+        from omegaconf import OmegaConf
+
+        value = OmegaConf.to_container(value, resolve=True)
+    items = [value] if value is None or isinstance(value, (int, float, str)) else list(value)
+    try:
+        numbers = [float(v) for v in items]
+    except (TypeError, ValueError):
+        numbers = []
+    if not numbers or any(n < 0 for n in numbers):
+        raise ConfigError(
+            f"dendrites.improvement_threshold={value!r} must be a number >= 0 or a list of them, "
+            "e.g. 0.001 or [0.001,0.0001,0]"
+        )
+    return numbers
 
 
 @dataclass
@@ -17,10 +49,11 @@ class DendritesConfig:
     output_dimensions: list[int] = field(default_factory=lambda: [-1, 0, -1, -1])  # where the neuron axis (0) sits
     output_dimension_overrides: dict[str, list[int]] = field(default_factory=dict)  # module path -> dims
     max_dendrites: int = 3  # cap; reaching it completes training
-    improvement_threshold: Any = field(default_factory=lambda: [0.001, 0.0001, 0.0])  # number or per-dendrite list
+    # a number or a per-dendrite list when composed; a run spec holds the list (DendritesSpec, threshold_schedule)
+    improvement_threshold: Any = field(default_factory=lambda: [0.001, 0.0001, 0.0])
     improvement_threshold_raw: float = 1e-5  # absolute gain also needed for a new best
     candidate_weight_initialization_multiplier: float = 0.01  # scale of new dendrite weights
-    switch_mode: str = "history"  # history, fixed, no_switch, every_time
+    switch_mode: str = "history"  # one of SWITCH_MODES
     n_epochs_to_switch: int = 10  # history mode: epochs without improvement before adding dendrites
     history_lookback: int = 1  # running-average window for the validation score
     initial_history_after_switches: int = 0  # epochs after a switch before history checks resume
@@ -31,3 +64,10 @@ class DendritesConfig:
     maximizing_score: bool = True  # False for losses/errors
     find_best_lr: bool = True  # PerforatedAI's learning-rate search after a switch
     extra: dict[str, Any] = field(default_factory=dict)  # any other GPA.pc.set_<name> knob, checked by name
+
+
+@dataclass
+class DendritesSpec(DendritesConfig):
+    """The dendrites group of a run spec: the same fields, improvement_threshold the per-dendrite list."""
+
+    improvement_threshold: list[float] = field(default_factory=lambda: [0.001, 0.0001, 0.0])

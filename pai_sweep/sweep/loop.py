@@ -26,7 +26,7 @@ from pai_sweep.errors import PaiSweepError, SweepError, TooManyFailures, os_erro
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.objective import Baseline
 from pai_sweep.progress import Progress, short_params
-from pai_sweep.schema import RUN_GROUPS
+from pai_sweep.schema.run import run_dict
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
 from pai_sweep.sweep import feedback, reserve, rule_policy
 from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
@@ -247,7 +247,7 @@ class SweepLoop:
             trial.set_user_attr("status", "running")
             validate_run(run_cfg)
             check_params(run_cfg, params)  # every searched value must act on the trial (consumers.py)
-            run_yaml = OmegaConf.create({g: OmegaConf.to_container(run_cfg[g], resolve=True) for g in RUN_GROUPS})
+            run_yaml = OmegaConf.create(run_dict(run_cfg))  # the run spec: improvement_threshold as its list
             rerun_of = trial.user_attrs.get("rerun_of")  # run again after an interruption: continue that attempt
             earlier = self.sweep_dir / "trials" / str(rerun_of) if rerun_of is not None else None
             for key, value in plan_start(self.cfg, self.sweep_dir, run_yaml, trial_origin == BASELINE, earlier).items():
