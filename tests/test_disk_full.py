@@ -52,6 +52,9 @@ def on_small_disk(mnt: Path, out: Path, size: str, args: list[str], bigger: str 
 def trials(study_db: Path) -> list[optuna.trial.FrozenTrial]:
     work = study_db.parent / "readable.db"  # a copy: reading must not touch the sweep's own file
     shutil.copy(study_db, work)
+    for suffix in ("-wal", "-shm"):  # the study is in WAL mode: what is not checkpointed yet lives in its -wal file
+        if study_db.with_name(study_db.name + suffix).exists():
+            shutil.copy(study_db.with_name(study_db.name + suffix), work.with_name(work.name + suffix))
     return optuna.load_study(study_name="default", storage=f"sqlite:///{work}").get_trials()
 
 
