@@ -26,6 +26,7 @@ mean hypervolume is at or above TPE's at every compute level.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -190,11 +191,19 @@ def mean_curve(rows: list[list[float | None]]) -> list[float | None]:
     return out
 
 
-def run_task(task: str, seeds: list[int], n: int, tolerance: float, quick: bool, work: Path) -> dict[str, Any]:
+def run_task(task: str, seeds: list[int], n: int, tolerance: float, quick: bool, work: Path,
+             methods: list[str] | None = None, extra_overrides: list[str] | None = None,
+             reused: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Run `methods` (default all) per seed; the others' runs come from `reused` (an earlier result's, same seeds)."""
     base = task_overrides(task, quick) + [f"sweep.n_trials={n}", f"objective.tolerance={tolerance}"]
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+    for method, earlier in (reused or {}).items():
+        runs[method] = [r for r in earlier if r["seed"] in seeds]
     for seed in seeds:
         for method, extra in METHODS.items():
+            if methods is not None and method not in methods:
+                continue
+            extra = [*extra, *(extra_overrides or [])]
             name = f"{task}_{method}_s{seed}"
             sweep_dir = work / name
             cmd = [*common.pai_sweep_cmd(), *base, *extra, f"sweep.seed={seed}", f"sweep.name={name}", f"sweep.dir={sweep_dir}"]
@@ -213,7 +222,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seeds", type=int, default=None, help="sampler seeds per method (default 5; --quick 1)")
     p.add_argument("--trials", type=int, default=None, help="trial budget per sweep (default 12; --quick 1)")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {', '.join(TASKS)}")
+    p.add_argument("--methods", default=None, help=f"run only these (comma-separated, of {', '.join(METHODS)}); the others' "
+                   "runs come from --reuse-from")
+    p.add_argument("--reuse-from", type=Path, default=None, help="an earlier search_quality.json whose runs of the methods "
+                   "not run here are compared with these (paired by seed)")
+    p.add_argument("--override", action="append", default=[], help="an override added to the methods run here (repeatable)")
     args = p.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    earlier = json.loads(args.reuse_from.read_text()) if args.reuse_from else None
+    if methods and earlier is None and set(methods) != set(METHODS):
+        p.error("--methods without --reuse-from: the comparison needs every method's runs")
     seeds = list(range(args.seeds or (1 if args.quick else 5)))
     n = args.trials or (1 if args.quick else 12)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -223,12 +241,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tolerance = 1.0
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_quality_"))
     with common.LoadSampler() as load:
-        results = {task: run_task(task, seeds, n, tolerance, args.quick, work) for task in tasks}
+        results = {task: run_task(task, seeds, n, tolerance, args.quick, work, methods, args.override,
+                                   {m: r for m, r in earlier["tasks"][task]["runs"].items() if m not in (methods or METHODS)}
+                                   if earlier else None)
+                   for task in tasks}
     head_task = "mnist1d" if "mnist1d" in results else tasks[0]
     hs = results[head_task]["summary"]
     result = {
         "benchmark": "search_quality", "command": common.command_line(), "machine": common.machine_info(),
         "load": load.summary(), "quick": args.quick, "methods": METHODS, "seeds": seeds,
+        "run_here": methods or list(METHODS), "overrides_here": args.override,
+        "reused_from": {"file": str(args.reuse_from), "commit": earlier["machine"]["commit"]} if earlier else None,
         "n_trials": n, "tolerance": tolerance, "reference_point": {"score": SCORE_REF, "params_x_original": PARAMS_REF_X},
         "target": (f"on mnist1d guided reaches plain TPE's final hypervolume within {TARGET_COMPUTE_SHARE:.0%} of TPE's compute; "
                    "on digits guided is never below TPE at equal compute"),
@@ -350,6 +373,9 @@ def markdown(result: dict[str, Any]) -> str:
         "compute = summed trial CPU seconds (derived points free, the baseline left out; wall trial seconds beside them).\n\n"
         f"Headline ({h['task']}): compute share to reach TPE's final hypervolume {h['compute_share_to_reach_tpe_final']} "
         f"(target <= {TARGET_COMPUTE_SHARE}: **{verdict}**); guided never below TPE at equal compute: {h['beats_tpe_at_equal_compute']}.\n"
+        + (f"\nRun here: {', '.join(result['run_here'])} (with {' '.join(result['overrides_here']) or 'no extra overrides'}); "
+           f"the other methods' runs from {result['reused_from']['file']} (commit {result['reused_from']['commit']}).\n"
+           if result.get("reused_from") else "")
         + "".join(task_markdown(t, d, n) for t, d in result["tasks"].items())
     )
 

@@ -51,6 +51,7 @@ RANGES: dict[str, Range] = {
     "sweep.n_trials": Range(1, unit="trials, counted across resumes"),
     "sweep.in_flight": Range(1, unit="trials running at once"),
     "sweep.guided_share": Range(0, 1, unit="share of n_trials from the analysis' recommendations"),
+    "sweep.prefix_reuse": Range(0, 1, unit="share of sampler trials that reuse a front trial's neuron phase"),
     "sweep.pruner_warmup": Range(0, unit="epochs"),
     "sweep.pruner_startup": Range(0, unit="finished trials"),
     "sweep.max_failures": Range(1, unit="failed trials before the sweep stops"),

@@ -25,6 +25,7 @@ class SweepConfig:
     trial_timeout: Optional[float] = None  # seconds before a trial is killed (None: no limit)
     check_first: bool = True  # run `pai-sweep check` once before launching trials
     branching: str = "auto"  # auto: a trial sharing another's neuron phase starts from its state before the switch; off
+    prefix_reuse: float = 0.0  # share of sampler trials (after start-up) that take a front trial's pre-switch params and branch
     space: dict[str, Any] = field(default_factory=dict)  # config key -> distribution (docs/search_space.md)
 
 

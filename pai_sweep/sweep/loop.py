@@ -30,6 +30,7 @@ from pai_sweep.schema.run import run_dict
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
 from pai_sweep.sweep import feedback, reserve, rule_policy
 from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
+from pai_sweep.sweep.prefix_reuse import PREFIX_OF, fixed_prefix
 from pai_sweep.sweep.start_points import plan_start
 from pai_sweep.sweep.study import (
     BASELINE,
@@ -228,8 +229,21 @@ class SweepLoop:
                 f"(see {self.sweep_dir}/trials/{last.number}/worker.log) or raise sweep.max_failures, then run the same command to resume"
             )
 
+    def _reuse_prefix(self) -> None:
+        """sweep.prefix_reuse: queue the next sampler trial with a front trial's pre-switch params fixed (it branches)."""
+        share = float(self.cfg.sweep.get("prefix_reuse") or 0.0)
+        if share <= 0 or self.cfg.sweep.branching == "off" or self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return  # queued trials (baseline, re-runs, rule trials) go first
+        trials = self._trials()
+        rng = random.Random(int(self.cfg.sweep.seed) * 7_000_003 + len(trials))
+        found = fixed_prefix(trials, self.study.directions, self.space, share, startup_trials(self.cfg.sweep), rng)
+        if found is not None:
+            params, parent = found
+            self.study.enqueue_trial(params, user_attrs={"origin": SAMPLER, PREFIX_OF: parent})
+
     def _launch(self) -> Running | None:
         """Ask for a trial and write its folder; it holds a slot until _submit starts it (None: it failed)."""
+        self._reuse_prefix()
         trial = self.study.ask()
         trial_origin = str(trial.user_attrs.get("origin", SAMPLER))
         trial_dir = self.sweep_dir / "trials" / str(trial.number)
