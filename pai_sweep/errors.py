@@ -1,6 +1,8 @@
 """The one base exception and its thin subclasses. Each message is one line: the problem and the fix."""
 
+import difflib
 import errno
+from typing import Iterable
 
 
 class PaiSweepError(Exception):
@@ -62,3 +64,15 @@ def os_error_line(exc: OSError, fix: bool = True) -> str:
               errno.EDQUOT: "free space within your quota or choose another folder"}.get(
         exc.errno, "make it writable or choose another folder (e.g. sweep.dir=..., --out ...)")
     return f"{line}: {advice}"
+
+
+def close_names(name: str, names: Iterable[str]) -> str:
+    """' (did you mean a, b?)' for up to three of `names` close to `name`, else ''."""
+    matches = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(matches)}?)" if matches else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """'TypeName: the message on one line' (just the type name when the message is empty)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

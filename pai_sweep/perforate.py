@@ -1,14 +1,15 @@
 """Apply a DendritesConfig to PerforatedAI 3.2.9 safely. The only module that imports perforatedai.
 
-Every trap in reference/perforatedai.md has its prevention here:
+Every trap in reference/perforatedai.md has its prevention here or in the model planning it calls
+first (check/plan.py, torch only, shared with `pai-sweep check`):
 - configuration_confirmed / unwrapped_modules_confirmed / checked_skipped_modules set, so the
   library never opens its terminal UI or stops in pdb over skipped modules;
 - parameters outside perforated and tracked modules are tracked (norm and embedding layers by
-  class name, any other loose parameter by id) and said so in the log;
-- a `module` attribute (DataParallel) is refused before the library sees it;
+  class name, any other loose parameter by id) and said so in the log (plan_model);
+- a `module` attribute (DataParallel) is refused before the library sees it (plan_model);
 - output_dimensions are checked on one example batch before perforating, because a mismatch
-  makes the library call sys.exit(0) on the first backward pass;
-- unknown `dendrites.extra` knob names raise (3.2.9 ignores them with a print);
+  makes the library call sys.exit(0) on the first backward pass (check_output_dimensions);
+- unknown `dendrites.extra` knob names raise (3.2.9 ignores them with a print; names in schema/knobs.py);
 - the save name is sanitised, the device set explicitly, the mha fast path disabled for
   transformers (it skips the dendrites of TransformerEncoderLayer under no_grad).
 
@@ -19,19 +20,19 @@ Importing this module is cheap (torch and perforatedai are imported on first use
 from __future__ import annotations
 
 import copy
-import dataclasses
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from pai_sweep.errors import ConfigError, IntegrationError
+from pai_sweep.errors import ConfigError, IntegrationError, close_names
 from pai_sweep.reads import Reads
-from pai_sweep.schema.dendrites import SWITCH_MODES, DendritesConfig, DendritesSpec, threshold_schedule
+from pai_sweep.schema.dendrites import SWITCH_MODES, DendritesSpec, dendrites_config
+from pai_sweep.schema.knobs import FIELD_KNOBS, KNOWN_KNOBS, RESERVED_KNOBS, TUNED_KNOBS
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
+
+    from pai_sweep.check.plan import ModelPlan
 
 SAVE_NAME = "pai"
 
@@ -50,85 +51,9 @@ SWITCH_READS = Reads(
     acts=lambda field, cfg: not cfg.dendrites.enabled or field.split(".", 1)[1] in SWITCH_TIMING.get(cfg.dendrites.switch_mode, ()),
 )
 
-# Every GPA.pc.set_<name> of perforatedai 3.2.9 (tests check this against the installed library).
-KNOWN_KNOBS = frozenset(
-    """candidate_weight_init_by_main candidate_weight_initialization_multiplier checked_skipped_modules
-    config_file configuration_confirmed confirm_correct_sizes d_type dashboard_debug dashboard_events_enabled
-    dashboard_url debugging_output_dimensions device dont_give_up_unless_learning_rate_lowered
-    drawing_extra_graphs drawing_pai extra_verbose find_best_lr first_fixed_switch_num fixed_switch_num
-    global_candidates history_lookback improvement_threshold improvement_threshold_raw
-    initial_history_after_switches learn_dendrites_live library_extra_scores
-    library_extra_scores_without_graphing library_validation_score max_dendrite_tries max_dendrites
-    maximizing_score module_by_name_processing_classes module_ids_to_perforate module_ids_to_track
-    module_names_to_not_save module_names_to_perforate module_names_to_track module_names_with_processing
-    modules_processing_classes modules_to_perforate modules_to_replace modules_to_track modules_with_processing
-    n_epochs_to_switch no_extra_n_modes output_dimensions pai_forward_function pai_saves param_vals_setting
-    parameter_ids_to_track perforated_backpropagation replacement_modules reset_best_score_on_switch
-    retain_all_dendrites save_name save_old_graph_scores silent strict_loading switch_mode test_saves
-    testing_dendrite_capacity unwrapped_modules_confirmed use_cuda using_safe_tensors verbose
-    weight_decay_accepted weight_tying_experimental""".split()
-)
-
-# Knobs pai-sweep sets itself on every run: a value in dendrites.extra would re-open a trap.
-RESERVED_KNOBS = {
-    "configuration_confirmed": "pai-sweep confirms the configuration (False opens an interactive UI)",
-    "unwrapped_modules_confirmed": "pai-sweep tracks loose parameters itself (False stops in pdb)",
-    "checked_skipped_modules": "pai-sweep checks skipped modules itself (False stops in pdb)",
-    "testing_dendrite_capacity": "the capacity test is `pai-sweep check` (preflight), not a training run",
-    "save_name": "the trial folder's pai/ is fixed",
-    "config_file": "each trial starts from a fresh folder and the config in code",
-    "device": "set train.device",
-    "use_cuda": "set train.device",
-    "test_saves": "set train.test_saves",
-    "drawing_pai": "False crashes the library's plotting code",
-    "debugging_output_dimensions": "pai-sweep checks output dimensions before training",
-}
-
-# The dendrites group has a field for these: use the field, not dendrites.extra.
-FIELD_KNOBS = tuple(
-    f.name for f in dataclasses.fields(DendritesConfig) if f.name in KNOWN_KNOBS
-)
-
-# The knobs a sweep tunes (fields of the group, not the module choices): read back after configuring (applied_knobs).
-TUNED_KNOBS = tuple(k for k in FIELD_KNOBS if not k.startswith(("module_", "output_dimension")))
-
-# Parameter-holding layers that are tracked (kept as-is, saved and reloaded) when no perforated
-# module contains them; the library stops in pdb on an untracked norm layer.
-AUTO_TRACK_TYPES = (
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LazyBatchNorm1d", "LazyBatchNorm2d",
-    "LazyBatchNorm3d", "LayerNorm", "GroupNorm", "RMSNorm", "InstanceNorm1d", "InstanceNorm2d",
-    "InstanceNorm3d", "LocalResponseNorm", "Embedding", "EmbeddingBag", "PReLU",
-)
-
 # The score names the worker adds; the best-architecture table lists them after the validation score.
 TRAIN_SCORE = "Train"
 TEST_SCORE = "Test"
-
-
-def dendrites_config(cfg: Any) -> DendritesSpec:
-    """The typed group from a DendritesSpec (as is: the worker's), a DendritesConfig, DictConfig or dict
-    (unknown keys raise ConfigError; improvement_threshold becomes its list)."""
-    if isinstance(cfg, DendritesSpec):
-        return cfg
-    if isinstance(cfg, DendritesConfig):
-        cfg = dataclasses.asdict(cfg)
-    elif hasattr(cfg, "_metadata"):  # DictConfig
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    data = dict(cfg or {})
-    known = {f.name for f in dataclasses.fields(DendritesSpec)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"dendrites has unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
-    if "improvement_threshold" in data:
-        data["improvement_threshold"] = threshold_schedule(data["improvement_threshold"])
-    return DendritesSpec(**data)
-
-
-def _close(name: str, names: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(matches)}?)" if matches else ""
 
 
 def check_knobs(dendrites_cfg: Any, live: bool = False) -> None:
@@ -145,7 +70,7 @@ def _check_names(names: Iterable[str], known: Iterable[str]) -> None:
     for name in names:
         if name not in known:
             raise IntegrationError(
-                f"dendrites.extra.{name} is not a PerforatedAI setting{_close(name, known)}; "
+                f"dendrites.extra.{name} is not a PerforatedAI setting{close_names(name, known)}; "
                 f"perforatedai silently ignores unknown names, so fix or remove it"
             )
         if name in RESERVED_KNOBS:
@@ -166,218 +91,6 @@ def _pai():
     from perforatedai import utils_perforatedai as UPA
 
     return GPA, UPA
-
-
-# ---------------------------------------------------------------- model inspection (torch only)
-
-
-@dataclass
-class ModelPlan:
-    """What perforate_model will do with a model, predicted before it runs."""
-
-    perforated: list[str] = field(default_factory=list)  # module paths (".head") that get dendrites
-    tracked: list[str] = field(default_factory=list)  # module paths kept as-is but tracked
-    track_names: list[str] = field(default_factory=list)  # class names added to module_names_to_track
-    track_params: list[str] = field(default_factory=list)  # loose parameter ids added to parameter_ids_to_track
-    notes: list[str] = field(default_factory=list)  # lines for the log
-    transformer: bool = False  # the model holds attention layers (mha fast path must be off)
-
-
-SKIPPED_PATHS = (".base_model",)  # the library's default module_names_to_not_save: never converted
-
-
-def walk_modules(model: "nn.Module", names_perf, ids_perf, names_track, ids_track) -> list[tuple[str, "nn.Module", str]]:
-    """(path, module, "perforated" | "tracked") in the library's order, without importing it.
-
-    Mirrors perforatedai 3.2.9's convert_module: tracking wins over perforating, a match stops
-    the descent, a module reachable twice keeps its first path. `pai-sweep check` uses the same walk.
-    """
-    found: list[tuple[str, "nn.Module", str]] = []
-    seen: set[int] = {id(model)}
-
-    def visit(module, prefix: str) -> None:
-        for name, child in module.named_children():
-            path = f"{prefix}.{name}"
-            if id(child) in seen or path in SKIPPED_PATHS:
-                continue
-            seen.add(id(child))
-            cls = type(child).__name__
-            if path in ids_track or cls in names_track:
-                found.append((path, child, "tracked"))
-            elif path in ids_perf or cls in names_perf:
-                found.append((path, child, "perforated"))
-            else:
-                visit(child, path)
-
-    visit(model, "")
-    return found
-
-
-def _walk(model: "nn.Module", names_perf, ids_perf, names_track, ids_track) -> tuple[list[str], list[str]]:
-    found = walk_modules(model, names_perf, ids_perf, names_track, ids_track)
-    return [p for p, _, kind in found if kind == "perforated"], [p for p, _, kind in found if kind == "tracked"]
-
-
-def _covered(param_id: str, roots: Iterable[str]) -> bool:
-    return any(param_id.startswith(root + ".") for root in roots)
-
-
-def refuse_wrappers(model: "nn.Module") -> None:
-    """DataParallel/DDP wrappers and any attribute named `module` stop the library in pdb."""
-    from torch import nn
-
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        raise IntegrationError(
-            f"the model is wrapped in {type(model).__name__}: pass the bare model (one GPU per trial; "
-            "pai-sweep runs trials in parallel instead)"
-        )
-    for path, _ in model.named_modules():
-        if "module" in path.split("."):
-            raise IntegrationError(
-                f"the model has a submodule named 'module' (.{path}), which PerforatedAI takes for a "
-                "DataParallel wrapper and stops in pdb: rename the attribute"
-            )
-
-
-def plan_model(model: "nn.Module", dendrites_cfg: Any) -> ModelPlan:
-    """Predict perforated/tracked modules and track every loose parameter; raise on configs that cannot work."""
-    from torch import nn
-
-    d = dendrites_config(dendrites_cfg)
-    refuse_wrappers(model)
-    paths = {"." + p for p, _ in model.named_modules() if p}
-    for key in ("module_ids_to_perforate", "module_ids_to_track"):
-        for ident in getattr(d, key):
-            if ident not in paths:
-                raise IntegrationError(
-                    f"dendrites.{key} entry {ident!r} names no module of this model{_close(ident, paths)}; "
-                    f"module paths look like {', '.join(sorted(paths)[:4])}"
-                )
-    if type(model).__name__ in d.module_names_to_perforate:
-        raise IntegrationError(
-            f"dendrites.module_names_to_perforate names the whole model's class {type(model).__name__}: "
-            "list the layer types inside it instead"
-        )
-    plan = ModelPlan(track_names=list(d.module_names_to_track))
-    plan.transformer = any(isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.MultiheadAttention))
-                           for m in model.modules())
-    names_perf, ids_perf = set(d.module_names_to_perforate), set(d.module_ids_to_perforate)
-    ids_track = set(d.module_ids_to_track)
-    perforated, tracked = _walk(model, names_perf, ids_perf, set(plan.track_names), ids_track)
-    if not perforated:
-        kinds = sorted({type(m).__name__ for m in model.modules()} - {type(model).__name__})
-        raise IntegrationError(
-            f"no module of the model matches dendrites.module_names_to_perforate={list(d.module_names_to_perforate)} "
-            f"or module_ids_to_perforate={list(d.module_ids_to_perforate)}; its module types are: {', '.join(kinds)}"
-        )
-    # Loose parameters: norm/embedding layers are tracked by class, anything else by parameter id.
-    modules = dict(model.named_modules())
-    for name, _param in model.named_parameters():
-        pid = "." + name
-        if _covered(pid, perforated + tracked):
-            continue
-        owner = modules[name.rsplit(".", 1)[0]] if "." in name else model
-        cls = type(owner).__name__
-        if cls in AUTO_TRACK_TYPES and owner is not model:
-            if cls not in plan.track_names:
-                plan.track_names.append(cls)
-                plan.notes.append(f"tracking {cls} layers (their parameters are in no perforated module)")
-            perforated, tracked = _walk(model, names_perf, ids_perf, set(plan.track_names), ids_track)
-        else:
-            plan.track_params.append(pid)
-    if plan.track_params:
-        plan.notes.append(f"tracking loose parameters {', '.join(plan.track_params)} (in no perforated or tracked module)")
-    plan.perforated, plan.tracked = perforated, tracked
-    return plan
-
-
-def _override_dims(d: DendritesSpec) -> dict[str, list[int]]:
-    out = {}
-    for path, dims in d.output_dimension_overrides.items():
-        dims = [int(v) for v in dims]
-        if dims.count(0) != 1:
-            raise ConfigError(f"dendrites.output_dimension_overrides.{path}={dims} must mark the neuron axis with exactly one 0")
-        out["." + str(path).lstrip(".")] = dims
-    return out
-
-
-def effective_dims(module: "nn.Module", dims: list[int]) -> list[int]:
-    """The library's own shortening: Linear keeps [batch, neuron], Conv1d three axes, when the rest are -1."""
-    from torch import nn
-
-    dims = list(dims)
-    if isinstance(module, nn.Linear) and all(v == -1 for v in dims[2:]):
-        return dims[:2]
-    if isinstance(module, nn.Conv1d) and all(v == -1 for v in dims[3:]):
-        return dims[:3]
-    return dims
-
-
-def _suggest(module: "nn.Module", ndim: int) -> list[int]:
-    from torch import nn
-
-    if ndim == 3 and isinstance(module, nn.Linear):
-        return [-1, -1, 0]  # [batch, tokens, features]
-    return [-1, 0] + [-1] * max(0, ndim - 2)
-
-
-def check_output_dimensions(model: "nn.Module", plan: ModelPlan, dendrites_cfg: Any, example: Any) -> None:
-    """Run one batch and compare each perforated module's output rank with its output_dimensions.
-
-    A mismatch would end the process with sys.exit(0) on the first backward pass.
-    """
-    import torch
-
-    d = dendrites_config(dendrites_cfg)
-    overrides = _override_dims(d)
-    unknown = sorted(set(overrides) - set(plan.perforated))
-    if unknown:
-        raise IntegrationError(
-            f"dendrites.output_dimension_overrides names {', '.join(p.lstrip('.') for p in unknown)}, which is not a "
-            f"perforated module; perforated modules: {', '.join(p.lstrip('.') for p in plan.perforated)}"
-        )
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = []
-    for path in plan.perforated:
-        module = model.get_submodule(path.lstrip("."))
-
-        def hook(_m, _inp, out, path=path):
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            if isinstance(out, torch.Tensor) and path not in shapes:
-                shapes[path] = tuple(out.shape)
-
-        hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example)
-    except Exception as exc:
-        raise IntegrationError(f"the model failed on one example batch of the data ({_one_line(exc)}): check model and data shapes") from exc
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    for path in plan.perforated:
-        if path not in shapes:
-            continue  # not used in forward: the library raises no dims error for it
-        module = model.get_submodule(path.lstrip("."))
-        configured = overrides.get(path) or [int(v) for v in d.output_dimensions]
-        dims = overrides.get(path) or effective_dims(module, configured)
-        shape = shapes[path]
-        if len(dims) != len(shape):
-            key = f"dendrites.output_dimension_overrides={{{path.lstrip('.')}: {_suggest(module, len(shape))}}}"
-            given = "output_dimension_overrides" if path in overrides else "output_dimensions"
-            read = f" (read as {dims} for {type(module).__name__})" if dims != configured else ""
-            raise IntegrationError(
-                f"dendrites.{given}={configured}{read} does not fit module {path.lstrip('.')} ({type(module).__name__}) whose output "
-                f"is {list(shape)} ({len(shape)}-D; PerforatedAI would exit 0 on the first backward pass): set {key}"
-            )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------- configuring and perforating
@@ -478,7 +191,10 @@ def perforate(
     ./<save_name>/<save_name>_config.json. With example_input (one batch) the output
     dimensions are checked before the library sees the model.
     """
+    # torch and the model planning (which imports torch) on first use: validate imports this module for check_knobs
     import torch
+
+    from pai_sweep.check.plan import check_output_dimensions, override_dims, plan_model
 
     d = dendrites_config(dendrites_cfg)
     if graphs not in ("end", "every_epoch"):
@@ -496,7 +212,7 @@ def perforate(
     _configure(d, plan, device, test_saves, capacity_test)
     GPA, UPA = _pai()
     model = UPA.perforate_model(model, save_name=sanitise_save_name(save_name), maximizing_score=bool(d.maximizing_score))
-    for path, dims in _override_dims(d).items():
+    for path, dims in override_dims(d).items():
         model.get_submodule(path.lstrip(".")).set_this_output_dimensions(list(dims))
     model = model.to(device)
     if graphs == "end":

@@ -29,6 +29,7 @@ from typing import Any
 
 from pai_sweep.errors import ConfigError, PaiSweepError, os_error_line
 from pai_sweep.reads import Reads
+from pai_sweep.schema.dendrites import dendrites_config
 from pai_sweep.schema.run import RUN_GROUPS, RunSpec, typed_run
 from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
 from pai_sweep.training import StopRequested, request_stop
@@ -296,7 +297,7 @@ def train_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
         from pai_sweep.check.auto import derive  # module choices and dims from this model's forward pass
 
         derived, why = derive(model, example[:8], d)
-        d = perforate.dendrites_config(derived)
+        d = dendrites_config(derived)
         print(f"pai-sweep: dendrites=auto: {why}", flush=True)
     if enabled:
         done = perforate.perforate(

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from pai_sweep import perforate
+from pai_sweep.check import plan as planning
 from pai_sweep.compose import compose
 from pai_sweep.errors import ConfigError, IntegrationError
 from pai_sweep.training import PAISession, TrialFailure
@@ -55,7 +56,7 @@ def test_check_knobs_accepts_real_library_knobs():
 
 
 def test_plan_tracks_norm_layers_by_class_and_loose_parameters_by_id():
-    plan = perforate.plan_model(Net(), CNN)
+    plan = planning.plan_model(Net(), CNN)
     assert plan.perforated == [".conv", ".head"]
     assert "BatchNorm2d" in plan.track_names and plan.tracked == [".bn"]
     assert plan.track_params == [".gain"]
@@ -72,26 +73,26 @@ def test_plan_tracks_norm_layers_by_class_and_loose_parameters_by_id():
 )
 def test_plan_refuses_models_that_cannot_work(model, cfg, message):
     with pytest.raises(IntegrationError, match=message):
-        perforate.plan_model(model, cfg)
+        planning.plan_model(model, cfg)
 
 
 def test_module_attribute_is_refused_before_the_library():
     model = nn.Sequential()
     model.add_module("module", nn.Linear(2, 2))
     with pytest.raises(IntegrationError, match="named 'module'"):
-        perforate.refuse_wrappers(model)
+        planning.refuse_wrappers(model)
 
 
 def test_output_dimensions_are_checked_on_one_batch():
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Unflatten(1, (2, 4)), nn.Linear(4, 3))
     cfg = {"module_names_to_perforate": ["Linear"], "output_dimensions": [-1, 0]}
-    plan = perforate.plan_model(model, cfg)
+    plan = planning.plan_model(model, cfg)
     x = torch.randn(2, 1, 8, 8)
     with pytest.raises(IntegrationError, match=r"module 3 \(Linear\) whose output is \[2, 2, 3\].*\{3: \[-1, -1, 0\]\}"):
-        perforate.check_output_dimensions(model, plan, cfg, x)
-    perforate.check_output_dimensions(model, plan, {**cfg, "output_dimension_overrides": {"3": [-1, -1, 0]}}, x)
+        planning.check_output_dimensions(model, plan, cfg, x)
+    planning.check_output_dimensions(model, plan, {**cfg, "output_dimension_overrides": {"3": [-1, -1, 0]}}, x)
     with pytest.raises(IntegrationError, match="not a perforated module"):
-        perforate.check_output_dimensions(model, plan, {**cfg, "output_dimension_overrides": {"0": [-1, 0]}}, x)
+        planning.check_output_dimensions(model, plan, {**cfg, "output_dimension_overrides": {"0": [-1, 0]}}, x)
 
 
 def test_save_name_cannot_hold_a_slash():

@@ -17,8 +17,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from pai_sweep.check.dims import MISMATCH, NOT_TENSOR, UNUSED, WRONG_AXIS, check_dims, configured_dims, override_key
+from pai_sweep.check.dims import MISMATCH, NOT_TENSOR, UNUSED, WRONG_AXIS, check_dims, configured_dims
 from pai_sweep.check.inspect import NEURON_LAYERS, inspect_model
+from pai_sweep.check.plan import override_key
 from pai_sweep.check.presets import fitting_preset, preset_config
 from pai_sweep.schema import DendritesConfig
 

@@ -9,15 +9,14 @@ check silently and grows dendrites per token/pixel instead of per neuron.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
-import torch
 from torch import nn
 
 from pai_sweep.check.diagnose import override_arg
 from pai_sweep.check.inspect import NEURON_LAYERS, ModuleInfo, setting
+from pai_sweep.check.plan import effective_dims, forward_shapes, override_dims, override_key
 
 OK = "ok"
 MISMATCH = "mismatch"  # the library would exit 0 on it
@@ -78,24 +77,12 @@ class DimsReport:
         }
 
 
-def override_key(path: str) -> str:
-    """The key of dendrites.output_dimension_overrides for a module path: no leading dot ("head")."""
-    return path.lstrip(".")
-
-
 def configured_dims(module: nn.Module, path: str, dendrites_cfg: Any) -> tuple[list[int], str]:
     """The dims the library would give this module: its override, else the global list (shortened as 3.2.9 does)."""
-    overrides = dendrites_cfg.get("output_dimension_overrides", None) if hasattr(dendrites_cfg, "get") else getattr(dendrites_cfg, "output_dimension_overrides", None)
-    for key, dims in dict(overrides or {}).items():
-        if override_key(str(key)) == override_key(path):
-            return [int(d) for d in dims], "override"
-    dims = [int(d) for d in setting(dendrites_cfg, "output_dimensions", [-1, 0, -1, -1])]
-    # The library shortens an all -1 tail for Linear (to 2 axes) and Conv1d (to 3 axes).
-    if isinstance(module, nn.Linear) and all(d == -1 for d in dims[2:]):
-        dims = dims[:2]
-    if isinstance(module, nn.Conv1d) and all(d == -1 for d in dims[3:]):
-        dims = dims[:3]
-    return dims, "global"
+    dims = override_dims(dendrites_cfg, strict=False).get("." + override_key(path))
+    if dims is not None:
+        return dims, "override"
+    return effective_dims(module, [int(d) for d in setting(dendrites_cfg, "output_dimensions", [-1, 0, -1, -1])]), "global"
 
 
 def infer_dims(shape: list[int], neurons: int | None, conv_like: bool) -> list[int]:
@@ -119,49 +106,6 @@ def library_accepts(dims: list[int], shape: list[int]) -> bool:
     if len(dims) != len(shape) or dims.count(0) != 1:
         return False
     return all(d in (0, -1, 1) or d == s for d, s in zip(dims, shape))
-
-
-@contextlib.contextmanager
-def probing(model: nn.Module) -> Iterator[None]:
-    """eval + no_grad without side effects; the transformer fast path off so inner Linear layers are called."""
-    was_training = model.training
-    mha = getattr(torch.backends, "mha", None)
-    fastpath = mha.get_fastpath_enabled() if mha is not None else None
-    model.eval()
-    if mha is not None:
-        mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-        if mha is not None:
-            mha.set_fastpath_enabled(fastpath)
-
-
-def forward_shapes(model: nn.Module, paths: list[str], sample: Any) -> tuple[dict[str, Any], list[str]]:
-    """Output shape (list of ints, or the output's type name) of each module path, and the call order."""
-    shapes: dict[str, Any] = {}
-    order: list[str] = []
-    handles = []
-
-    def hook_for(path: str):
-        def hook(_module, _inputs, output):
-            if path not in shapes:
-                order.append(path)
-                shapes[path] = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        return hook
-
-    for path in paths:
-        target = model if path == "" else model.get_submodule(path.lstrip("."))
-        handles.append(target.register_forward_hook(hook_for(path)))
-    try:
-        with probing(model):
-            model(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes, order
 
 
 def check_dims(model: nn.Module, perforated: list[ModuleInfo], dendrites_cfg: Any, sample: Any) -> DimsReport:

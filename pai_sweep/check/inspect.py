@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from pai_sweep.perforate import walk_modules
+from pai_sweep.check.plan import walk_modules
 
 # Classes PerforatedAI's setup guide names as block-level candidates, beside any user class holding Linear/Conv.
 KNOWN_BLOCKS = ("BasicBlock", "Bottleneck", "TransformerEncoderLayer", "TransformerDecoderLayer", "InvertedResidual")
@@ -119,7 +119,7 @@ def inspect_model(model: nn.Module, dendrites_cfg: Any) -> Inspection:
     if type(model).__name__ in names_perf:
         out.perforated.append(_info("", model))
         cover(model)
-    else:  # the worker's own walk (perforate.walk_modules), so check and training never disagree
+    else:  # the worker's own walk (plan.walk_modules), so check and training never disagree
         for path, child, role in walk_modules(model, names_perf, ids_perf, names_track, ids_track):
             classify(path, child, role)
     _unwrapped(model, covered, out)

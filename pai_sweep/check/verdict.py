@@ -165,6 +165,7 @@ def _static_checks(cfg: Any, result: CheckResult) -> None:
     from pai_sweep.check.auto import build_for_check, derive
     from pai_sweep.check.dims import check_dims
     from pai_sweep.check.inspect import inspect_model
+    from pai_sweep.check.plan import plan_model
     from pai_sweep.check.presets import fitting_preset
 
     model, sample, data = build_for_check(cfg)
@@ -181,7 +182,7 @@ def _static_checks(cfg: Any, result: CheckResult) -> None:
     result.notes += found.notes + [m.message() for m in dims.warnings]
     try:
         perforate.check_knobs(dendrites)
-        plan = perforate.plan_model(model, dendrites)
+        plan = plan_model(model, dendrites)
         auto = plan.track_names[len(list(dendrites.module_names_to_track)):] + plan.track_params
         if auto:
             shown = ", ".join(auto[:4]) + (f" and {len(auto) - 4} more" if len(auto) > 4 else "")

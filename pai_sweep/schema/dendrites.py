@@ -6,6 +6,7 @@ the same group in a run spec (run.yaml, the worker), where improvement_threshold
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,3 +72,24 @@ class DendritesSpec(DendritesConfig):
     """The dendrites group of a run spec: the same fields, improvement_threshold the per-dendrite list."""
 
     improvement_threshold: list[float] = field(default_factory=lambda: [0.001, 0.0001, 0.0])
+
+
+def dendrites_config(cfg: Any) -> DendritesSpec:
+    """The typed group from a DendritesSpec (as is: the worker's), a DendritesConfig, DictConfig or dict
+    (unknown keys raise ConfigError; improvement_threshold becomes its list)."""
+    if isinstance(cfg, DendritesSpec):
+        return cfg
+    if isinstance(cfg, DendritesConfig):
+        cfg = dataclasses.asdict(cfg)
+    elif hasattr(cfg, "_metadata"):  # DictConfig
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    data = dict(cfg or {})
+    known = {f.name for f in dataclasses.fields(DendritesSpec)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"dendrites has unknown key(s) {unknown}; valid keys: {', '.join(sorted(known))}")
+    if "improvement_threshold" in data:
+        data["improvement_threshold"] = threshold_schedule(data["improvement_threshold"])
+    return DendritesSpec(**data)
