@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -185,3 +186,17 @@ def _is_number(value: Any) -> bool:
 
 def read_metrics(trial_dir: Path) -> list[EpochRecord]:
     return list(iter_metrics(trial_dir))
+
+
+def clean_partial(trial_dir: Path) -> bool:
+    """Remove what an interrupted earlier attempt left (pai/, metrics.jsonl). True if there was any."""
+    found = False
+    for name in (PAI_SAVE_NAME, METRICS, RESUME_FILE):
+        path = trial_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+            found = True
+        elif path.exists():
+            path.unlink()
+            found = True
+    return found

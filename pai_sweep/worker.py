@@ -12,29 +12,27 @@ Importing this module does not import torch. Callers start it with pai_sweep.spa
 from __future__ import annotations
 
 import argparse
-import bdb
 import dataclasses
 import os
 import random
-import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.errors import ConfigError, PaiSweepError, os_error_line
+from pai_sweep.check.diagnose import failure_reason
+from pai_sweep.errors import ConfigError, os_error_line
 from pai_sweep.reads import Reads
 from pai_sweep.schema.dendrites import dendrites_config
 from pai_sweep.schema.run import RUN_GROUPS, RunSpec, typed_run
 from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
 from pai_sweep.training import StopRequested, request_stop
 from pai_sweep.trial_files import (
-    METRICS,
     PAI_SAVE_NAME,
     RESULT,
     RESUME_FILE,
@@ -43,6 +41,7 @@ from pai_sweep.trial_files import (
     STATUS_FAILED,
     WORKER_LOG,
     TrialResult,
+    clean_partial,
     read_result,
     write_result,
 )
@@ -68,97 +67,6 @@ def load_run_spec(trial_dir: Path, check: bool = True) -> RunSpec:
     return RunSpec.of(node)
 
 
-def failure_reason(exc: BaseException) -> str:
-    """One line naming the cause and, where known, the fix (the library's known crash signatures explained)."""
-    reason = _reason(exc)
-    if isinstance(exc, (PaiSweepError, KeyboardInterrupt)) or (isinstance(exc, SystemExit) and exc.code in (0, None)):
-        return reason  # already precise (our own errors, the dims exit-0 message)
-    from pai_sweep.check import diagnose
-
-    found = diagnose(_own_log_tail(), exc)
-    if found is None:
-        return reason
-    return " ".join(f"{reason} -- {found.explanation} Fix: {found.fix}".split())[:900]
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, PaiSweepError):
-        return " ".join(str(exc).split())
-    if isinstance(exc, bdb.BdbQuit):
-        where = _library_frame(exc)
-        if not where:
-            return f"pdb.set_trace() was reached with no terminal (stdin is closed){_last_frame(exc)}: remove it"
-        return (
-            f"PerforatedAI stopped in its debugger (pdb.set_trace{where}); its message is in worker.log just "
-            "above '(Pdb)': usually a module to track (norm layers), a score that is not a number, or a "
-            "perforated module without gradient"
-        )
-    if isinstance(exc, SystemExit):
-        code = exc.code
-        if code in (0, None):
-            found = _DIMS_MESSAGE.search(_own_log_tail())
-            if found:
-                name = found.group(1).lstrip(".")
-                dims, shape = ([v.strip() for v in g.split(",") if v.strip()] for g in found.group(2, 3))
-                rank = len(shape)
-                dims, shape = f"[{', '.join(dims)}]", ", ".join(shape)
-                return (
-                    f"PerforatedAI exited with code 0 before training finished: module {name} expects output dimensions "
-                    f"{dims} but its output has shape [{shape}] ({rank}-D); set "
-                    f"dendrites.output_dimension_overrides.{name}=[...] with {rank} entries, one of them 0 (the neuron axis)"
-                )
-            return (
-                "PerforatedAI exited with code 0 before training finished: the output_dimensions of a perforated "
-                "module do not fit its output (worker.log names it); set "
-                "dendrites.output_dimension_overrides.<module>=[...]"
-            )
-        return f"PerforatedAI exited with code {code}{_library_frame(exc)}; its message is at the end of worker.log"
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (SIGINT)"
-    text = " ".join(str(exc).split())
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
-        return f"out of memory ({type(exc).__name__}): lower train.batch_size or the model size"
-    return f"{type(exc).__name__}: {text}{_last_frame(exc)}"[:600]
-
-
-# What the library prints before its sys.exit(0) on an output_dimensions mismatch.
-_DIMS_MESSAGE = re.compile(
-    r"has not properly set this_output_dimensions\s*\n\s*(\S+)\s*\nit is expecting:\s*\n\s*tensor\(\[([^\]]*)\]\)"
-    r"\s*\nbut received\s*\n\s*torch\.Size\(\[([^\]]*)\]\)"
-)
-
-
-def _own_log_tail(limit: int = 50_000) -> str:
-    """The end of this process's stdout when it is a file (worker.log): the library prints its reasons there."""
-    try:
-        sys.stdout.flush()
-        path = os.readlink("/proc/self/fd/1")
-        if not os.path.isfile(path):
-            return ""
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(path) - limit))
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _library_frame(exc: BaseException) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "perforatedai" in f.filename]
-    if not frames:
-        return ""
-    f = frames[-1]
-    return f" in {Path(f.filename).stem}.{f.name}"
-
-
-def _last_frame(exc: BaseException) -> str:
-    # the innermost frame outside the debugger's own modules
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).stem not in ("bdb", "pdb")]
-    if not frames:
-        return ""
-    f = frames[-1]
-    return f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
-
-
 def close_stdin() -> None:
     """No terminal: pdb then reads EOF and raises BdbQuit instead of waiting for a key forever."""
     try:
@@ -168,20 +76,6 @@ def close_stdin() -> None:
     except OSError:
         pass
     sys.stdin = open(os.devnull)
-
-
-def clean_partial(trial_dir: Path) -> bool:
-    """Remove what an interrupted earlier attempt left (pai/, metrics.jsonl). True if there was any."""
-    found = False
-    for name in (PAI_SAVE_NAME, METRICS, RESUME_FILE):
-        path = trial_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-            found = True
-        elif path.exists():
-            path.unlink()
-            found = True
-    return found
 
 
 def resolve_device(name: str) -> str:
@@ -243,19 +137,47 @@ def _samples(loader: Any) -> int | None:
         return None
 
 
+@dataclass
+class TrialSetup:
+    """What setup_trial built: the session holds the (perforated) model; train and summarise use it."""
+
+    session: Any  # training.PAISession
+    data: Any  # data.Data: train/val/test loaders and the task
+    train_cfg: Any  # the run spec's train group
+    enabled: bool  # dendrites on (or the capacity test)
+    capacity_test: bool
+
+
 def train_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_test: bool = False,
                 max_batches: int | None = None, resume: bool = False) -> None:
-    """Build data and model, perforate, train; fills `result` as it goes (so a failure keeps what was known).
+    """Set up, train, summarise; fills `result` as it goes (so a failure keeps what was known)."""
+    import torch  # not at module level: importing the worker does not import torch
+
+    setup = setup_trial(spec, trial_dir, result, capacity_test=capacity_test, resume=resume)
+    try:
+        train(setup, max_batches=max_batches)
+    finally:
+        summarise(setup, result)  # also after a failure: what was trained, and the library's CSVs
+    result.status = STATUS_COMPLETE
+    result.reason = setup.session.end_reason or "train_fn_returned"
+    if torch.cuda.is_available():
+        result.extra["max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_test: bool = False,
+                resume: bool = False) -> TrialSetup:
+    """Build data and model, perforate, make the session (restored from its resume point with `resume`).
     Each part gets its own typed group of `spec` (load_run_spec checked it already)."""
+    # Not at module level: importing the worker does not import torch (nor the data and model code that does).
     import torch
+    from omegaconf import OmegaConf
 
     from pai_sweep import branching, perforate
     from pai_sweep.data import load_data
-    from omegaconf import OmegaConf
-
     from pai_sweep.models import apply_downsize, build_model, model_spec
     from pai_sweep.models.build import fields_used
-    from pai_sweep.training import PAISession, classification_loop, resolve_callable
+    from pai_sweep.task import loss_problems
+    from pai_sweep.training import PAISession
 
     train_cfg, d = spec.train, spec.dendrites
     device = resolve_device(str(train_cfg.device))
@@ -265,8 +187,6 @@ def train_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
         result.extra["gpu_name"] = torch.cuda.get_device_name(torch.device(device))
     seed_everything(int(train_cfg.seed))
     data = load_data(spec.data, batch_size=int(train_cfg.batch_size), seed=int(train_cfg.seed))
-    from pai_sweep.task import loss_problems
-
     problems = loss_problems(train_cfg, data.task)
     if problems:  # before any training: a loss that does not fit the task learns nothing
         raise ConfigError(problems[0])
@@ -333,21 +253,34 @@ def train_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
     if not train_cfg.train_fn and data.task == "classification":
         # what the analysis needs to tell a real gain from sampling noise (binomial error of an accuracy)
         result.extra["score"] = {"kind": "accuracy_percent", "val_samples": _samples(data.val), "test_samples": _samples(data.test)}
-    try:
-        if train_cfg.train_fn:
-            resolve_callable(train_cfg.train_fn, "train.train_fn")(session, data)
-        else:
-            classification_loop(session, data, train_cfg, max_batches=max_batches)
-    finally:
-        _summarise(session, result)
-        if enabled and train_cfg.graphs == "end":
-            # PerforatedAI's running CSVs (and its PNG) from the final state, also after a failure; the
-            # capacity test needs no PNG (the check reads metrics.jsonl and result.json)
-            _finish_graphs(result, draw=not capacity_test)
-    result.status = STATUS_COMPLETE
-    result.reason = session.end_reason or "train_fn_returned"
-    if torch.cuda.is_available():
-        result.extra["max_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return TrialSetup(session, data, train_cfg, enabled, capacity_test)
+
+
+def train(setup: TrialSetup, max_batches: int | None = None) -> None:
+    """The user's train.train_fn, or the built-in loop, on the set-up session."""
+    from pai_sweep.training import classification_loop, resolve_callable  # imports torch: see setup_trial
+
+    train_cfg = setup.train_cfg
+    if train_cfg.train_fn:
+        resolve_callable(train_cfg.train_fn, "train.train_fn")(setup.session, setup.data)
+    else:
+        classification_loop(setup.session, setup.data, train_cfg, max_batches=max_batches)
+
+
+def summarise(setup: TrialSetup, result: TrialResult) -> None:
+    """What the session trained into `result` (epochs, best and final scores, size); with train.graphs=end,
+    PerforatedAI's running CSVs (and its PNG) from the final state. Also after a failure."""
+    session = setup.session
+    result.epochs = session.epoch
+    best = session.best()
+    if best is not None:
+        result.best_val, result.best_test = best.val, best.test
+    if session.records:
+        last = session.records[-1]
+        result.final_val, result.params, result.dendrites = last.val, last.params, last.dendrites
+    if setup.enabled and setup.train_cfg.graphs == "end":
+        # the capacity test needs no PNG (the check reads metrics.jsonl and result.json)
+        _finish_graphs(result, draw=not setup.capacity_test)
 
 
 def _seed_start(spec: RunSpec, trial_dir: Path, result: TrialResult) -> bool:
@@ -384,16 +317,6 @@ def _class_name(modules: dict, path: str) -> str:
     module = modules.get(path.lstrip("."))
     inner = getattr(module, "main_module", module)
     return type(inner).__name__
-
-
-def _summarise(session: Any, result: TrialResult) -> None:
-    result.epochs = session.epoch
-    best = session.best()
-    if best is not None:
-        result.best_val, result.best_test = best.val, best.test
-    if session.records:
-        last = session.records[-1]
-        result.final_val, result.params, result.dendrites = last.val, last.params, last.dendrites
 
 
 def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: int | None = None) -> TrialResult:

@@ -1,7 +1,7 @@
 """Known failure signatures of perforatedai 3.2.9 -> PerforatedAI's setup guide's explanation and fix.
 
     d = diagnose(worker_log_text, exc)       # None when nothing known matches
-    reason = f"{reason}: {d}" if d else reason
+    reason = failure_reason(exc)             # the worker's one line for result.json: cause, and the fix where known
 
 The library reports most problems by printing lines, then calling pdb.set_trace() (with
 stdin closed this raises bdb.BdbQuit) or sys.exit(0) / sys.exit(-1). The printed lines,
@@ -12,9 +12,16 @@ the log is the cause.
 
 from __future__ import annotations
 
+import bdb
+import os
 import re
+import sys
+import traceback
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
+
+from pai_sweep.errors import PaiSweepError
 
 # A rule returns (position of the match in the log, diagnosis) or None.
 Found = Optional[tuple[int, "Diagnosis"]]
@@ -217,3 +224,95 @@ def diagnose(log_text: str, exc: BaseException | None = None) -> Diagnosis | Non
             f"SystemExit({exc.code!r})",
         )
     return None
+
+
+# ---------------------------------------------------------------- a failed trial's one-line reason (the worker's)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line naming the cause and, where known, the fix (the library's known crash signatures explained)."""
+    reason = _reason(exc)
+    if isinstance(exc, (PaiSweepError, KeyboardInterrupt)) or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+        return reason  # already precise (our own errors, the dims exit-0 message)
+    found = diagnose(_own_log_tail(), exc)
+    if found is None:
+        return reason
+    return " ".join(f"{reason} -- {found.explanation} Fix: {found.fix}".split())[:900]
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, PaiSweepError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, bdb.BdbQuit):
+        where = _library_frame(exc)
+        if not where:
+            return f"pdb.set_trace() was reached with no terminal (stdin is closed){_last_frame(exc)}: remove it"
+        return (
+            f"PerforatedAI stopped in its debugger (pdb.set_trace{where}); its message is in worker.log just "
+            "above '(Pdb)': usually a module to track (norm layers), a score that is not a number, or a "
+            "perforated module without gradient"
+        )
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code in (0, None):
+            found = _DIMS_MESSAGE.search(_own_log_tail())
+            if found:
+                name = found.group(1).lstrip(".")
+                dims, shape = ([v.strip() for v in g.split(",") if v.strip()] for g in found.group(2, 3))
+                rank = len(shape)
+                dims, shape = f"[{', '.join(dims)}]", ", ".join(shape)
+                return (
+                    f"PerforatedAI exited with code 0 before training finished: module {name} expects output dimensions "
+                    f"{dims} but its output has shape [{shape}] ({rank}-D); set "
+                    f"dendrites.output_dimension_overrides.{name}=[...] with {rank} entries, one of them 0 (the neuron axis)"
+                )
+            return (
+                "PerforatedAI exited with code 0 before training finished: the output_dimensions of a perforated "
+                "module do not fit its output (worker.log names it); set "
+                "dendrites.output_dimension_overrides.<module>=[...]"
+            )
+        return f"PerforatedAI exited with code {code}{_library_frame(exc)}; its message is at the end of worker.log"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return f"out of memory ({type(exc).__name__}): lower train.batch_size or the model size"
+    return f"{type(exc).__name__}: {text}{_last_frame(exc)}"[:600]
+
+
+# What the library prints before its sys.exit(0) on an output_dimensions mismatch.
+_DIMS_MESSAGE = re.compile(
+    r"has not properly set this_output_dimensions\s*\n\s*(\S+)\s*\nit is expecting:\s*\n\s*tensor\(\[([^\]]*)\]\)"
+    r"\s*\nbut received\s*\n\s*torch\.Size\(\[([^\]]*)\]\)"
+)
+
+
+def _own_log_tail(limit: int = 50_000) -> str:
+    """The end of this process's stdout when it is a file (worker.log): the library prints its reasons there."""
+    try:
+        sys.stdout.flush()
+        path = os.readlink("/proc/self/fd/1")
+        if not os.path.isfile(path):
+            return ""
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - limit))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _library_frame(exc: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "perforatedai" in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" in {Path(f.filename).stem}.{f.name}"
+
+
+def _last_frame(exc: BaseException) -> str:
+    # the innermost frame outside the debugger's own modules
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).stem not in ("bdb", "pdb")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
