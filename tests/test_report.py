@@ -194,6 +194,9 @@ def test_report_numbers_match_the_study(tmp_path):
         assert (out / name).stat().st_size > 0, name
     md_text = (out / "report.md").read_text()
     assert "## Trials, best first" in md_text and "optimal_dendrites" in md_text and "![Pareto front](pareto.png)" in md_text
+    # where a trial started: the rule trial branched from trial 1's state after its first epoch
+    assert "| started |" in md_text and "branch of #1 @1" in md_text
+    assert "started from another trial's state (branching, continuing): 1" in md_text
     # report.html stands alone (MLflow's artifact viewer shows it without its folder): every plot inside it.
     assert embedded_images(out / "report.html") == {"Pareto front": out / "pareto.png", "objective per trial": out / "progress.png",
                                                     "parameter importances": out / "importances.png"}

@@ -121,8 +121,10 @@ def _document(data: SweepData, rep: dict[str, Any]) -> Doc:
     doc = Doc(f"Sweep report: {data.name}")
     states = Counter(r.state.lower() for r in data.rows)
     origins = Counter("rule" if r.rule else r.origin for r in data.rows)
+    started = [r for r in data.rows if r.started]
     lines = [f"{len(data.rows)} trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
              "by origin: " + ", ".join(f"{n} {o}" for o, n in sorted(origins.items())),
+             *([f"started from another trial's state (branching, continuing): {len(started)}"] if started else []),
              f"objective: {data.objective_name} ({', '.join(data.directions)})"]
     ranked = [r for r in sorted_rows(data) if r in data.done()]
     if ranked:
@@ -151,12 +153,13 @@ def _document(data: SweepData, rep: dict[str, Any]) -> Doc:
 
     doc.h("Trials, best first")
     keys = data.search_keys
-    headers = ["rank", "trial", "origin", "state", "objective", "val", "test", "parameters", "dendrites", *short_keys(keys), "reason"]
+    headers = ["rank", "trial", "origin", "started", "state", "objective", "val", "test", "parameters", "dendrites",
+               *short_keys(keys), "reason"]
     rows = []
     for i, r in enumerate(sorted_rows(data), 1):
         rank = i if r in data.done() else ""
-        rows.append([rank, r.number, r.origin, r.state.lower(), r.objective, r.score, r.test, r.params, r.dendrites,
-                     *[r.search.get(k) for k in keys], shorten(r.reason)])
+        rows.append([rank, r.number, r.origin, r.started or "", r.state.lower(), r.objective, r.score, r.test, r.params,
+                     r.dendrites, *[r.search.get(k) for k in keys], shorten(r.reason)])
     doc.p("Trials are ranked and chosen on the validation score; the test score of the same architecture is shown beside "
           "it. Searched keys are named by their last part where that is unambiguous, and long reasons are cut; "
           "report.json has both whole.")

@@ -41,11 +41,21 @@ class TrialRow:
     analysed: bool = False  # the trial folder has analysis/findings.json
     completed: str | None = None  # ISO time the trial finished
     test: float | None = None  # the test score of the same architecture (selected on validation, reported beside it)
+    started: str | None = None  # where it started when not at epoch 0: "branch of #3 @28", "continues #5"
     lower_bounds: int = 0  # smaller architectures the switch cut short (scores that are lower bounds, not values)
 
     @property
     def rule(self) -> str | None:
         return self.origin[len("rule:"):] if self.origin.startswith("rule:") else None
+
+def _started(attrs: dict) -> str | None:
+    """The start-point user attrs (sweep/start_points.py) in a few characters for the trials table."""
+    if attrs.get("continues") is not None:
+        return f"continues #{attrs['continues']}"
+    if attrs.get("branched_from") is not None:
+        return f"branch of #{attrs['branched_from']} @{attrs.get('branch_epoch', '?')}"
+    return None
+
 
 
 @dataclass
@@ -143,6 +153,7 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             dendrites=int(dendrites) if _finite(dendrites) is not None else None,
             feasible=attrs.get("feasible") if isinstance(attrs.get("feasible"), bool) else None,
             status=result.status if result else attrs.get("status"),
+            started=_started(attrs),
             reason=attrs.get("reason") or (result.reason if result else None),
             search={k: v for k, v in t.params.items()},
             # findings.json is the record; the driver's "findings" attr (rule ids) stands in without it
