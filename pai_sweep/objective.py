@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from pai_sweep.errors import ConfigError, SweepError
+from pai_sweep.trial_files import finite
 
 MAXIMIZE, MINIMIZE = "maximize", "minimize"
 CONSTRAINT = "score_vs_baseline"  # efficiency: (baseline - tolerance) - score, <= 0 feasible
@@ -74,14 +75,6 @@ def directions(objective_cfg: Any, maximizing_score: bool) -> list[str]:
     raise ConfigError(f"objective.name={name!r} is not known; valid values: accuracy, efficiency, scalar")
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def penalty_for(findings: Iterable[Any], penalties: Mapping[str, float], dendrites: Any = None) -> tuple[float, list[str]]:
     """Sum of the configured penalties of the rules that fired (each rule once) about this architecture.
 
@@ -122,7 +115,7 @@ def compute_values(
     else:
         raw = _get(result, "best_test" if metric == "test" else "best_val")
         params, dendrites = _get(result, "params"), _get(result, "dendrites")
-    score = _finite(raw)
+    score = finite(raw, loose=True)
     if score is None:
         raise SweepError(f"no finite {metric} score (got {raw!r}): the trial diverged or never evaluated")
     sign = 1.0 if maximizing else -1.0
@@ -142,7 +135,7 @@ def compute_values(
         attrs["chosen_reason"] = str(_get(choice, "reason"))
     if name == "accuracy":
         return ObjectiveValues([adjusted], {}, attrs)
-    n_params = _finite(params)
+    n_params = finite(params, loose=True)
     if n_params is None or n_params <= 0:
         raise SweepError(f"objective {name} needs the parameter count, got {params!r}")
     if name == "efficiency":
@@ -154,7 +147,7 @@ def compute_values(
             attrs.update(baseline_score=baseline.score, constraint=constraints[CONSTRAINT], feasible=constraints[CONSTRAINT] <= 0)
         return ObjectiveValues([adjusted, n_params], constraints, attrs)
     if name == "scalar":
-        base = _finite(baseline.params) if baseline is not None and baseline.params else _finite(_get(result, "base_params"))
+        base = finite(baseline.params, loose=True) if baseline is not None and baseline.params else finite(_get(result, "base_params"), loose=True)
         if base is None or base <= 0:
             base = n_params
         weight = float(_get(objective_cfg, "param_weight", 0.0))

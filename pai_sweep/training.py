@@ -28,7 +28,7 @@ from typing import Any, Callable
 from pai_sweep.errors import ConfigError, PaiSweepError
 from pai_sweep.models.target import locate
 from pai_sweep.reads import Reads
-from pai_sweep.trial_files import EpochRecord, append_metrics
+from pai_sweep.trial_files import EpochRecord, append_metrics, finite
 
 
 class TrialFailure(PaiSweepError):
@@ -78,13 +78,6 @@ def _plain(value: Any) -> Any:
 
         return OmegaConf.to_container(value, resolve=True)
     return value
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 class PAISession:
@@ -154,7 +147,7 @@ class PAISession:
         """End of one epoch: returns (model, restructured, complete). Stop when complete is True."""
         computed = time.perf_counter() - self._returned  # the training function's own time since report last returned
         for name, value in (("validation score", val), ("train score", train), ("test score", test), ("training loss", loss)):
-            if value is not None and not _finite(value):
+            if value is not None and finite(value, loose=True) is None:
                 raise TrialFailure(
                     f"{name} is {value} at epoch {self.epoch}: training diverged; lower train.optimizer.args.lr "
                     "or check the data for NaN"

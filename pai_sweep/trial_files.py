@@ -184,6 +184,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def finite(value: Any, loose: bool = False) -> float | None:
+    """`value` as a finite float, else None (NaN, inf, None, text). Only an int or a float counts (not a bool);
+    loose: anything float() takes (numpy scalars, numeric text, bools)."""
+    if not loose and not _is_number(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def read_metrics(trial_dir: Path) -> list[EpochRecord]:
     return list(iter_metrics(trial_dir))
 

@@ -7,7 +7,6 @@ derived tables, so a test (or a person) can check the report's numbers against t
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 from pai_sweep import trial_files
 from pai_sweep.errors import SweepError
+from pai_sweep.trial_files import finite
 
 STUDY_DB = "study.db"
 CONFIG = "config.yaml"
@@ -41,12 +41,13 @@ class TrialRow:
     analysed: bool = False  # the trial folder has analysis/findings.json
     completed: str | None = None  # ISO time the trial finished
     test: float | None = None  # the test score of the same architecture (selected on validation, reported beside it)
-    started: str | None = None  # where it started when not at epoch 0: "branch of #3 @28", "continues #5"
     lower_bounds: int = 0  # smaller architectures the switch cut short (scores that are lower bounds, not values)
+    started: str | None = None  # where it started when not at epoch 0: "branch of #3 @28", "continues #5"
 
     @property
     def rule(self) -> str | None:
         return self.origin[len("rule:"):] if self.origin.startswith("rule:") else None
+
 
 def _started(attrs: dict) -> str | None:
     """The start-point user attrs (sweep/start_points.py) in a few characters for the trials table."""
@@ -55,7 +56,6 @@ def _started(attrs: dict) -> str | None:
     if attrs.get("branched_from") is not None:
         return f"branch of #{attrs['branched_from']} @{attrs.get('branch_epoch', '?')}"
     return None
-
 
 
 @dataclass
@@ -86,12 +86,6 @@ def _read_yaml(path: Path) -> dict:
         return yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def open_study(sweep_dir: Path):
@@ -133,12 +127,12 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
         folder = Path(own) if own and Path(own).is_dir() else sweep_dir / TRIALS / str(t.number)
         result = trial_files.read_result(folder) if folder.is_dir() else None
         values = list(t.values) if t.values is not None else []
-        objective = _finite(values[0]) if values else None
-        params = _finite(values[1]) if len(values) > 1 else None
+        objective = finite(values[0]) if values else None
+        params = finite(values[1]) if len(values) > 1 else None
         if params is None:
-            params = _finite(attrs.get("chosen_params")) or _finite(attrs.get("params")) or _finite(result.params if result else None)
+            params = finite(attrs.get("chosen_params")) or finite(attrs.get("params")) or finite(result.params if result else None)
         dendrites = attrs.get("chosen_dendrites", result.dendrites if result else attrs.get("dendrites"))
-        score = _finite(attrs.get("score"))
+        score = finite(attrs.get("score"))
         for key in t.params:
             if key not in keys:
                 keys.append(key)
@@ -149,11 +143,10 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             objective=objective,
             params=params,
             score=score if score is not None else objective,
-            test=_finite(attrs.get("chosen_test", attrs.get("best_test"))),
-            dendrites=int(dendrites) if _finite(dendrites) is not None else None,
+            test=finite(attrs.get("chosen_test", attrs.get("best_test"))),
+            dendrites=int(dendrites) if finite(dendrites) is not None else None,
             feasible=attrs.get("feasible") if isinstance(attrs.get("feasible"), bool) else None,
             status=result.status if result else attrs.get("status"),
-            started=_started(attrs),
             reason=attrs.get("reason") or (result.reason if result else None),
             search={k: v for k, v in t.params.items()},
             # findings.json is the record; the driver's "findings" attr (rule ids) stands in without it
@@ -161,6 +154,7 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             analysed=(folder / FINDINGS).is_file() or (folder / DRIVER_ANALYSIS).is_file() or "findings" in attrs,
             completed=t.datetime_complete.isoformat() if t.datetime_complete else None,
             lower_bounds=len(attrs.get("lower_bounds") or []),
+            started=_started(attrs),
         ))
     objective_name = str((cfg.get("objective") or {}).get("name") or ("efficiency" if len(directions) > 1 else "accuracy"))
     return SweepData(name=study.study_name, sweep_dir=str(sweep_dir.resolve()), directions=directions,

@@ -25,10 +25,8 @@ from pai_sweep.tracking.records import (
     MAX_PARAM,
     START_TAGS,
     final_metrics,
-    finite,
     flatten,
     git_commit,
-    jsonable,
     launch_tags,
     quote,
     read_yaml,
@@ -37,6 +35,7 @@ from pai_sweep.tracking.records import (
     trial_record,
 )
 from pai_sweep.tracking.uri import ARTIFACTS_DIR, local_artifact_dir
+from pai_sweep.trial_files import finite, jsonable
 
 TAG_ROLE = "pai_sweep.role"  # "sweep" (parent) or "trial" (child)
 TAG_SWEEP_DIR = "pai_sweep.sweep_dir"  # the resolved sweep folder: finds the parent again on resume

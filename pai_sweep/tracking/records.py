@@ -4,13 +4,13 @@ the backlog keeps), the numbers a trial or a sweep logs, and the facts (git comm
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from pai_sweep import trial_files
+from pai_sweep.trial_files import finite, jsonable
 
 # Per-epoch metric name -> EpochRecord field (logged with step = epoch).
 EPOCH_METRICS = {"val": "val", "train": "train", "test": "test", "loss": "loss", "lr": "lr",
@@ -71,22 +71,6 @@ def trial_record(trial) -> dict[str, Any]:
         "start_ms": ms(trial.datetime_start),
         "end_ms": ms(trial.datetime_complete),
     }
-
-
-def jsonable(value: Any) -> Any:
-    """`value` when json.dumps takes it, else its text."""
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def finite(value: Any) -> float | None:
-    """A finite int/float as float; None for anything else (bools, text, NaN, inf)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def git_commit(cwd: Path | None = None) -> dict[str, str]:
