@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 timings = rwork / f"{side}.timings.json"
                 if timings.exists():
                     entry["driver"] = driver_costs(json.loads(timings.read_text()))
+                    entry["phases"] = driver_phases(json.loads(timings.read_text()), trial_dir, run["seconds"])
                 runs[side].append(entry)
                 print(f"round {r} {side}: {run['seconds']:.1f} s, best_val {entry['best_val']:.2f}", flush=True)
         graphs = compare_outputs(work / "round0" / every, work / "round0" / end)
@@ -173,6 +174,17 @@ def driver_costs(timings: dict[str, Any]) -> dict[str, Any]:
     sweep = {e["phase"]: e["ms"] for e in events if e["phase"] in ("sweep_start", "sweep_end", "compose")}
     return {"per_trial_ms": per_trial, "per_trial_total_ms": round(sum(per_trial.values()), 1),
             "per_sweep_ms": sweep, "wall_seconds": round(timings["t_end"] - timings["t_start"], 3)}
+
+
+def driver_phases(timings: dict[str, Any], trial_dir: Path, command_seconds: float) -> dict[str, float]:
+    """Where a one-trial sweep's wall went (s): the driver's start, the wait for the warm server (first fork), the
+    worker, the driver's work after the trial, and what is left outside main (interpreter start and exit)."""
+    t0, t_end = timings["t_start"], timings["t_end"]
+    fork = json.loads((trial_dir / "launch.json").read_text())["start_time"]
+    ended = (trial_dir / "result.json").stat().st_mtime
+    loop = next((e["end"] for e in timings["events"] if e["phase"] == "sweep_start"), t0)
+    return {"start": round(loop - t0, 3), "wait_for_server": round(fork - loop, 3), "worker": round(ended - fork, 3),
+            "after_trial": round(t_end - ended, 3), "outside_main": round(command_seconds - (t_end - t0), 3)}
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -206,6 +218,14 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     worker = statistics.median(r["worker_seconds"] for r in runs[target_side])
     out["driver_trial_ratio"] = common.ratio(worker + out["driver_per_trial_total_ms"] / 1000, plain)
     out["target_met"] = bool(out["best_ratio_to_plain"][target_side] <= TARGET)
+    if "run_end" in runs and "driver_end" in runs:  # issue 17: a one-trial sweep <= 1.05x `pai-sweep run` of the same trial
+        per_round = [round(d["seconds"] / r["seconds"], 3) for d, r in zip(runs["driver_end"], runs["run_end"])]
+        out["sweep_to_run"] = {"per_round": per_round, "best": common.ratio(best["driver_end"], best["run_end"]),
+                               "median": round(statistics.median(per_round), 3), "target": TARGET,
+                               "met": bool(min(per_round) <= TARGET)}
+    phases = [r["phases"] for r in runs.get("driver_end", []) if "phases" in r]
+    if phases:
+        out["driver_end_phases_s"] = {k: round(statistics.median(p[k] for p in phases), 3) for k in phases[0]}
     return out
 
 
@@ -235,7 +255,8 @@ def markdown(result: dict[str, Any]) -> str:
         + f"\nTarget {result['target']}: **{verdict}** ({s['target_side']}: best-of-rounds wall ratio "
         f"{s['best_ratio_to_plain'][s['target_side']]}, median {s['ratio_to_plain'][s['target_side']]}). "
         f"The trial alone through the driver (worker span + per-trial driver work): ratio {s['driver_trial_ratio']}.\n\n"
-        "Driver's own cost (ms, median over driver runs):\n\n"
+        + _sweep_to_run_md(s)
+        + "Driver's own cost (ms, median over driver runs):\n\n"
         + common.md_table(["phase", "ms"], drow)
         + f"\n\nGraph drawing: {s['epoch_seconds']['every_epoch']} s per epoch with every_epoch, {s['epoch_seconds']['end']} "
         f"with end: {s['epoch_seconds']['graph_cost_per_epoch']} s per epoch (least disturbed round). graphs=end vs every_epoch: "
@@ -244,6 +265,21 @@ def markdown(result: dict[str, Any]) -> str:
         f"findings {g.get('findings_end')} vs {g.get('findings_every_epoch')}; PNGs {len(g['png_end'])} vs {len(g['png_every_epoch'])}. "
         f"Same for the analysis: **{g['same_for_analysis']}** (every_epoch side: {g['every_epoch_side']}).\n"
     )
+
+
+def _sweep_to_run_md(s: dict[str, Any]) -> str:
+    if "sweep_to_run" not in s:
+        return ""
+    r = s["sweep_to_run"]
+    text = (f"One-trial sweep (driver_end) / `pai-sweep run` (run_end), same round: {r['per_round']} (best of rounds "
+            f"{r['best']}, median {r['median']}; target <= {r['target']}: **{'met' if r['met'] else 'NOT met'}**).\n\n")
+    if "driver_end_phases_s" in s:
+        p = s["driver_end_phases_s"]
+        text += ("Where the one-trial sweep's wall went (s, medians): " + ", ".join(f"{k} {v}" for k, v in p.items())
+                 + " (start: the command to the loop's start; wait_for_server: the loop's start to the first fork; worker: "
+                 "fork to result.json; after_trial: analysis, tell, summary, report, MLflow; outside_main: interpreter "
+                 "start before the timer and exit).\n\n")
+    return text
 
 
 if __name__ == "__main__":
