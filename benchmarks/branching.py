@@ -54,7 +54,8 @@ def read_trials(sweep_dir: Path) -> list[dict[str, Any]]:
         started = (result.get("extra") or {}).get("started_from") or {}
         own = int(result.get("epochs") or 0) - int(started.get("epoch") or 0)
         rows.append({"number": int(folder.name), "values": values.get(int(folder.name)), "status": result["status"],
-                     "cpu_seconds": float(result["extra"].get("cpu_seconds", 0.0)), "epochs": int(result.get("epochs") or 0),
+                     "cpu_seconds": float(result["extra"].get("cpu_seconds", 0.0)), "seconds": float(result.get("seconds") or 0.0),
+                     "epochs": int(result.get("epochs") or 0),
                      "own_epochs": own, "branched_from": started.get("parent") if started.get("kind") == "branch" else None})
     return rows
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             trials = read_trials(sweep_dir)
             sides[side] = {"wall_seconds": run["seconds"], "command_cpu_seconds": run["cpu_seconds"], "trials": trials,
                            "trial_cpu_seconds": round(sum(t["cpu_seconds"] for t in trials), 2),
+                           "trial_seconds": round(sum(t["seconds"] for t in trials), 2),
                            "own_epochs": sum(t["own_epochs"] for t in trials), "epochs": sum(t["epochs"] for t in trials),
                            "branched": sum(1 for t in trials if t["branched_from"] is not None)}
             print(f"{side}: {run['seconds']:.0f} s wall, {sides[side]['trial_cpu_seconds']:.0f} trial CPU s, "
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "headline": {
             "identical_results": same,
             "trial_cpu_saved_share": round(1 - on["trial_cpu_seconds"] / off["trial_cpu_seconds"], 3),
+            "trial_seconds_saved_share": round(1 - on["trial_seconds"] / off["trial_seconds"], 3),
             "epochs_saved_share": round(1 - on["own_epochs"] / off["own_epochs"], 3),
             "wall_ratio_on_vs_off": common.ratio(on["wall_seconds"], off["wall_seconds"]),
             "resume_points_cpu_ratio": common.ratio(points["trial_cpu_seconds"], off["trial_cpu_seconds"]),
@@ -99,14 +102,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     h, s = result["headline"], result["sides"]
-    rows = [(side, d["trial_cpu_seconds"], f"{d['own_epochs']} / {d['epochs']}", d["branched"], d["wall_seconds"])
-            for side, d in s.items()]
+    rows = [(side, d["trial_cpu_seconds"], d["trial_seconds"], f"{d['own_epochs']} / {d['epochs']}", d["branched"],
+             d["wall_seconds"]) for side, d in s.items()]
     return (
         common.header_md("Branching: one sweep over post-switch knobs, on and off", result)
         + f"\n{result['n_trials']} trials, random sampler (the same params on every side), 2 in flight.\n\n"
-        + common.md_table(["side", "trial CPU s (summed)", "epochs trained / in the records", "branched trials", "wall s"], rows)
+        + common.md_table(["side", "trial CPU s (summed)", "trial wall s (summed)", "epochs trained / in the records",
+                           "branched trials", "wall s"], rows)
         + f"\n\n- identical objective values on every side: **{h['identical_results']}**\n"
-        f"- branching saved {h['trial_cpu_saved_share']:.1%} of the trials' CPU seconds and "
+        f"- branching saved {h['trial_cpu_saved_share']:.1%} of the trials' CPU seconds "
+        f"({h['trial_seconds_saved_share']:.1%} of their wall seconds, which move with the machine's load) and "
         f"{h['epochs_saved_share']:.1%} of the epochs; wall on/off {h['wall_ratio_on_vs_off']}\n"
         f"- per-epoch resume points: trial CPU with / without = {h['resume_points_cpu_ratio']}\n"
     )
