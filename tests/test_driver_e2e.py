@@ -205,7 +205,10 @@ def test_ctrl_c_then_the_same_command_continues_the_interrupted_trial(tmp_path):
            "tracking=off", "sweep.derived_trials=false", "sweep.rule_trials=false", "train.train_fn=driver_faults.train",
            "sweep.check_first=false"]
     env = {**os.environ, "PYTHONPATH": str(TESTS), "PAI_SWEEP_FAULTS": "0:paced", "PAI_SWEEP_PACE_S": "0.4"}
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, text=True)
+    # Ctrl-C in a terminal: SIGINT acts (a CI job started in the background may have it ignored, and the child
+    # would inherit that)
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = sweep_dir / "trials" / "0" / "metrics.jsonl"
     _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 4, 120, "four epochs of trial 0")
     first.send_signal(signal.SIGINT)
