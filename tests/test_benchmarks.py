@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import branching, common, overhead, search_quality, startup, throughput
+from benchmarks import branching, common, overhead, same_results, search_quality, startup, throughput
 from benchmarks.timed_driver import per_trial_costs
 
 
@@ -132,6 +132,22 @@ def test_branching_quick(tmp_path):
     assert "identical objective values" in md
 
 
+def test_same_results_quick(tmp_path):
+    same_results.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    data, md = _read(tmp_path / "out", "same_results")
+    assert data["base"]["commit"] == data["head"]["commit"] and data["head"]["trials"]  # HEAD against itself
+    assert data["headline"]["identical"] is True and data["differences"] == [] and "**identical**" in md
+
+
+def test_same_results_names_what_differs():
+    a = [{"number": 0, "origin": "sampler", "state": "COMPLETE", "values": [90.0], "params": {"x": 1}, "chosen_dendrites": 1,
+          "findings": ["r"], "branched_from": None}]
+    b = [{**a[0], "values": [91.0], "findings": []}]
+    assert same_results.compare(a, b) == [{"number": 0, "fields": ["values", "findings"], "base": {"values": [90.0], "findings": ["r"]},
+                                           "head": {"values": [91.0], "findings": []}}]
+    assert same_results.compare(a, []) == [{"number": 0, "fields": ["missing on head"]}]
+
+
 def test_hypervolume_against_compute_by_hand():
     sweep = {"original_params": 500.0, "points": [
         {"at": 1, "compute": 10.0, "origin": "sampler", "score": 75.0, "params": 500.0},
@@ -160,7 +176,7 @@ def test_startup_quick(tmp_path):
 def test_results_have_a_reproducing_command():
     """RESULTS.md names the command of every benchmark module."""
     text = (common.BENCH / "RESULTS.md").read_text()
-    for name in ("overhead", "throughput", "search_quality", "startup", "branching"):
+    for name in ("overhead", "throughput", "search_quality", "startup", "branching", "same_results"):
         assert f"python -m benchmarks.{name}" in text
 
 
