@@ -270,5 +270,6 @@ def test_quiet_store_creation_and_the_closing_lines(tmp_path, capfd, monkeypatch
     _closing_lines(Progress(stream), cfg, tmp_path / "sweep", tmp_path / "sweep" / "report", tracker)
     lines = [ln.split("] ", 1)[1] for ln in stream.getvalue().splitlines()]
     assert lines == [f"report: {tmp_path / 'sweep' / 'report' / 'report.html'}",
-                     f"runs: mlflow ui --backend-store-uri {uri} --artifacts-destination {tmp_path / 'fresh' / 'mlartifacts'}",
+                     f"runs: mlflow ui --backend-store-uri {uri} --artifacts-destination {tmp_path / 'fresh' / 'mlartifacts'}"
+                     f", then open http://127.0.0.1:5000/#/experiments/{tracker._experiment_id}/runs?workflowType=machine_learning",
                      f"study: optuna-dashboard sqlite:///{tmp_path / 'sweep' / 'study.db'}"]

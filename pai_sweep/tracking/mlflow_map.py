@@ -49,6 +49,9 @@ ARTIFACTS = (("pai", ("*.csv", "*.png"), "pai"), ("analysis", ("findings.json", 
              (".", (trial_files.RUN_CONFIG, trial_files.RESULT, trial_files.METRICS, "analysis.json"), ""))
 
 
+RUNS_VIEW = "workflowType=machine_learning"  # the UI's "Model training" view (its default is GenAI)
+
+
 class MlflowTracker(Tracker):
     enabled = True
 
@@ -128,12 +131,14 @@ class MlflowTracker(Tracker):
     def open_command(self) -> str:
         """The command that shows this sweep's runs: `mlflow ui ...` for a sqlite store, the server's address otherwise."""
         uri = self.uri
-        if uri.startswith("sqlite:///"):
-            folder = Path(uri[len("sqlite:///"):]).parent
-            return f"mlflow ui --backend-store-uri {uri} --artifacts-destination {folder / ARTIFACTS_DIR}"
+        # MLflow 3's UI opens in its GenAI view (traces) whatever the experiment's kind; this page opens the runs table
+        page = f"/#/experiments/{self._experiment_id}/runs?{RUNS_VIEW}" if self._experiment_id else ""
         if uri.startswith(("http://", "https://")):
-            return f"open {uri} (experiment {self.experiment})"
-        return f"mlflow ui --backend-store-uri {uri}"
+            return f"open {uri.rstrip('/')}{page or ''} (experiment {self.experiment})"
+        command = f"mlflow ui --backend-store-uri {uri}"
+        if uri.startswith("sqlite:///"):
+            command += f" --artifacts-destination {Path(uri[len('sqlite:///'):]).parent / ARTIFACTS_DIR}"
+        return command + (f", then open http://127.0.0.1:5000{page}" if page else "")
 
     def _mlflow(self):
         if self._client is None:
