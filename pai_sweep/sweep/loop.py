@@ -9,11 +9,7 @@ trial ends; nothing waits for a batch.
 from __future__ import annotations
 
 import math
-import random
-import re
-import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +18,17 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from pai_sweep.consumers import check_params
-from pai_sweep.errors import PaiSweepError, SweepError, TooManyFailures, os_error_line
-from pai_sweep.launchers.base import JobState, Launcher, TrialJob
+from pai_sweep.errors import TooManyFailures, os_error_line
+from pai_sweep.launchers.base import JobState, Launcher
 from pai_sweep.objective import Baseline
-from pai_sweep.progress import Progress, short_params
+from pai_sweep.progress import Progress
 from pai_sweep.schema.run import run_dict
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
-from pai_sweep.sweep import feedback, reserve, rule_policy
+from pai_sweep.sweep import reserve
 from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
-from pai_sweep.sweep.prefix_reuse import PREFIX_OF, fixed_prefix
+from pai_sweep.sweep.guidance import Guidance
+from pai_sweep.sweep.running import Running
+from pai_sweep.sweep.shutdown import Shutdown, is_folder_error, start_failure
 from pai_sweep.sweep.start_points import plan_start
 from pai_sweep.sweep.study import (
     BASELINE,
@@ -44,12 +42,11 @@ from pai_sweep.sweep.study import (
     report_epoch,
     set_baseline,
     set_user_attrs,
-    startup_trials,
     study_store_refused,
     trial_by_number,
 )
 from pai_sweep.trial_files import (
-    PAI_SAVE_NAME, RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, atomic_write_text, iter_metrics, jsonable, read_result, write_result,
+    RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, atomic_write_text, iter_metrics, jsonable, read_result,
 )
 from pai_sweep.validate import validate_run
 
@@ -63,36 +60,7 @@ BASELINE_PARAMS = {
 }
 
 
-def _is_folder_error(exc: OSError, sweep_dir: Path) -> bool:
-    """The OSError is about a file in the sweep folder (not, say, a missing sbatch)."""
-    if exc.filename is None:
-        return False
-    try:
-        return Path(exc.filename).resolve().is_relative_to(Path(sweep_dir).resolve())
-    except (OSError, ValueError):
-        return False
-
-
-def _start_failure(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, PaiSweepError) else f"could not start: {type(exc).__name__}: {exc}"
-
-
-@dataclass
-class Running:
-    trial: optuna.trial.Trial
-    origin: str
-    params: dict[str, Any]
-    trial_dir: Path
-    job: TrialJob | None  # None: found finished on resume, only needs telling
-    started: float = field(default_factory=time.monotonic)
-    reported: int = 0  # metrics.jsonl lines already reported to the pruner
-
-    @property
-    def number(self) -> int:
-        return self.trial.number
-
-
-class SweepLoop:
+class SweepLoop(Guidance, Shutdown):
     def __init__(self, cfg: Any, sweep_dir: Path, study: optuna.Study, space: SearchSpace, launcher: Launcher,
                  progress: Progress, tracker: Any = None):
         self.cfg, self.sweep_dir, self.study, self.space = cfg, Path(sweep_dir), study, space
@@ -229,18 +197,6 @@ class SweepLoop:
                 f"(see {self.sweep_dir}/trials/{last.number}/worker.log) or raise sweep.max_failures, then run the same command to resume"
             )
 
-    def _reuse_prefix(self) -> None:
-        """sweep.prefix_reuse: queue the next sampler trial with a front trial's pre-switch params fixed (it branches)."""
-        share = float(self.cfg.sweep.get("prefix_reuse") or 0.0)
-        if share <= 0 or self.cfg.sweep.branching == "off" or self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return  # queued trials (baseline, re-runs, rule trials) go first
-        trials = self._trials()
-        rng = random.Random(int(self.cfg.sweep.seed) * 7_000_003 + len(trials))
-        found = fixed_prefix(trials, self.study.directions, self.space, share, startup_trials(self.cfg.sweep), rng)
-        if found is not None:
-            params, parent = found
-            self.study.enqueue_trial(params, user_attrs={"origin": SAMPLER, PREFIX_OF: parent})
-
     def _launch(self) -> Running | None:
         """Ask for a trial and write its folder; it holds a slot until _submit starts it (None: it failed)."""
         self._reuse_prefix()
@@ -274,7 +230,7 @@ class SweepLoop:
                 self._restart(trial, trial_origin, trial.params, trial_dir, STOPPED_REASON)
                 return None
         except Exception as exc:  # noqa: BLE001 - a trial that cannot start fails alone
-            self._tell(Running(trial, trial_origin, params, trial_dir, None), Outcome(TrialState.FAIL, _start_failure(exc)))
+            self._tell(Running(trial, trial_origin, params, trial_dir, None), Outcome(TrialState.FAIL, start_failure(exc)))
             return None
         run = Running(trial, trial_origin, params, trial_dir, None)
         self.running[trial.number] = run
@@ -286,11 +242,11 @@ class SweepLoop:
         for run, job in zip(ready, jobs):
             if isinstance(job, BaseException):
                 self.running.pop(run.number, None)
-                if isinstance(job, OSError) and _is_folder_error(job, self.sweep_dir):  # launch.json, worker.log refused
+                if isinstance(job, OSError) and is_folder_error(job, self.sweep_dir):  # launch.json, worker.log refused
                     self._refuse(job)
                     self._restart(run.trial, run.origin, run.trial.params, run.trial_dir, STOPPED_REASON)
                     continue
-                self._tell(run, Outcome(TrialState.FAIL, _start_failure(job)))
+                self._tell(run, Outcome(TrialState.FAIL, start_failure(job)))
                 self._refused_again(job)
                 continue
             self.last_refusal = None
@@ -298,17 +254,6 @@ class SweepLoop:
             if run.origin == BASELINE:
                 self.baseline_pending = True
             self.progress.started(run.number, run.origin, str(job.info.get("device", "?")), run.params if run.origin != BASELINE else BASELINE_PARAMS)
-
-    def _refused_again(self, exc: BaseException) -> None:
-        """The same submission error from two submissions in a row (sbatch refusing the resources, a missing
-        executable) would fail every trial left: stop the sweep with it (one job array is one submission)."""
-        reason = _start_failure(exc)
-        # the launcher names the trials it submitted ("submitting trial 3 failed: ..."): the error is the rest
-        same = re.sub(r"\btrials? [\d, ]+", "trial N ", reason)
-        last, self.last_refusal = self.last_refusal, (exc, same)
-        if last is not None and last[0] is not exc and last[1] == same:
-            raise SweepError(f"sweep stopped: two submissions in a row failed with the same error, every trial would: {reason}. "
-                             "Fix it (see above; pai-sweep check names the cause of most), then run the same command to resume")
 
     def _poll_all(self) -> bool:
         changed = False
@@ -361,26 +306,6 @@ class SweepLoop:
             result = TrialResult(status=status, reason=reason, epochs=run.reported)
             self._write_result(run.trial_dir, result)
         self._finish(run, result, None)
-
-    def _write_result(self, trial_dir: Path, result: TrialResult) -> OSError | None:
-        """result.json from the driver; a folder that refuses it is kept in self.refused (the sweep stops after this step)."""
-        try:
-            write_result(trial_dir, result)
-        except OSError as exc:
-            self._refuse(exc)
-            return exc
-        return None
-
-    def _refuse(self, exc: OSError | None) -> OSError | None:
-        """Keep the first refused write; give back the reserve at once, so the study can record this step."""
-        if exc is not None and self.refused is None:
-            self.refused = exc
-            reserve.release(self.sweep_dir)
-        return self.refused
-
-    def _stop_if_refused(self) -> None:
-        if self.refused is not None:
-            raise self.refused
 
     # ---------------------------------------------------------------- finishing
     def _finish(self, run: Running, result: TrialResult | None, returncode: int | None) -> None:
@@ -455,125 +380,3 @@ class SweepLoop:
             self.tracker.log_trial(frozen, trial_dir)
         except Exception as exc:  # noqa: BLE001 - tracking never stops a sweep
             self.progress.note(f"tracking: could not log trial {frozen.number}: {exc}")
-
-    def _feedback(self, run: Running, outcome: Outcome, frozen: optuna.trial.FrozenTrial) -> None:
-        sweep = self.cfg.sweep
-        if sweep.derived_trials and outcome.history is not None:
-            derived = feedback.derived_trials(
-                outcome.history, frozen, run.number, run.params, self.space, outcome.result, self.cfg.objective, self.baseline,
-                findings=outcome.findings, context=outcome.context,
-            )
-            for t in derived:
-                self.study.add_trial(t)
-                self._track(self.study.trials[-1], run.trial_dir)
-            if derived:
-                counts = ", ".join(str(t.user_attrs["dendrites"]) for t in derived)
-                self.progress.note(f"trial {run.number}: added {len(derived)} derived trial(s) for max_dendrites={counts}")
-            for bound in outcome.attrs.get("lower_bounds", []):
-                self.progress.note(f"trial {run.number}: {bound['dendrites']} dendrite(s) still improving at the switch: "
-                                   f"{bound['val']:.4g} is a lower bound, not told as a value")
-        if sweep.rule_trials and outcome.findings:
-            self.pending_rules.extend((f, run.number, dict(run.params), outcome.history, outcome.context) for f in outcome.findings)
-        if sweep.rule_trials:
-            self._enqueue_rule_trials()
-
-    def _enqueue_rule_trials(self) -> None:
-        """Turn waiting recommendations into trials once the sampler's start-up is done (sweep/rule_policy.py)."""
-        sweep, trials = self.cfg.sweep, self._trials()
-        if not self.pending_rules or not rule_policy.started(trials, startup_trials(sweep)):
-            return
-        used = sum(1 for t in trials if origin(t).startswith(RULE))
-        room = min(int(sweep.guided_share * sweep.n_trials) - used, self.budget_left())
-        pending, self.pending_rules = self.pending_rules, []
-        if room <= 0:
-            return
-        candidates, skipped = [], []
-        fresh = feedback.new_recommendations(reversed(pending), self.study, self.space, self.cfg)  # the newest evidence first
-        for rule_id, params, (_, parent, parent_params, history, context) in fresh:
-            changed = {k: v for k, v in params.items() if parent_params.get(k) != v}
-            why = rule_policy.cannot_act(changed, parent_params, history, context)
-            if why:
-                skipped.append(f"{rule_id} (trial {parent}): {why}")
-                continue
-            candidates.append((rule_id, (parent, params, changed)))
-        rng = random.Random(int(sweep.seed) * 1_000_003 + len(trials))
-        keep, cut = rule_policy.select(candidates, trials, self.study.directions, rng, since=startup_trials(sweep))
-        for rule_id, (parent, params, changed) in keep[:room]:
-            feedback.enqueue_rule_trial(self.study, rule_id, parent, params, self.space)
-            self.progress.note(f"trial {parent}: rule {rule_id} queued a trial with {short_params(changed)}")
-        if skipped:
-            self.progress.note("rule advice skipped, its knobs cannot act: " + "; ".join(skipped))
-        if cut:
-            self.progress.note("rule advice not run, the sampler's trials did better: " + "; ".join(cut))
-
-    # ---------------------------------------------------------------- shutdown
-    def _stop_refused(self) -> None:
-        """The sweep folder refuses writes (disk full, read-only): stop every worker first and free the partial
-        outputs of those that had not ended (their params run again, from the start, on resume), so the study has
-        room to record each trial; then score the ended ones and mark the stopped ones. None is left RUNNING."""
-        ended, stopped = [], []
-        for run in list(self.running.values()):
-            result = read_result(run.trial_dir)
-            if result is not None:
-                ended.append((run, result))
-                continue
-            stopped.append(run)
-            self._cancel(run)
-            shutil.rmtree(run.trial_dir / PAI_SAVE_NAME, ignore_errors=True)
-        for run, result in ended:
-            try:
-                self._finish(run, result, run.job.info.get("returncode") if run.job is not None else None)
-            except Exception:  # noqa: BLE001 - the study cannot take it either: the next start scores it
-                self.progress.note(f"trial {run.number} has ended but is not scored yet: the next start scores it")
-        self.running.clear()
-        handles = [(run.trial, run.origin, run.trial.params, run.trial_dir) for run in stopped]
-        # and one the refusal met between ask and its folder (this driver is the study's only writer: prepare())
-        told = {run.number for run in stopped} | {run.number for run, _ in ended}
-        try:
-            handles += [(trial_by_number(self.study, t.number), origin(t), t.params, self.sweep_dir / "trials" / str(t.number))
-                        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number not in told]
-        except Exception:  # noqa: BLE001 - the study cannot be read: the next start marks them as stale
-            pass
-        for handle in handles:
-            self._requeue(*handle)
-        self._flush_at_stop()
-
-    def _cancel(self, run: Running) -> None:
-        if run.job is not None:
-            try:
-                self.launcher.cancel(run.job, STOPPED_REASON)
-            except Exception:  # noqa: BLE001 - keep stopping the others
-                pass
-
-    def _requeue(self, handle: optuna.trial.Trial, trial_origin: str, params: dict, trial_dir: Path) -> None:
-        try:
-            self._restart(handle, trial_origin, params, trial_dir, STOPPED_REASON)
-        except Exception:  # noqa: BLE001 - the next start marks it as stale instead
-            pass
-
-    def _flush_at_stop(self) -> None:
-        try:
-            self._flush_deferred()
-        except Exception:  # noqa: BLE001 - they have result.json: the next start tells them
-            pass
-
-    def stop(self) -> None:
-        """Cancel what runs (Ctrl-C, too many failures); each is marked and queued to run again on resume."""
-        if self.refused is not None:
-            self._stop_refused()
-            return
-        live = [r.job for r in self.running.values() if r.job is not None and read_result(r.trial_dir) is None]
-        if live:
-            self.progress.note(f"stopping: {len(live)} running trial(s) finish their epoch and keep it (Ctrl-C again: stop now)")
-        try:  # each running trial finishes its epoch and keeps its resume point: the run again continues from it
-            self.launcher.stop_gracefully(live)
-        except BaseException:  # noqa: BLE001 - a second Ctrl-C skips the wait; they are cancelled below either way
-            pass
-        for run in list(self.running.values()):
-            self.running.pop(run.number, None)
-            if read_result(run.trial_dir) is not None and run.job is not None:
-                self.progress.note(f"trial {run.number} has ended but is not scored yet: the next start scores it")
-                continue  # its result.json stands; prepare() tells it on resume
-            self._cancel(run)
-            self._requeue(run.trial, run.origin, run.trial.params, run.trial_dir)
-        self._flush_at_stop()
