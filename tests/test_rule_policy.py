@@ -96,6 +96,9 @@ def history(switched: bool, dendrites: int, accepted=(0,), phase=None):
     # 3.2.9 reads the threshold to decide whether an epoch improved: it moves the first switch, so it always acts
     ({"dendrites.improvement_threshold": [0.01]}, {}, False, 0, True),
     ({"dendrites.max_dendrite_tries": 3, "dendrites.candidate_weight_initialization_multiplier": 0.1}, {}, False, 0, False),
+    # the learning-rate search runs only after a switch (branching.py's post-switch knobs, tested per knob)
+    ({"dendrites.find_best_lr": False}, {}, False, 0, False),
+    ({"dendrites.find_best_lr": False}, {}, True, 1, True),
 ])
 def test_advice_whose_knobs_cannot_act_is_skipped(changed, parent, switched, grown, acts):
     h = history(switched, grown, accepted=tuple(range(grown + 1)))

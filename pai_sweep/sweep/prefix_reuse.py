@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pai_sweep import branching
 from pai_sweep.search_space import SearchSpace
+from pai_sweep.sweep.rule_policy import dominates
 from pai_sweep.sweep.study import SAMPLER, origin
 
 PREFIX_OF = "prefix_of"  # user attr: the front trial whose pre-switch params a sampler trial took
@@ -31,13 +32,9 @@ def pre_switch_keys(space: SearchSpace) -> list[str]:
 
 
 def _front(trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection]) -> list[FrozenTrial]:
-    sign = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in directions]
+    """Finished trials no other finished trial beats (trials at the same point are all on it)."""
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-
-    def dominated(t: FrozenTrial) -> bool:
-        return any(all(s * a >= s * b for s, a, b in zip(sign, o.values, t.values)) and o.values != t.values for o in done)
-
-    return [t for t in done if not dominated(t)]
+    return [t for t in done if not any(o.values != t.values and dominates(o.values, t.values, directions) for o in done)]
 
 
 def fixed_prefix(trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection], space: SearchSpace,

@@ -22,11 +22,12 @@ from typing import Any, Iterable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from pai_sweep.sweep.study import BASELINE, DERIVED, RULE, SAMPLER, origin
+from pai_sweep import branching
+from pai_sweep.sweep.study import RULE, SAMPLER, origin
 
-# Knobs PerforatedAI reads only when it adds (or retries) a dendrite set: they cannot change a run that never switched.
-# Not improvement_threshold: 3.2.9 also reads it to decide whether an epoch improved, so it moves the first switch.
-AFTER_SWITCH = ("candidate_weight_initialization_multiplier", "max_dendrite_tries", "retain_all_dendrites")
+# Knobs PerforatedAI reads only at or after a switch (branching.py, one test per knob): they cannot change a run that
+# never switched. max_dendrites is judged on its own below (a run can stop at or below its cap).
+AFTER_SWITCH = tuple(sorted(branching.POST_SWITCH_DENDRITE_KEYS - {"max_dendrites"}))
 
 
 @dataclass
@@ -47,7 +48,7 @@ def started(trials: Sequence[FrozenTrial], startup: int) -> bool:
     return len(done) >= startup
 
 
-def _dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[optuna.study.StudyDirection]) -> bool:
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[optuna.study.StudyDirection]) -> bool:
     """a is at least as good as b in every value (ties count: a repeat of a known point moves nothing)."""
     sign = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in directions]
     return all(s * x >= s * y for s, x, y in zip(sign, a, b))
@@ -74,7 +75,7 @@ def arms(trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyD
         counted = (o == SAMPLER and sampler_seen > since) or o.startswith(RULE)
         if counted:
             key = o[len(RULE):] if o.startswith(RULE) else SAMPLER
-            won = good and not any(_dominates(f.values, t.values, directions) for f in front)
+            won = good and not any(dominates(f.values, t.values, directions) for f in front)
             arm = out.setdefault(key, Arm())
             if won:
                 arm.wins += 1
