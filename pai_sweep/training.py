@@ -28,7 +28,7 @@ from typing import Any, Callable
 from pai_sweep.errors import ConfigError, PaiSweepError
 from pai_sweep.models.target import locate
 from pai_sweep.reads import Reads
-from pai_sweep.trial_files import EpochRecord, append_metrics, finite
+from pai_sweep.trial_files import EpochRecord, append_metrics, drop_resume_point, finite, write_json
 
 
 class TrialFailure(PaiSweepError):
@@ -162,7 +162,7 @@ class PAISession:
 
             self.model, restructured, complete = perforate.add_scores(self.model, val, train, test)
             if restructured and self._branch_pending:
-                self._take_branch_point()
+                self._end_neuron_phase()
             if complete:
                 self.end_reason = "pai_complete"
             elif restructured:
@@ -224,25 +224,31 @@ class PAISession:
 
         return Path(perforate.SAVE_NAME) / "best_model.pt"  # the library's, in the working directory
 
-    def _take_branch_point(self) -> None:
-        """At the first switch: the point saved after the previous epoch, with the best model as it was then,
-        becomes trial_dir/branch/ (written aside, renamed into place, branch.json last)."""
-        import json
+    def _end_neuron_phase(self) -> None:
+        """At the first switch: keep the branch point; then, unless train.resume keeps a point every epoch, drop the
+        neuron phase's last point (a re-run continuing from it would meet the best model written since)."""
+        self._branch_pending = False
+        best = self._best_model_file()
+        if self._point is None or self._point[0] != self.epoch:
+            self.log(f"pai-sweep: no branch point: no saved state from just before the switch at epoch {self.epoch}")
+        elif _stat(best) != self._point[1]:
+            # the switch epoch itself wrote a new best model: the one the prefix ended with is gone
+            self.log(f"pai-sweep: no branch point: the best model changed at the switch epoch {self.epoch}")
+        else:
+            self._write_branch_point(best)
+        if not self._resume_every_epoch:
+            drop_resume_point(self.resume_file.parent)
+            self._point = None
+
+    def _write_branch_point(self, best: Path) -> None:
+        """The point saved after the previous epoch and the best model as it was then become trial_dir/branch/
+        (written aside, renamed into place, branch.json last: the driver reads it as the sign it is complete)."""
         import shutil
 
         import torch
 
         from pai_sweep import branching, perforate
 
-        self._branch_pending = False
-        best = self._best_model_file()
-        if self._point is None or self._point[0] != self.epoch:
-            self.log(f"pai-sweep: no branch point: no saved state from just before the switch at epoch {self.epoch}")
-            return
-        if _stat(best) != self._point[1]:
-            # the switch epoch itself wrote a new best model: the one the prefix ended with is gone
-            self.log(f"pai-sweep: no branch point: the best model changed at the switch epoch {self.epoch}")
-            return
         state = torch.load(self.resume_file, weights_only=False)
         tmp = self.branch_dir.with_name(f".{self.branch_dir.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -255,13 +261,12 @@ class PAISession:
         torch.save(state, tmp / branching.BRANCH_STATE)
         shutil.rmtree(self.branch_dir, ignore_errors=True)
         tmp.replace(self.branch_dir)
-        info = {**self._branch_info, "epoch": self.epoch}
-        (self.branch_dir / branching.BRANCH_INFO).write_text(json.dumps(info, sort_keys=True))
+        write_json(self.branch_dir / branching.BRANCH_INFO, {**self._branch_info, "epoch": self.epoch})
         self.log(f"pai-sweep: branch point saved: the state after epoch {self.epoch - 1}, before the first switch")
 
-    def restore(self, point: str | Path | None = None) -> None:
-        """Continue from a resume point (default: this trial's own last one): model, tracker, optimizer,
-        scheduler, RNGs, metrics.jsonl."""
+    def restore(self) -> None:
+        """Continue from this trial's resume point (its own, or one copied in from train.start_from): model, tracker,
+        optimizer, scheduler, RNGs, metrics.jsonl."""
         import random
 
         import numpy as np
@@ -269,7 +274,7 @@ class PAISession:
 
         from pai_sweep.trial_files import METRICS
 
-        state = torch.load(point or self.resume_file, weights_only=False)
+        state = torch.load(self.resume_file, weights_only=False)
         if self.enabled:
             from pai_sweep import perforate
 
@@ -293,7 +298,7 @@ class PAISession:
             (self.trial_dir / METRICS).unlink(missing_ok=True)
             for rec in self.records:
                 append_metrics(self.trial_dir, rec)
-        self.log(f"pai-sweep: resumed after epoch {self.epoch - 1} from {Path(point or self.resume_file).name}")
+        self.log(f"pai-sweep: resumed after epoch {self.epoch - 1} from {self.resume_file.name}")
 
     # -- summaries
 

@@ -32,6 +32,7 @@ RESULT = "result.json"
 LAUNCH = "launch.json"
 WORKER_LOG = "worker.log"
 RESUME_FILE = "resume_state.pt"  # the sidecar of the last resume point (train.resume); the model is pai/resume<k>.pt
+RESUME_MODELS = ("resume.pt", "resume0.pt", "resume1.pt", "branch.pt")  # in pai/: a point's model (save_system), any name
 
 # TrialResult.status values
 STATUS_COMPLETE = "complete"  # trained to PerforatedAI's completion or the epoch cap
@@ -124,6 +125,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         except OSError:
             pass
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def drop_resume_point(trial_dir: Path) -> None:
+    """Remove a trial's resume point (its sidecar and the models it names): once it no longer fits, or the trial ended."""
+    for path in (Path(trial_dir) / RESUME_FILE, *(Path(trial_dir) / PAI_SAVE_NAME / name for name in RESUME_MODELS)):
+        path.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -17,7 +17,6 @@ import os
 import random
 import resource
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -30,18 +29,16 @@ from pai_sweep.errors import ConfigError, os_error_line
 from pai_sweep.reads import Reads
 from pai_sweep.schema.dendrites import dendrites_config
 from pai_sweep.schema.run import RUN_GROUPS, RunSpec, typed_run
-from pai_sweep.spawn import spawn_worker  # noqa: F401 - re-exported: the worker's callers found it here
 from pai_sweep.training import StopRequested, request_stop
 from pai_sweep.trial_files import (
-    PAI_SAVE_NAME,
     RESULT,
     RESUME_FILE,
     RUN_CONFIG,
     STATUS_COMPLETE,
     STATUS_FAILED,
-    WORKER_LOG,
     TrialResult,
     clean_partial,
+    drop_resume_point,
     read_result,
     write_result,
 )
@@ -362,9 +359,7 @@ def run_trial(trial_dir: str | Path, capacity_test: bool = False, max_batches: i
     # unlike wall seconds does not grow when other work shares the machine
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result.extra["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
-    for leftover in (trial_dir / RESUME_FILE, trial_dir / PAI_SAVE_NAME / "branch.pt",
-                     *(trial_dir / PAI_SAVE_NAME / f"resume{k}.pt" for k in ("", 0, 1))):
-        leftover.unlink(missing_ok=True)  # only a killed run needs them
+    drop_resume_point(trial_dir)  # only a killed run needs it
     try:
         write_result(trial_dir, result)
     except OSError as exc:  # disk full, read-only: the driver finds no result.json and records why (its own write fails too)

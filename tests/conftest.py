@@ -34,7 +34,7 @@ def _run_trials(root: Path, runs: dict, timeout: float = 240.0, env: dict | None
 
     import yaml
 
-    from pai_sweep.worker import spawn_worker
+    from pai_sweep.spawn import spawn_worker
 
     env = {
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import signal
+import threading
+import time
 
 import pytest
 import torch
@@ -18,7 +22,8 @@ from safetensors.torch import load_file
 
 from pai_sweep import branching
 from pai_sweep.schema import DendritesConfig, TrainConfig
-from pai_sweep.trial_files import read_metrics, read_result
+from pai_sweep.spawn import spawn_worker
+from pai_sweep.trial_files import RESUME_FILE, RESUME_MODELS, read_metrics, read_result
 
 BASE = {
     "model": {"name": "mlp", "hidden": [16]},
@@ -37,6 +42,34 @@ POST_SWITCH_CHILDREN = {
 }
 
 
+def paced_fit(session, data):
+    """The built-in loop with a pause before each epoch's report (train.train_fn): time to kill it mid-run."""
+    from omegaconf import OmegaConf
+
+    from pai_sweep.training import classification_loop
+
+    report = session.report
+
+    def paced(*args, **kwargs):
+        time.sleep(0.25)
+        return report(*args, **kwargs)
+
+    session.report = paced
+    classification_loop(session, data, OmegaConf.load("run.yaml").train)
+
+
+def _kill_after_switch(folder, proc) -> None:
+    """SIGKILL the worker one epoch after its first restructure."""
+    while proc.poll() is None:
+        records = read_metrics(folder)
+        switched = [r.epoch for r in records if r.restructured]
+        if switched and records[-1].epoch > switched[0]:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.02)
+
+
 def _csvs(trial_dir) -> dict:
     """PerforatedAI's CSVs by name (its timestamp in snapshot names dropped), Times CSVs aside (wall-clock seconds)."""
     return {re.sub(r"_\d{2}\.\d{2}\.\d{4}\.\d{2}\.\d{2}\.\d{2}", "", p.name): p.read_text()
@@ -50,8 +83,18 @@ def _run(dendrites: dict | None = None, **train) -> dict:
 @pytest.fixture(scope="module")
 def branched(tmp_path_factory, run_trials):
     root = tmp_path_factory.mktemp("branching")
+    # a parent killed after its switch (branch point kept, no resume point every epoch)
+    killed = root / "killed"
+    killed.mkdir()
+    (killed / "run.yaml").write_text(json.dumps(_run(branch_point=True, train_fn="test_branching.paced_fit")))
+    proc = spawn_worker(killed, env={"OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.dirname(__file__)})
+    watcher = threading.Thread(target=_kill_after_switch, args=(killed, proc))
+    watcher.start()
     first = {"parent": _run(branch_point=True), **{f"scratch_{k}": _run(v) for k, v in POST_SWITCH_CHILDREN.items()}}
     dirs = run_trials(root, first, timeout=400)
+    watcher.join(timeout=300)
+    assert proc.poll() == -signal.SIGKILL, "the paced parent finished before it could be killed"
+    dirs["killed"] = killed
     point = str(dirs["parent"] / branching.BRANCH_DIR)
     second = {f"branched_{k}": _run(v, start_from=point) for k, v in POST_SWITCH_CHILDREN.items()}
     # a knob that acts before the switch (when it happens) must not branch: it trains from epoch 0 and says why
@@ -66,6 +109,16 @@ def test_parent_keeps_its_state_before_the_first_switch(branched):
     assert info is not None and info["epoch"] == switch > 0, (info, switch)
     assert (parent / "branch" / "pai" / "branch.pt").exists() and (parent / "branch" / "state.pt").exists()
     assert "branch point saved: the state after epoch" in (parent / "worker.log").read_text()
+
+
+def test_after_the_switch_no_resume_point_is_left_that_no_longer_fits(branched):
+    """Without train.resume the neuron phase's last point goes at the switch: a re-run continuing from it would meet
+    the best model written since (the branch point keeps its own copy)."""
+    killed = branched["killed"]
+    assert read_result(killed) is None and any(r.restructured for r in read_metrics(killed))
+    assert branching.branch_info(killed / branching.BRANCH_DIR) is not None
+    assert not (killed / RESUME_FILE).exists()
+    assert not [name for name in RESUME_MODELS if (killed / "pai" / name).exists()]
 
 
 @pytest.mark.parametrize("knob", sorted(POST_SWITCH_CHILDREN))

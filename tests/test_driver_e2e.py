@@ -233,7 +233,7 @@ def test_ctrl_c_then_the_same_command_continues_the_interrupted_trial(tmp_path):
     import yaml
 
     from pai_sweep.trial_files import read_metrics
-    from pai_sweep.worker import spawn_worker
+    from pai_sweep.spawn import spawn_worker
 
     run = yaml.safe_load((folder / "run.yaml").read_text())
     run["train"]["start_from"] = None

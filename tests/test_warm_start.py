@@ -13,7 +13,7 @@ from pai_sweep.compose import compose
 from pai_sweep.launchers.warm import spawn_warm
 from pai_sweep.schema import RUN_GROUPS
 from pai_sweep.trial_files import read_metrics, read_result
-from pai_sweep.worker import spawn_worker
+from pai_sweep.spawn import spawn_worker
 
 SHRUNK = ["model=mlp", "model.hidden=[8]", "dendrites=linear_only", "dendrites.switch_mode=every_time",
           "dendrites.max_dendrites=1", "train.max_epochs=3", "data.limit=200"]

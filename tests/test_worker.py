@@ -19,7 +19,7 @@ import yaml
 from pai_sweep.compose import compose
 from pai_sweep.preflight import capacity_test
 from pai_sweep.trial_files import read_metrics, read_result
-from pai_sweep.worker import spawn_worker
+from pai_sweep.spawn import spawn_worker
 
 def custom_fit(session, data):
     """A user's own loop (train.train_fn) written against the PAISession API."""
