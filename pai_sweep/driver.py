@@ -84,16 +84,17 @@ def run_sweep(cfg: Any, launcher: Launcher | None = None, stream: TextIO | None 
     # refuses a bad partition at once.
     created = not Path(cfg.sweep.dir).exists()  # a folder this run makes is this run's to remove
     launcher = launcher or make_launcher(cfg.launcher, Path(cfg.sweep.dir), int(cfg.sweep.in_flight))
-    failed_check = False
+    remove = False
     try:
         return _run_sweep(cfg, launcher, stream)
-    except CheckFailed:
-        failed_check = True
+    except CheckFailed as exc:
+        # nothing ran: leave no half-made sweep folder behind (the next start would resume it as if it had), unless
+        # the verdict names a file in it (the capacity test's worker.log) that the user needs to read
+        remove = created and str(Path(cfg.sweep.dir).resolve()) not in str(exc)
         raise
     finally:
         launcher.close()
-        if failed_check and created:
-            # nothing ran: leave no half-made sweep folder behind (the next start would resume it as if it had)
+        if remove:
             shutil.rmtree(cfg.sweep.dir, ignore_errors=True)
 
 

@@ -29,3 +29,26 @@ def test_a_failed_check_keeps_a_folder_that_existed_before(tmp_path, capsys):
     assert (sweep_dir / "notes.txt").read_text() == "mine"
     trials = sweep_dir / "trials"
     assert not trials.exists() or not any(Path(trials).iterdir())
+
+
+def test_a_failed_check_keeps_the_folder_when_its_verdict_names_a_file_there(tmp_path, monkeypatch):
+    """A capacity test's failure points at its worker.log inside the sweep folder: the folder stays for it."""
+    import pytest
+
+    import pai_sweep.driver as driver
+    from pai_sweep.compose import compose
+    from pai_sweep.errors import CheckFailed
+
+    sweep_dir = tmp_path / "s"
+    log = sweep_dir / "check" / "capacity_test" / "worker.log"
+
+    def failing_check(cfg, launcher, stream):
+        log.parent.mkdir(parents=True)
+        log.write_text("the library's traceback")
+        raise CheckFailed(f"pai-sweep check found 1 problem(s): capacity test failed: ...; log: {log}")
+
+    monkeypatch.setattr(driver, "_run_sweep", failing_check)
+    cfg = compose([f"sweep.dir={sweep_dir}", "tracking=off", "launcher.warm_start=false"])
+    with pytest.raises(CheckFailed):
+        driver.run_sweep(cfg)
+    assert log.read_text() == "the library's traceback"
