@@ -32,7 +32,8 @@ SIDES = {
 
 
 def overrides(n: int, quick: bool) -> list[str]:
-    out = ["sweep=empty", SPACE, "sweep.sampler=random", f"sweep.n_trials={n}", "sweep.in_flight=2", "tracking=off", "sweep.check_first=false",
+    # --quick runs one trial at a time, so its later trials always find the first one's branch point
+    out = ["sweep=empty", SPACE, "sweep.sampler=random", f"sweep.n_trials={n}", f"sweep.in_flight={1 if quick else 2}", "tracking=off", "sweep.check_first=false",
            "sweep.derived_trials=false", "sweep.rule_trials=false"]
     if quick:
         out += ["model=mlp", "model.hidden=[16]", "dendrites=linear_only", "dendrites.n_epochs_to_switch=2", "train.max_epochs=14"]
@@ -106,7 +107,7 @@ def markdown(result: dict[str, Any]) -> str:
              d["wall_seconds"]) for side, d in s.items()]
     return (
         common.header_md("Branching: one sweep over post-switch knobs, on and off", result)
-        + f"\n{result['n_trials']} trials, random sampler (the same params on every side), 2 in flight.\n\n"
+        + f"\n{result['n_trials']} trials, random sampler (the same params on every side), {2 if not result['quick'] else 1} in flight.\n\n"
         + common.md_table(["side", "trial CPU s (summed)", "trial wall s (summed)", "epochs trained / in the records",
                            "branched trials", "wall s"], rows)
         + f"\n\n- identical objective values on every side: **{h['identical_results']}**\n"

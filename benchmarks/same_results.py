@@ -51,16 +51,18 @@ def read_trials(study_db: Path) -> list[dict[str, Any]]:
     return out
 
 
-def run_at(rev: str, work: Path, overrides: list[str]) -> dict[str, Any]:
-    tree = work / f"tree-{rev.replace('/', '_').replace('~', '_')}"
+def run_at(side: str, rev: str, work: Path, overrides: list[str]) -> dict[str, Any]:
+    """The default sweep at `rev`, in a fresh folder of its own (`side`: base or head; the same commit twice trains twice)."""
+    tree = work / f"tree-{side}"
     subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), rev], cwd=common.REPO, check=True,
                    capture_output=True, text=True)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True).stdout.strip()
-        sweep_dir = work / f"sweep-{commit}"
+        sweep_dir = common.fresh_dir(work / f"sweep-{side}-{commit}")
+        sweep_dir.rmdir()  # the sweep makes it: an existing folder would be resumed
         env = common.child_env(PYTHONPATH=str(tree))
         run = common.run_timed([sys.executable, "-m", "pai_sweep", *overrides, f"sweep.dir={sweep_dir}"], cwd=work, env=env,
-                               log=work / f"{commit}.log")
+                               log=work / f"{side}-{commit}.log")
         common.check_ok(run, f"the default sweep at {rev}")
         return {"rev": rev, "commit": commit, "seconds": run["seconds"], "trials": read_trials(sweep_dir / "study.db")}
     finally:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_same_"))
     work.mkdir(parents=True, exist_ok=True)
     with common.LoadSampler() as load:
-        base, head = run_at(args.base, work, overrides), run_at("HEAD", work, overrides)
+        base, head = run_at("base", args.base, work, overrides), run_at("head", "HEAD", work, overrides)
     diffs = compare(base["trials"], head["trials"])
     result = {"benchmark": "same_results", "command": common.command_line(), "machine": common.machine_info(),
               "load": load.summary(), "quick": args.quick, "overrides": overrides, "base": base, "head": head,

@@ -129,6 +129,8 @@ def test_branching_quick(tmp_path):
         assert len(side["trials"]) == data["n_trials"] and side["trial_cpu_seconds"] > 0
         assert all(t["status"] == "complete" and t["own_epochs"] <= t["epochs"] for t in side["trials"])
     assert data["sides"]["off"]["branched"] == 0 and data["headline"]["identical_results"] is True
+    on = data["sides"]["branching"]  # one trial at a time in --quick: the later trials find the first one's branch point
+    assert on["branched"] >= 1 and any(t["own_epochs"] < t["epochs"] for t in on["trials"])
     assert "identical objective values" in md
 
 
@@ -137,6 +139,8 @@ def test_same_results_quick(tmp_path):
     data, md = _read(tmp_path / "out", "same_results")
     assert data["base"]["commit"] == data["head"]["commit"] and data["head"]["trials"]  # HEAD against itself
     assert data["headline"]["identical"] is True and data["differences"] == [] and "**identical**" in md
+    # each side trained in its own folder (a resumed folder would compare a sweep with itself)
+    assert {p.name.split("-")[1] for p in (tmp_path / "work").glob("sweep-*")} == {"base", "head"}
 
 
 def test_same_results_names_what_differs():
