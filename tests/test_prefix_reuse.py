@@ -51,6 +51,9 @@ def test_a_front_trial_with_a_branch_point_gives_its_pre_switch_params(tmp_path)
     # not before the start-up, not when the draw says sample, not when nothing acts after the switch
     assert fixed_prefix(trials, study.directions, SPACE, share=1.0, startup=4, rng=random.Random(0)) is None
     assert fixed_prefix(trials, study.directions, SPACE, share=0.0, startup=3, rng=random.Random(0)) is None
+    # the draw: seed 0's first draw is 0.84 (samples at share 0.5), seed 1's is 0.13 (reuses)
+    assert fixed_prefix(trials, study.directions, SPACE, share=0.5, startup=3, rng=random.Random(0)) is None
+    assert fixed_prefix(trials, study.directions, SPACE, share=0.5, startup=3, rng=random.Random(1)) is not None
     only_pre = parse_space({"downsize.width_mult": {"type": "float", "low": 0.25, "high": 1.0, "step": 0.25}})
     assert fixed_prefix(trials, study.directions, only_pre, share=1.0, startup=3, rng=random.Random(0)) is None
 

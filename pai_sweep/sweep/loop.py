@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from pai_sweep.consumers import check_params
-from pai_sweep.errors import TooManyFailures, os_error_line
+from pai_sweep.errors import SweepError, TooManyFailures, os_error_line
 from pai_sweep.launchers.base import JobState, Launcher
 from pai_sweep.objective import Baseline
 from pai_sweep.progress import Progress
@@ -239,6 +239,7 @@ class SweepLoop(Guidance, Shutdown):
     def _submit(self, ready: list[Running]) -> None:
         """Start the trials made ready in one refill together (launcher=slurm use_array: one job array)."""
         jobs = self.launcher.submit_many([(run.number, run.trial_dir) for run in ready]) if ready else []
+        repeated: SweepError | None = None  # raised once every job of the batch is recorded: none runs untracked
         for run, job in zip(ready, jobs):
             if isinstance(job, BaseException):
                 self.running.pop(run.number, None)
@@ -247,13 +248,15 @@ class SweepLoop(Guidance, Shutdown):
                     self._restart(run.trial, run.origin, run.trial.params, run.trial_dir, STOPPED_REASON)
                     continue
                 self._tell(run, Outcome(TrialState.FAIL, start_failure(job)))
-                self._refused_again(job)
+                repeated = repeated or self._refused_again(job)
                 continue
             self.last_refusal = None
             run.job, run.started = job, time.monotonic()
             if run.origin == BASELINE:
                 self.baseline_pending = True
             self.progress.started(run.number, run.origin, str(job.info.get("device", "?")), run.params if run.origin != BASELINE else BASELINE_PARAMS)
+        if repeated is not None:
+            raise repeated
 
     def _poll_all(self) -> bool:
         changed = False

@@ -6,7 +6,6 @@ error that repeats. A mixin of SweepLoop (sweep/loop.py), whose state it uses.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import optuna
@@ -16,7 +15,7 @@ from pai_sweep.errors import PaiSweepError, SweepError
 from pai_sweep.sweep import reserve
 from pai_sweep.sweep.running import Running
 from pai_sweep.sweep.study import STOPPED_REASON, origin, trial_by_number
-from pai_sweep.trial_files import PAI_SAVE_NAME, TrialResult, read_result, write_result
+from pai_sweep.trial_files import TrialResult, clean_partial, read_result, write_result
 
 
 def is_folder_error(exc: OSError, sweep_dir: Path) -> bool:
@@ -36,16 +35,17 @@ def start_failure(exc: BaseException) -> str:
 class Shutdown:
     """Stopping: a repeated submission error, a refused write, Ctrl-C and SIGTERM (SweepLoop's state)."""
 
-    def _refused_again(self, exc: BaseException) -> None:
+    def _refused_again(self, exc: BaseException) -> SweepError | None:
         """The same submission error from two submissions in a row (sbatch refusing the resources, a missing
-        executable) would fail every trial left: stop the sweep with it (one job array is one submission)."""
+        executable) would fail every trial left: the error that stops the sweep (one job array is one submission)."""
         reason = start_failure(exc)
         # the launcher names the trials it submitted ("submitting trial 3 failed: ..."): the error is the rest
         same = re.sub(r"\btrials? [\d, ]+", "trial N ", reason)
         last, self.last_refusal = self.last_refusal, (exc, same)
         if last is not None and last[0] is not exc and last[1] == same:
-            raise SweepError(f"sweep stopped: two submissions in a row failed with the same error, every trial would: {reason}. "
-                             "Fix it (see above; pai-sweep check names the cause of most), then run the same command to resume")
+            return SweepError(f"sweep stopped: two submissions in a row failed with the same error, every trial would: {reason}. "
+                              "Fix it (see above; pai-sweep check names the cause of most), then run the same command to resume")
+        return None
 
     def _write_result(self, trial_dir: Path, result: TrialResult) -> OSError | None:
         """result.json from the driver; a folder that refuses it is kept in self.refused (the sweep stops after this step)."""
@@ -79,7 +79,10 @@ class Shutdown:
                 continue
             stopped.append(run)
             self._cancel(run)
-            shutil.rmtree(run.trial_dir / PAI_SAVE_NAME, ignore_errors=True)
+            try:
+                clean_partial(run.trial_dir)  # pai/, metrics.jsonl and a resume point the re-run could not use
+            except OSError:
+                pass
         for run, result in ended:
             try:
                 self._finish(run, result, run.job.info.get("returncode") if run.job is not None else None)
