@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from pai_sweep.schema.dendrites import threshold_schedule
 from pai_sweep.trial_files import PAI_SAVE_NAME, RESUME_FILE, RUN_CONFIG
 
 BRANCH_DIR = "branch"  # in a parent's trial folder
@@ -40,12 +41,6 @@ POST_SWITCH_DENDRITE_KEYS = frozenset({
 # Not here, measured: initial_history_after_switches already shapes the running scores of the neuron phase.
 # train.* that change what is written, never what is trained
 BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "start_from"})
-
-
-def _threshold_head(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return float(value[0]) if value else None
-    return None if value is None else float(value)
 
 
 def _without_bookkeeping(run: dict) -> dict:
@@ -70,7 +65,7 @@ def prefix_signature(run: dict) -> str | None:
         dendrites.pop(key, None)
     plain.get("train", {}).pop("max_epochs", None)  # a cap: find_parent checks the prefix ends before it
     if "improvement_threshold" in dendrites:
-        dendrites["improvement_threshold"] = _threshold_head(dendrites["improvement_threshold"])
+        dendrites["improvement_threshold"] = threshold_schedule(dendrites["improvement_threshold"])[0]
     return _digest(plain)
 
 

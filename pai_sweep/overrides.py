@@ -34,7 +34,7 @@ def did_you_mean(text: str, overrides: list[str]) -> str:
     key = m.group(1) if m else None
     if key is None or "." not in key:
         return text
-    valid = valid_keys(overrides)
+    valid = valid_keys()
     if key in valid:
         return text
     value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), "...")
@@ -44,7 +44,7 @@ def did_you_mean(text: str, overrides: list[str]) -> str:
     return f"{key}={value}: the config has no key {key}; {hint} (+{key}=... adds a new key, which nothing reads)"
 
 
-def valid_keys(overrides: list[str] | None = None) -> list[str]:
+def valid_keys() -> list[str]:
     """Every key the config schema has (pai_sweep.schema.Config, which every composed config is merged into).
 
     Read from the dataclasses, not by composing: the same keys, without a second Hydra compose (and

@@ -319,7 +319,7 @@ _REAL_SAVE_SYSTEM: Any = None
 # Checkpoints the library writes and never reads back: `latest` every epoch (with test_saves) and
 # `beforeSwitch_<k>` at each switch. What it reads back is still written: best_model (each new best),
 # switch_<k> (every restructure) and the PBCount_* points of its learning-rate search (test_saves);
-# train.resume saves its own point ("resume").
+# resume points are pai-sweep's own (resume0/resume1, branch: training.PAISession).
 UNREAD_CHECKPOINTS = re.compile(r"^(latest|beforeSwitch_\d+)$")
 
 

@@ -7,13 +7,9 @@ import pandas as pd
 from pai_sweep.analysis.history import IN_PROGRESS, KEPT, RunHistory
 
 
-def events(hist: RunHistory, raw_switch: list[int]) -> pd.DataFrame:
-    """Replay the snapshots to place every restructure on the real epoch count (discarded epochs included)."""
-    return replay(hist, raw_switch)[0]
-
-
 def replay(hist: RunHistory, raw_switch: list[int]) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
-    """The events (see `events`) and the anchors: (a final-history epoch, the real epoch it was run at) for the
+    """Replay the snapshots to place every restructure on the real epoch count (discarded epochs included): the
+    events, and the anchors: (a final-history epoch, the real epoch it was run at) for the
     first epoch after each rollback, so final-history epoch p was run at real epoch q + (p - a) for the last
     anchor (a, q) with a <= p (each stretch of the final history was written by the last run that reached it)."""
     lists = [raw_switch] + [s.switch_epochs for s in hist.snapshots]

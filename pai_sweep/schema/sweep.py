@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 
+BRANCHING_MODES = ("auto", "off")  # sweep.branching
+
+
 @dataclass
 class SweepConfig:
     name: str = "default"  # the sweep folder and MLflow experiment are named after it

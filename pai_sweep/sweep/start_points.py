@@ -16,8 +16,6 @@ from omegaconf import OmegaConf
 from pai_sweep import branching
 from pai_sweep.trial_files import RESUME_FILE
 
-BRANCHING_MODES = ("auto", "off")
-
 
 def _trial_dirs(sweep_dir: Path) -> Iterator[tuple[int, Path]]:
     """The sweep's trial folders in trial order (branch points of earlier sessions count too)."""

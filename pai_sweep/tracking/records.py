@@ -20,11 +20,11 @@ EPOCH_METRICS = {"val": "val", "train": "train", "test": "test", "loss": "loss",
 RESULT_METRICS = {"best_val": "best_val", "best_test": "best_test", "final_val": "final_val",
                   "final_params": "params", "base_params": "base_params", "original_params": "original_params",
                   "grown_dendrites": "dendrites", "epochs": "epochs", "train_seconds": "seconds"}
-# User attrs that repeat a metric above (objective_score is `objective`, n_params `final_params`, ...) or are a tag.
-ATTRS_NOT_LOGGED = {"objective_score", "n_params", "seconds", "epochs", "best_val", "best_test", "dendrites",
-                    "origin", "status", "reason", "parent", "rerun_of", "trial_dir", "branched_from", "branch_epoch", "continues"}
 # User attrs that say where a trial started (sweep/start_points.py): tags, not metrics.
 START_TAGS = ("rerun_of", "continues", "branched_from", "branch_epoch")
+# User attrs that repeat a metric above (objective_score is `objective`, n_params `final_params`, ...) or are a tag.
+ATTRS_NOT_LOGGED = {"objective_score", "n_params", "seconds", "epochs", "best_val", "best_test", "dendrites",
+                    "origin", "status", "reason", "parent", "trial_dir", *START_TAGS}
 MAX_PARAM = 6000  # MLflow's limit on a parameter value
 BAD_KEY = re.compile(r"[^\w\-. /]")  # characters MLflow refuses in a key: each becomes "_"
 
