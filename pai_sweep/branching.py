@@ -83,14 +83,19 @@ def branch_info(branch_dir: Path) -> dict | None:
     return info if isinstance(info, dict) and "signature" in info and "epoch" in info else None
 
 
-def find_parent(candidates: Iterable[tuple[int, Path]], signature: str | None, max_epochs: int) -> tuple[int, Path, int] | None:
+def find_parent(candidates: Iterable[tuple[int, Path]], signature: str | None, max_epochs: int,
+                known: dict[int, dict] | None = None) -> tuple[int, Path, int] | None:
     """The first candidate trial (number, folder) with a branch point of this prefix signature that leaves
-    epochs to train: (number, branch folder, epochs in the prefix), else None."""
+    epochs to train: (number, branch folder, epochs in the prefix), else None. `known` keeps the branch.json of
+    every trial found with one (it never changes once written), so a sweep reads each once, not once per launch."""
     if signature is None:
         return None
+    known = {} if known is None else known
     for number, trial_dir in candidates:
         branch = Path(trial_dir) / BRANCH_DIR
-        info = branch_info(branch)
+        info = known.get(number) or branch_info(branch)
+        if info is not None:
+            known[number] = info
         if info is not None and info["signature"] == signature and int(info["epoch"]) < int(max_epochs):
             return number, branch, int(info["epoch"])
     return None

@@ -195,3 +195,8 @@ def test_seed_refuses_what_it_cannot_use(tmp_path):
     assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), max_epochs=10) == (0, point, 3)
     assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), max_epochs=3) is None
     assert branching.find_parent([(0, tmp_path / "p")], "other", max_epochs=10) is None
+    # a branch point found once is not read again (branch.json never changes once written)
+    known: dict = {}
+    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), 10, known) == (0, point, 3)
+    (point / "branch.json").unlink()
+    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), 10, known) == (0, point, 3)

@@ -77,6 +77,7 @@ class SweepLoop(Guidance, Shutdown):
         # The first write the sweep folder refused (disk full, read-only): the step that met it finishes (its trial
         # is told), then the sweep stops with it; trials in flight are stopped and queued again, none left RUNNING.
         self.refused: OSError | None = None
+        self.branch_points: dict[int, dict] = {}  # trial number -> its branch.json, read once (sweep/start_points.py)
         self.last_refusal: tuple[BaseException, str] | None = None  # the last submission the launcher refused, and why
 
     # ---------------------------------------------------------------- counts
@@ -220,7 +221,7 @@ class SweepLoop(Guidance, Shutdown):
             run_yaml = OmegaConf.create(run_dict(run_cfg))  # the run spec: improvement_threshold as its list
             rerun_of = trial.user_attrs.get("rerun_of")  # run again after an interruption: continue that attempt
             earlier = self.sweep_dir / "trials" / str(rerun_of) if rerun_of is not None else None
-            for key, value in plan_start(self.cfg, self.sweep_dir, run_yaml, trial_origin == BASELINE, earlier).items():
+            for key, value in plan_start(self.cfg, self.sweep_dir, run_yaml, trial_origin == BASELINE, earlier, self.branch_points).items():
                 trial.set_user_attr(key, value)
             try:
                 trial_dir.mkdir(parents=True, exist_ok=True)

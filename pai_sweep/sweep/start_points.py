@@ -26,8 +26,10 @@ def _trial_dirs(sweep_dir: Path) -> Iterator[tuple[int, Path]]:
     return iter(sorted(found))
 
 
-def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier_attempt: Path | None) -> dict[str, Any]:
-    """Fill run_yaml's start keys for one trial; returns the user attrs to record (empty: from epoch 0)."""
+def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier_attempt: Path | None,
+               known: dict[int, dict] | None = None) -> dict[str, Any]:
+    """Fill run_yaml's start keys for one trial; returns the user attrs to record (empty: from epoch 0).
+    `known`: the branch points found so far (branching.find_parent), kept by the caller across launches."""
     if cfg.launcher.get("resume_requeued"):
         run_yaml.train.resume = True  # a resume point every epoch: an interrupted trial continues where it was
     if earlier_attempt is not None and (earlier_attempt / RESUME_FILE).exists():  # saved every epoch, or when stopped
@@ -37,7 +39,7 @@ def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier
         return {}
     run_yaml.train.branch_point = True  # its neuron phase may serve later trials
     signature = branching.prefix_signature(OmegaConf.to_container(run_yaml, resolve=True))
-    found = branching.find_parent(_trial_dirs(sweep_dir), signature, int(run_yaml.train.max_epochs))
+    found = branching.find_parent(_trial_dirs(sweep_dir), signature, int(run_yaml.train.max_epochs), known)
     if found is None:
         return {}
     number, point, epoch = found
