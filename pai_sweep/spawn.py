@@ -10,6 +10,18 @@ from pathlib import Path
 
 from pai_sweep.trial_files import WORKER_LOG
 
+# Names (comma-separated) of variables the driver set in its environment for its own use (tracking's MLflow HTTP
+# settings): a worker's environment leaves them out, so a train_fn of the user's never inherits them.
+DRIVER_ONLY_ENV = "PAI_SWEEP_DRIVER_ONLY_ENV"
+
+
+def worker_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker starts with: this process's plus `extra`, without the driver's own variables."""
+    env = {**os.environ, **(extra or {})}
+    for key in [*env.get(DRIVER_ONLY_ENV, "").split(","), DRIVER_ONLY_ENV]:
+        env.pop(key, None)
+    return env
+
 
 def spawn_worker(
     trial_dir: str | Path,
@@ -24,7 +36,7 @@ def spawn_worker(
     """
     trial_dir = Path(trial_dir).resolve()
     log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **(env or {})}
+    full_env = worker_environ({"PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **(env or {})})
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "pai_sweep.worker", str(trial_dir), *extra_args],

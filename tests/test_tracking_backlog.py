@@ -90,3 +90,26 @@ def test_mlflow_env_never_overrides_what_the_user_exported(tmp_path, monkeypatch
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", raising=False)
     tracker = make_tracker({"name": "mlflow", "uri": f"sqlite:///{tmp_path / 'm.db'}", "max_retries": 2}, "x", tmp_path)
     assert tracker.queue._env == {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+def test_a_worker_never_inherits_the_trackers_own_environment(tmp_path, monkeypatch):
+    """The MLflow HTTP settings the tracker sets for its thread stay the driver's: a worker's environment
+    (pai_sweep.spawn.worker_environ, used by every local launch path) leaves them out; the user's own stay."""
+    from pai_sweep.launchers.local import LocalLauncher
+    from pai_sweep.spawn import DRIVER_ONLY_ENV, worker_environ
+
+    monkeypatch.setenv("PAI_SWEEP_USERS_OWN", "kept")
+    monkeypatch.delenv("PAI_SWEEP_TEST_KNOB", raising=False)
+    queue = Backlog(tmp_path / BACKLOG, lambda item: None, say=lambda line: None, where=lambda: "store",
+                    env={"PAI_SWEEP_TEST_KNOB": "3"})
+    queue.submit({"op": "sweep", "config": {}})
+    assert queue.flush(timeout=30) and os.environ["PAI_SWEEP_TEST_KNOB"] == "3"
+    worker = worker_environ({"EXTRA": "1"})
+    assert "PAI_SWEEP_TEST_KNOB" not in worker and DRIVER_ONLY_ENV not in worker
+    assert worker["PAI_SWEEP_USERS_OWN"] == "kept" and worker["EXTRA"] == "1"
+    from omegaconf import OmegaConf
+
+    slot_env = LocalLauncher(OmegaConf.create({"devices": "cpu", "warm_start": False}), tmp_path, 1)._env("cpu", 1)
+    assert "PAI_SWEEP_TEST_KNOB" not in slot_env and slot_env["PAI_SWEEP_USERS_OWN"] == "kept"
+    queue.close()
+    assert "PAI_SWEEP_TEST_KNOB" not in os.environ and DRIVER_ONLY_ENV not in os.environ

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.launchers.exits import wait_any
+from pai_sweep.spawn import worker_environ
 from pai_sweep.trial_files import LAUNCH, RESULT, WORKER_LOG, iter_metrics, read_result, write_json
 
 Spawn = Callable[..., Any]  # returns a subprocess.Popen or a warm.WarmProcess (pid, poll, wait)
@@ -154,7 +155,7 @@ class LocalLauncher(Launcher):
         return _default_spawn
 
     def _env(self, device: str, threads: int) -> dict[str, str]:
-        env = dict(os.environ)
+        env = worker_environ()
         env["CUDA_VISIBLE_DEVICES"] = "" if device == "cpu" else device  # a CPU slot must not grab a GPU
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[name] = str(threads)

@@ -30,6 +30,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from pai_sweep.spawn import worker_environ
+
 # What a worker imports anyway (the list: launchers/preload.py); importing it once in the server is the whole saving.
 PRELOAD = ["pai_sweep.launchers.preload"]
 VISION_PRELOAD = "pai_sweep.launchers.preload_vision"  # torchvision, first: ~1 s the server skips when nothing uses it
@@ -211,7 +213,7 @@ def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None =
 
     trial_dir = Path(trial_dir).resolve()
     log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
-    full_env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
+    full_env = worker_environ({"MPLBACKEND": "Agg", **(env or {})})
     process = _context_once().Process(target=_child, args=(str(trial_dir), full_env, str(log_path), tuple(str(a) for a in extra_args)), daemon=False)
     with _no_main_module():
         process.start()

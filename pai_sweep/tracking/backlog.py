@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from pai_sweep.spawn import DRIVER_ONLY_ENV
 from pai_sweep.trial_files import atomic_write_text
 
 BACKLOG = "tracking_backlog.jsonl"
@@ -149,8 +150,9 @@ class Backlog:
 
     def _set_env(self) -> None:
         if self._saved_env is None and self._env:
-            self._saved_env = {k: os.environ.get(k) for k in self._env}
+            self._saved_env = {k: os.environ.get(k) for k in (*self._env, DRIVER_ONLY_ENV)}
             os.environ.update(self._env)
+            os.environ[DRIVER_ONLY_ENV] = ",".join(self._env)  # the sweep's workers do not inherit them (spawn.py)
 
     def _restore_env(self) -> None:
         if self._saved_env is None:
