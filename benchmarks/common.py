@@ -204,14 +204,9 @@ def training_seconds(trial_dir: Path) -> float:
     plain = Path(trial_dir) / "plain_result.json"
     if plain.exists():
         return float(json.loads(plain.read_text()).get("compute_seconds") or 0.0)
-    total = 0.0
-    metrics = Path(trial_dir) / "metrics.jsonl"
-    for line in metrics.read_text().splitlines() if metrics.exists() else ():
-        try:
-            total += float(json.loads(line).get("compute_seconds") or 0.0)
-        except ValueError:
-            continue
-    return total
+    from pai_sweep.trial_files import iter_metrics  # skips a torn last line, as every reader of the file does
+
+    return sum(r.compute_seconds or 0.0 for r in iter_metrics(trial_dir))
 
 
 def floor_ratio(wall: float, trial_dirs: Iterable[Path], slots: int) -> dict[str, float | None]:

@@ -24,11 +24,10 @@ def write_run_config(run_cfg: Any, trial_dir: Path, **train_overrides: Any) -> N
     """run.yaml with the worker's groups (model, downsize, dendrites, data, train) of a composed config."""
     from omegaconf import OmegaConf
 
-    from pai_sweep.worker import RUN_GROUPS
+    from pai_sweep.schema.run import run_dict
 
-    cfg = run_cfg if hasattr(run_cfg, "_metadata") else OmegaConf.create(run_cfg)
-    groups = {g: OmegaConf.to_container(cfg[g], resolve=True) for g in RUN_GROUPS if g in cfg}
-    groups.setdefault("train", {}).update(train_overrides)
+    groups = run_dict(run_cfg if hasattr(run_cfg, "_metadata") else OmegaConf.create(run_cfg))  # as the sweep writes it
+    groups["train"].update(train_overrides)
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / RUN_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(groups)))
 

@@ -133,6 +133,16 @@ def drop_resume_point(trial_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def read_yaml(path: Path) -> dict:
+    """A YAML file's mapping (run.yaml, config.yaml), or {} when it is missing or unreadable."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
 def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pai_sweep import trial_files
 from pai_sweep.errors import SweepError
-from pai_sweep.trial_files import finite
+from pai_sweep.trial_files import finite, read_yaml
 
 STUDY_DB = "study.db"
 CONFIG = "config.yaml"
@@ -79,15 +79,6 @@ class SweepData:
         return next((r for r in self.done() if r.origin == "baseline"), None)
 
 
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-
-
 def open_study(sweep_dir: Path):
     """The sweep's Optuna study: storage and name from config.yaml, else study.db's only study."""
     import optuna
@@ -95,7 +86,7 @@ def open_study(sweep_dir: Path):
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SweepError(f"{sweep_dir} is not a folder: pass a sweep folder (e.g. sweeps/default)")
-    sweep_cfg = _read_yaml(sweep_dir / CONFIG).get("sweep") or {}
+    sweep_cfg = read_yaml(sweep_dir / CONFIG).get("sweep") or {}
     storage = sweep_cfg.get("storage") or None
     if storage is None:
         db = sweep_dir / STUDY_DB
@@ -116,7 +107,7 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
     """Rows for every trial in the study, joined with its trial folder (result.json, findings.json)."""
     sweep_dir = Path(sweep_dir)
     study = study or open_study(sweep_dir)
-    cfg = _read_yaml(sweep_dir / CONFIG)
+    cfg = read_yaml(sweep_dir / CONFIG)
     directions = [d.name.lower() for d in study.directions]
     rows = []
     keys: list[str] = []

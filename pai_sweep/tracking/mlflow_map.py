@@ -29,13 +29,12 @@ from pai_sweep.tracking.records import (
     git_commit,
     launch_tags,
     quote,
-    read_yaml,
     sweep_params,
     sweep_metrics,
     trial_record,
 )
 from pai_sweep.tracking.uri import ARTIFACTS_DIR, local_artifact_dir
-from pai_sweep.trial_files import finite, jsonable
+from pai_sweep.trial_files import finite, jsonable, read_yaml
 
 TAG_ROLE = "pai_sweep.role"  # "sweep" (parent) or "trial" (child)
 TAG_SWEEP_DIR = "pai_sweep.sweep_dir"  # the resolved sweep folder: finds the parent again on resume

@@ -144,15 +144,6 @@ def quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def read_yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-
-
 def launch_tags(trial_dir: Path | None) -> dict[str, str]:
     """Launcher facts from launch.json: slurm.job_id / slurm.node on SLURM, launch.pid locally."""
     if not trial_dir:
