@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from pai_sweep.errors import ConfigError
 from pai_sweep.schema.dendrites import SWITCH_MODES, threshold_schedule
-from pai_sweep.schema.sweep import BRANCHING_MODES
+from pai_sweep.schema.sweep import BRANCHING_MODES, SIZE_LADDER_MODES
 
 MODELS = ("mlp", "small_cnn", "conv1d", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
 DATASETS = ("digits", "digits32", "mnist1d", "cifar10", "cifar100", "image_folder", "custom")
@@ -155,6 +155,7 @@ def validate(cfg: DictConfig) -> None:
     validate_run(cfg)
     one_of("sweep.sampler", cfg.sweep.sampler, SAMPLERS)
     one_of("sweep.branching", cfg.sweep.branching, BRANCHING_MODES)
+    one_of("sweep.size_ladder", cfg.sweep.size_ladder, SIZE_LADDER_MODES)
     positive("sweep.n_trials", cfg.sweep.n_trials)
     positive("sweep.in_flight", cfg.sweep.in_flight)
     if not 0 <= cfg.sweep.guided_share <= 1:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 
 BRANCHING_MODES = ("auto", "off")  # sweep.branching
+SIZE_LADDER_MODES = ("auto", "off")  # sweep.size_ladder
 
 
 @dataclass
@@ -28,6 +29,9 @@ class SweepConfig:
     trial_timeout: Optional[float] = None  # seconds before a trial is killed (None: no limit)
     check_first: bool = True  # run `pai-sweep check` once before launching trials
     branching: str = "auto"  # auto: a trial sharing another's neuron phase starts from its state before the switch; off
+    # auto: a guided efficiency sweep starts with the model at a few smaller sizes, most dendrites, latest switch
+    # (sweep/size_ladder.py); off: the sampler's start-up draws at random
+    size_ladder: str = "auto"
     prefix_reuse: float = 0.0  # share of sampler trials (after start-up) that take a front trial's pre-switch params and branch
     space: dict[str, Any] = field(default_factory=dict)  # config key -> distribution (docs/search_space.md)
 

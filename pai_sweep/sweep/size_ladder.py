@@ -1,0 +1,71 @@
+"""The size ladder: how a guided efficiency sweep starts.
+
+The seed's efficiency workflow is "make the model smaller first, then add dendrites". So before the
+sampler draws at random, a guided sweep with objective=efficiency runs the model at a few sizes below the
+original (the space's own downsizing values, smallest first), each with the space's most dendrites and its
+latest switch: one trial then measures a smaller base model at its plateau (the plain phase, told as a
+derived point when it plateaued) and what dendrites add to it. The sampler draws every other knob, and the
+ladder's trials are its start-up trials: they count toward n_trials and the sampler learns from them.
+`sweep.size_ladder=off` starts with random draws instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from optuna.distributions import CategoricalDistribution
+
+from pai_sweep.search_space import SearchSpace
+
+DESIGN = "size_ladder"  # the `design` user attr of a ladder trial
+SIZE_KEYS = ("downsize.width_mult",)  # downsizing knobs whose values order models by size (1.0: the original)
+MAX_DENDRITES = "dendrites.max_dendrites"
+SWITCH_PATIENCE = "dendrites.n_epochs_to_switch"
+
+
+def applies(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace) -> str | None:
+    """The size key the ladder climbs, or None: only guided efficiency sweeps (rule and derived trials on)
+    whose space searches a size knob below the original."""
+    if str(sweep_cfg.get("size_ladder", "auto")) == "off" or objective_cfg.name != "efficiency":
+        return None
+    if not (sweep_cfg.rule_trials and sweep_cfg.derived_trials):
+        return None
+    return next((k for k in SIZE_KEYS if k in space and not space.by_key[k].when and _sizes(space, k)), None)
+
+
+def _sizes(space: SearchSpace, key: str) -> list[float]:
+    """The key's values below the original (1.0), smallest first: its grid, or 4 geometric steps of a range."""
+    dist = space.by_key[key].distribution
+    if isinstance(dist, CategoricalDistribution):
+        values = [float(v) for v in dist.choices if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    elif getattr(dist, "step", None):
+        n = int(round((dist.high - dist.low) / dist.step))
+        values = [dist.low + i * dist.step for i in range(n + 1)]
+    else:
+        top = min(dist.high, 1.0)
+        values = [dist.low * (top / dist.low) ** (i / 4) for i in range(4)] if dist.low > 0 else []
+    return sorted({round(v, 10) for v in values if 0 < v < 1.0})
+
+
+def ladder(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace, rungs: int) -> list[dict[str, Any]]:
+    """Params fixed for each ladder trial, smallest model first: at most `rungs` sizes spread over the range,
+    each with the space's most dendrites and latest switch (where the space searches them)."""
+    key = applies(sweep_cfg, objective_cfg, space)
+    if key is None or rungs < 1:
+        return []
+    sizes = _sizes(space, key)
+    n = min(len(sizes), rungs)
+    picked = sorted({sizes[round(i * (len(sizes) - 1) / (n - 1))] for i in range(n)}) if n > 1 else [sizes[0]]
+    fixed: dict[str, Any] = {}
+    for knob in (MAX_DENDRITES, SWITCH_PATIENCE):
+        p = space.by_key.get(knob)
+        if p is not None and not p.when and not isinstance(p.distribution, CategoricalDistribution):
+            fixed[knob] = p.distribution.high
+    return [{key: space.fit(key, v), **fixed} for v in picked]
+
+
+def rungs_for(n_trials: int, startup: int) -> int:
+    """Half of the sampler's start-up trials (at least 1): the rest stays random, so the sampler still sees the
+    space beyond the ladder's corner (most dendrites, latest switch)."""
+    return max(1, min(startup // 2, math.ceil(n_trials / 4)))
