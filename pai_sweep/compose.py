@@ -43,6 +43,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
     from hydra.core.global_hydra import GlobalHydra
 
     from pai_sweep.overrides import did_you_mean, rewrite_overrides
+    from pai_sweep.schema import valid_keys
 
     overrides = rewrite_overrides(list(overrides))  # hydra.run.dir=DIR -> sweep.dir=DIR
     _register()
@@ -51,7 +52,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
     except Exception as exc:  # Hydra/OmegaConf raise many types; all mean "bad config"
-        raise ConfigError(did_you_mean(_one_line(exc), overrides)) from exc
+        raise ConfigError(did_you_mean(_one_line(exc), overrides, valid_keys())) from exc
     finally:
         GlobalHydra.instance().clear()
     from pai_sweep.consumers import check_overrides

@@ -15,13 +15,15 @@ from typing import Any, TextIO
 from omegaconf import OmegaConf
 
 from pai_sweep.consumers import check_space
-from pai_sweep.data import check_available
+from pai_sweep.data.checks import check_available
 from pai_sweep.errors import CheckFailed, ConfigError, SweepError, TrackingError, os_error_line
-from pai_sweep.launchers import Launcher, make_launcher
+from pai_sweep.launchers import make_launcher
+from pai_sweep.launchers.base import Launcher
 from pai_sweep.objective import directions
 from pai_sweep.progress import Progress
 from pai_sweep.report import write_sweep_report
 from pai_sweep.search_space import parse_space
+from pai_sweep.sweep.evaluate import evaluate
 from pai_sweep.sweep.loop import SweepLoop
 from pai_sweep.sweep.study import check_and_save_config, make_pruner, make_sampler, open_study, storage_url
 from pai_sweep.sweep.summary import build_summary, write_summary
@@ -52,7 +54,7 @@ def _guarded(progress: Progress, what: str, fn, *args) -> Any:
 def check_penalties(objective_cfg: Any) -> None:
     """objective.penalties must name rules the analysis has (a typo would silently charge nothing)."""
     try:
-        from pai_sweep.analysis import all_rules
+        from pai_sweep.analysis.rules import all_rules
     except ImportError:
         return
     known = sorted({rid for r in all_rules() for rid in r.rule_ids})
@@ -63,7 +65,7 @@ def check_penalties(objective_cfg: Any) -> None:
 
 def _check_integration(cfg: Any, sweep_dir: Path, progress: Progress) -> None:
     """`pai-sweep check` once per sweep folder: a model PerforatedAI cannot take fails here, not in every trial."""
-    from pai_sweep.check import run_check
+    from pai_sweep.check.verdict import run_check
 
     progress.note("checking the integration once (sweep.check_first): static checks and the capacity test")
     result = run_check(cfg, sweep_dir / "check")
@@ -119,7 +121,7 @@ def _run_sweep(cfg: Any, launcher: Launcher, stream: TextIO | None) -> dict[str,
         f"{cfg.sweep.n_trials} trials, {cfg.sweep.in_flight} at a time, optimising {objective_label(cfg, dirs)}"
     )
     _guarded(progress, "tracking", tracker.start_sweep, OmegaConf.to_container(cfg, resolve=True))
-    loop = SweepLoop(cfg, sweep_dir, study, space, launcher, progress, tracker)
+    loop = SweepLoop(cfg, sweep_dir, study, space, launcher, progress, evaluate, tracker)
     stopped = None
     previous = _sigterm_as_interrupt()
     try:

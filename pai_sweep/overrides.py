@@ -1,11 +1,10 @@
 """Overrides as a Hydra user writes them: `hydra.run.dir=DIR` names the sweep folder, and an unknown key gets
-"did you mean" from the config's own keys (difflib) instead of Hydra's advice to add it with '+'."""
+"did you mean" from the config schema's own keys (difflib) instead of Hydra's advice to add it with '+'."""
 
 from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
 
 
 def rewrite_overrides(overrides: list[str]) -> list[str]:
@@ -28,13 +27,13 @@ def rewrite_overrides(overrides: list[str]) -> list[str]:
 _UNKNOWN = re.compile(r"Could not override '([^']+)'")
 
 
-def did_you_mean(text: str, overrides: list[str]) -> str:
-    """Hydra's "Could not override 'a.b'. To append to your config use +a.b=..." -> the closest valid key instead."""
+def did_you_mean(text: str, overrides: list[str], valid: list[str]) -> str:
+    """Hydra's "Could not override 'a.b'. To append to your config use +a.b=..." -> the closest of the `valid`
+    keys (schema.valid_keys: every key of the config schema) instead."""
     m = _UNKNOWN.search(text)
     key = m.group(1) if m else None
     if key is None or "." not in key:
         return text
-    valid = valid_keys()
     if key in valid:
         return text
     value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), "...")
@@ -42,26 +41,3 @@ def did_you_mean(text: str, overrides: list[str]) -> str:
     hint = f"did you mean {close[0]}={value}?" if close else f"valid keys under {key.rsplit('.', 1)[0]}: " + ", ".join(
         k.rsplit(".", 1)[1] for k in valid if k.startswith(key.rsplit(".", 1)[0] + "."))[:400]
     return f"{key}={value}: the config has no key {key}; {hint} (+{key}=... adds a new key, which nothing reads)"
-
-
-def valid_keys() -> list[str]:
-    """Every key the config schema has (pai_sweep.schema.Config, which every composed config is merged into).
-
-    Read from the dataclasses, not by composing: the same keys, without a second Hydra compose (and
-    without this module importing compose, which imports it)."""
-    import dataclasses
-
-    from pai_sweep.schema import Config
-
-    out: list[str] = []
-
-    def walk(cls: Any, prefix: str) -> None:
-        for f in dataclasses.fields(cls):
-            name = f"{prefix}{f.name}"
-            out.append(name)
-            inner = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
-            if isinstance(inner, type) and dataclasses.is_dataclass(inner):
-                walk(inner, name + ".")
-
-    walk(Config, "")
-    return out

@@ -13,8 +13,8 @@ first (check/plan.py, torch only, shared with `pai-sweep check`):
 - the save name is sanitised, the device set explicitly, the mha fast path disabled for
   transformers (it skips the dendrites of TransformerEncoderLayer under no_grad).
 
-Importing this module is cheap (torch and perforatedai are imported on first use), so
-`check_knobs` can run at compose time.
+Importing this module is cheap (torch and perforatedai are imported on first use). The static check of
+the `dendrites.extra` names (schema/knobs.py check_knobs) runs at compose time, without this module.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
-from pai_sweep.errors import ConfigError, IntegrationError, close_names
+from pai_sweep.errors import ConfigError, IntegrationError
 from pai_sweep.reads import Reads
 from pai_sweep.schema.dendrites import SWITCH_MODES, DendritesSpec, dendrites_config
-from pai_sweep.schema.knobs import FIELD_KNOBS, KNOWN_KNOBS, RESERVED_KNOBS, TUNED_KNOBS
+from pai_sweep.schema.knobs import TUNED_KNOBS, check_names
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,29 +54,6 @@ SWITCH_READS = Reads(
 # The score names the worker adds; the best-architecture table lists them after the validation score.
 TRAIN_SCORE = "Train"
 TEST_SCORE = "Test"
-
-
-def check_knobs(dendrites_cfg: Any, live: bool = False) -> None:
-    """Raise IntegrationError for a `dendrites.extra` name PerforatedAI does not have, or one pai-sweep owns.
-
-    `dendrites_cfg`: the group (DictConfig, dict or dataclass). live=False checks against KNOWN_KNOBS
-    (cheap: validate runs it, once per config); live=True asks the installed library.
-    """
-    extra = dendrites_cfg.get("extra") if hasattr(dendrites_cfg, "get") else getattr(dendrites_cfg, "extra", None)
-    _check_names(extra or {}, live_knobs() if live else KNOWN_KNOBS)
-
-
-def _check_names(names: Iterable[str], known: Iterable[str]) -> None:
-    for name in names:
-        if name not in known:
-            raise IntegrationError(
-                f"dendrites.extra.{name} is not a PerforatedAI setting{close_names(name, known)}; "
-                f"perforatedai silently ignores unknown names, so fix or remove it"
-            )
-        if name in RESERVED_KNOBS:
-            raise IntegrationError(f"dendrites.extra.{name} cannot be set: {RESERVED_KNOBS[name]}")
-        if name in FIELD_KNOBS:
-            raise IntegrationError(f"dendrites.extra.{name}: use dendrites.{name} instead (it is a field of the group)")
 
 
 def live_knobs() -> frozenset[str]:
@@ -106,7 +83,7 @@ def _configure(d: DendritesSpec, plan: ModelPlan, device: Any, test_saves: bool,
     GPA, _ = _pai()
     pc = GPA.pc
     if d.extra:  # validate checked the names against KNOWN_KNOBS; this is the installed library's own list
-        _check_names(d.extra, live_knobs())
+        check_names(d.extra, live_knobs())
     # The traps first: no UI, no pdb over skipped modules, no 3-dendrite smoke test in real runs.
     pc.set_configuration_confirmed(True)
     pc.set_unwrapped_modules_confirmed(True)
@@ -191,7 +168,7 @@ def perforate(
     ./<save_name>/<save_name>_config.json. With example_input (one batch) the output
     dimensions are checked before the library sees the model.
     """
-    # torch and the model planning (which imports torch) on first use: validate imports this module for check_knobs
+    # torch and the model planning (which imports torch) on first use: importing the adapter stays cheap
     import torch
 
     from pai_sweep.check.plan import check_output_dimensions, override_dims, plan_model

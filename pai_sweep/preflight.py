@@ -61,7 +61,7 @@ def capacity_test(
 def can_run_warm(run_cfg: Any) -> bool:
     """The capacity test may fork from the warm worker server (launchers/warm.py) when it trains on the CPU:
     a CUDA run needs a fresh process (CUDA must not be initialised before a fork)."""
-    from pai_sweep.launchers.local import visible_gpus
+    from pai_sweep.launchers.devices import visible_gpus
 
     device = str(run_cfg.train.device) if "train" in run_cfg else "auto"
     return device == "cpu" or (device == "auto" and not visible_gpus())

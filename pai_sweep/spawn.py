@@ -13,6 +13,7 @@ from pai_sweep.trial_files import WORKER_LOG
 # Names (comma-separated) of variables the driver set in its environment for its own use (tracking's MLflow HTTP
 # settings): a worker's environment leaves them out, so a train_fn of the user's never inherits them.
 DRIVER_ONLY_ENV = "PAI_SWEEP_DRIVER_ONLY_ENV"
+WORKER_MODULE = "pai_sweep.worker"  # the worker process's entry: `python -m pai_sweep.worker TRIAL_DIR`
 
 
 def worker_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -39,7 +40,7 @@ def spawn_worker(
     full_env = worker_environ({"PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **(env or {})})
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "pai_sweep.worker", str(trial_dir), *extra_args],
+            [sys.executable, "-m", WORKER_MODULE, str(trial_dir), *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

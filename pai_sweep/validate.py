@@ -101,7 +101,7 @@ def _neuron_axis(key: str, dims: Any) -> None:
 
 def validate_dendrites(d: DictConfig) -> None:
     """The dendrites group: names, ranges, dims, and `extra` knob names against perforatedai's (no torch import)."""
-    from pai_sweep.perforate import check_knobs
+    from pai_sweep.schema.knobs import check_knobs
 
     one_of("dendrites.preset", d.preset, PRESETS)
     one_of("dendrites.switch_mode", d.switch_mode, SWITCH_MODES)

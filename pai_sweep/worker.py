@@ -170,9 +170,9 @@ def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
     from omegaconf import OmegaConf
 
     from pai_sweep import branching, perforate
-    from pai_sweep.data import load_data
-    from pai_sweep.models import apply_downsize, build_model, model_spec
-    from pai_sweep.models.build import fields_used
+    from pai_sweep.data.loaders import load as load_data
+    from pai_sweep.models.build import build_model, fields_used
+    from pai_sweep.models.downsize import apply_downsize, model_spec
     from pai_sweep.task import loss_problems
     from pai_sweep.training import PAISession
 

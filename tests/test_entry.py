@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from pai_sweep.cli.entry import exit_code
+from pai_sweep.cli.exits import exit_code
 
 
 def test_exit_code_as_sys_exit_gives_it():
@@ -23,7 +23,7 @@ def test_exit_now_does_what_a_normal_exit_does(tmp_path):
     marker = tmp_path / "thread.txt"
     script = textwrap.dedent(f"""
         import atexit, sys, threading, time
-        from pai_sweep.cli.entry import exit_now
+        from pai_sweep.cli.exits import exit_now
         atexit.register(lambda: print("atexit ran", file=sys.stderr))
         def late():
             time.sleep(0.3)

@@ -14,7 +14,8 @@ import pytest
 
 from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState
-from pai_sweep.launchers.local import LocalLauncher, _pid_alive, device_slots, threads_per_trial
+from pai_sweep.launchers.devices import device_slots, threads_per_trial
+from pai_sweep.launchers.local import LocalLauncher, _pid_alive
 
 # Writes its environment, starts a grandchild that sleeps, then sleeps itself (or exits at once).
 SCRIPT = """

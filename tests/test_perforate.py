@@ -16,6 +16,7 @@ from pai_sweep import perforate
 from pai_sweep.check import plan as planning
 from pai_sweep.compose import compose
 from pai_sweep.errors import ConfigError, IntegrationError
+from pai_sweep.schema import knobs
 from pai_sweep.training import PAISession, TrialFailure
 
 
@@ -35,7 +36,7 @@ CNN = {"module_names_to_perforate": ["Conv2d", "Linear"], "output_dimensions": [
 
 
 def test_knob_list_matches_the_installed_library():
-    assert perforate.live_knobs() == perforate.KNOWN_KNOBS
+    assert perforate.live_knobs() == knobs.KNOWN_KNOBS
 
 
 @pytest.mark.parametrize(
@@ -48,11 +49,11 @@ def test_knob_list_matches_the_installed_library():
 )
 def test_check_knobs_refuses_bad_extra_names(extra, message):
     with pytest.raises(IntegrationError, match=message):
-        perforate.check_knobs({"extra": extra})
+        knobs.check_knobs({"extra": extra})
 
 
 def test_check_knobs_accepts_real_library_knobs():
-    perforate.check_knobs({"extra": {"dont_give_up_unless_learning_rate_lowered": True, "verbose": False}}, live=False)
+    knobs.check_knobs({"extra": {"dont_give_up_unless_learning_rate_lowered": True, "verbose": False}})
 
 
 def test_plan_tracks_norm_layers_by_class_and_loose_parameters_by_id():

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COUNTING_WORKER = textwrap.dedent("""
     import json, sys
     from pai_sweep import perforate, validate, worker
+    from pai_sweep.schema import knobs
     from pai_sweep.schema.dendrites import DendritesSpec
 
     counts = {"validate_run": 0, "check_knobs": 0, "live_knobs": 0, "dendrites_converted": 0}
@@ -40,7 +41,7 @@ COUNTING_WORKER = textwrap.dedent("""
         setattr(module, name, wrapper)
 
     counting(validate, "validate_run", "validate_run")
-    counting(perforate, "check_knobs", "check_knobs")
+    counting(knobs, "check_knobs", "check_knobs")
     counting(perforate, "live_knobs", "live_knobs")
     real_config = perforate.dendrites_config
     def config(cfg):

@@ -5,7 +5,7 @@ ArchitectureChoice, summarize, analyze, Analysis, write_outputs, FINDINGS_JSON_S
 """
 
 from pai_sweep.analysis.api import Analysis, analyze, default_out_dir, findings_document, write_outputs
-from pai_sweep.analysis.choose import ArchitectureChoice, choose_architecture
+from pai_sweep.analysis.measures import ArchitectureChoice, choose_architecture
 from pai_sweep.analysis.context import RuleContext
 from pai_sweep.analysis.findings import FINDINGS_JSON_SCHEMA, SCHEMA_VERSION, SEVERITIES, Finding
 from pai_sweep.analysis.history import RunHistory

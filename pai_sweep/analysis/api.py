@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.analysis.choose import ArchitectureChoice, choose_architecture
+from pai_sweep.analysis.measures import ArchitectureChoice, choose_architecture
 from pai_sweep.analysis.context import RuleContext
 from pai_sweep.analysis.findings import SCHEMA_VERSION, Finding
 from pai_sweep.analysis.history import RunHistory

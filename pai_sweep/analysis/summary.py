@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pai_sweep.analysis.choose import choose_architecture
 from pai_sweep.analysis.context import RuleContext
 from pai_sweep.analysis.history import RunHistory
-from pai_sweep.analysis.measures import improvement, r, rel
+from pai_sweep.analysis.measures import choose_architecture, improvement, r, rel
 from pai_sweep.analysis.noise import noise_of
 
 STABILITY_EPOCHS = 5

@@ -4,11 +4,12 @@
     d = diagnose(log_text, exc)               # Diagnosis(cause, explanation, fix) of a failed trial, or None
     dendrites = resolve_auto_preset(run_cfg)  # dendrites=auto -> concrete module choices and dims
 
-Parts: inspect (what gets perforated/tracked/left unwrapped), dims (output_dimensions from
-one forward pass), cost (parameter projection), verdict (direction, device, loop, capacity
-test), auto (the `auto` preset), diagnose (known crash signatures). Only `perforate` and
+Parts: inspect (what gets perforated/tracked/left unwrapped, and output_dimensions from one
+forward pass), cost (parameter projection), verdict (direction, device, loop, capacity test),
+auto (which built-in preset fits, and the `auto` preset), diagnose (known crash signatures). Only `perforate` and
 `preflight` touch perforatedai; this package never imports it. Names resolve lazily, so
-`from pai_sweep.check import diagnose` does not import torch.
+`from pai_sweep.check import diagnose` does not import torch. This is the public API; the
+package's own modules import the submodule they use.
 """
 
 from __future__ import annotations

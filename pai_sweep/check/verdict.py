@@ -161,12 +161,10 @@ def static_checks(cfg: Any) -> CheckResult:
 
 
 def _static_checks(cfg: Any, result: CheckResult) -> None:
-    from pai_sweep import perforate
-    from pai_sweep.check.auto import build_for_check, derive
-    from pai_sweep.check.dims import check_dims
-    from pai_sweep.check.inspect import inspect_model
+    from pai_sweep.check.auto import build_for_check, derive, fitting_preset
+    from pai_sweep.check.inspect import check_dims, inspect_model
     from pai_sweep.check.plan import plan_model
-    from pai_sweep.check.presets import fitting_preset
+    from pai_sweep.schema.knobs import check_knobs
 
     model, sample, data = build_for_check(cfg)
     dendrites = cfg.dendrites
@@ -181,7 +179,7 @@ def _static_checks(cfg: Any, result: CheckResult) -> None:
     result.problems += found.problems + [m.message() for m in dims.problems]
     result.notes += found.notes + [m.message() for m in dims.warnings]
     try:
-        perforate.check_knobs(dendrites)
+        check_knobs(dendrites)
         plan = plan_model(model, dendrites)
         auto = plan.track_names[len(list(dendrites.module_names_to_track)):] + plan.track_params
         if auto:

@@ -17,7 +17,7 @@ def analyze_command_parser(subparsers) -> None:
 
 
 def analyze_command(args) -> int:
-    from pai_sweep.analysis import analyze, default_out_dir, findings_document, write_outputs
+    from pai_sweep.analysis.api import analyze, default_out_dir, findings_document, write_outputs
     from pai_sweep.analysis.report import render
 
     result = analyze(args.path, save_name=args.save_name)

@@ -26,7 +26,7 @@ def check_command_parser(subparsers) -> None:
 
 
 def check_command(args) -> int:
-    from pai_sweep.check import run_check
+    from pai_sweep.check.verdict import run_check
     from pai_sweep.compose import compose
 
     cfg = compose(args.overrides)

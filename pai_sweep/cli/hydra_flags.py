@@ -69,6 +69,7 @@ def run_hydra_flags(argv: list[str], subcommands: tuple[str, ...] = ()) -> int:
 
     from pai_sweep.compose import _one_line, _register, conf_dir, compose
     from pai_sweep.errors import ConfigError
+    from pai_sweep.schema import valid_keys
 
     parser = get_args_parser()
     args = parser.parse_args(argv)
@@ -95,7 +96,7 @@ def run_hydra_flags(argv: list[str], subcommands: tuple[str, ...] = ()) -> int:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - Hydra's errors: one line
-        raise ConfigError(did_you_mean(_one_line(exc), overrides)) from exc
+        raise ConfigError(did_you_mean(_one_line(exc), overrides, valid_keys())) from exc
     finally:
         GlobalHydra.instance().clear()
     return 0

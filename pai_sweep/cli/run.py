@@ -54,9 +54,9 @@ def _epoch_line(rec) -> str:
 
 def run_command(args) -> int:
     from pai_sweep.compose import compose
-    from pai_sweep.data import check_available
+    from pai_sweep.data.checks import check_available
     from pai_sweep.errors import ConfigError
-    from pai_sweep.perforate import check_knobs
+    from pai_sweep.schema.knobs import check_knobs
     from pai_sweep.preflight import write_run_config
     from pai_sweep.trial_files import RESULT, STATUS_FAILED, WORKER_LOG, TrialResult, iter_metrics, read_result, write_result
     from pai_sweep.spawn import spawn_worker

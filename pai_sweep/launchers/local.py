@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
+from pai_sweep.launchers.devices import device_slots, threads_per_trial
 from pai_sweep.launchers.exits import wait_any
 from pai_sweep.spawn import worker_environ
 from pai_sweep.trial_files import LAUNCH, RESULT, WORKER_LOG, iter_metrics, read_result, write_json
@@ -31,54 +30,6 @@ Spawn = Callable[..., Any]  # returns a subprocess.Popen or a warm.WarmProcess (
 _GRACE_S = 3.0  # seconds between SIGTERM and SIGKILL on cancel
 STOP_WAIT_S = 60.0  # at most this long for running trials to finish their epoch when the sweep stops
 OOM_SHARED_RESULT = "result.oom-shared.json"  # the first attempt of a trial run again alone after a GPU out-of-memory
-
-
-def visible_gpus() -> list[str]:
-    """GPU ids this process may use, without importing torch (the driver must never touch CUDA)."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
-
-
-def device_slots(devices: Any, in_flight: int, per_device: int = 1, gpus: list[str] | None = None) -> list[str]:
-    """The slots trials run in: each GPU id `per_device` times (round robin: the first trials spread over
-    the GPUs), or "cpu" repeated in_flight times; never more than in_flight. `gpus`: what auto finds."""
-    if isinstance(per_device, bool) or not isinstance(per_device, int) or per_device < 1:
-        raise ConfigError(f"launcher.trials_per_device={per_device!r} must be an integer >= 1 (trials sharing one device)")
-    if devices in (None, "auto"):
-        found = visible_gpus() if gpus is None else gpus
-        if not found:
-            return ["cpu"] * in_flight
-        ids = list(found)
-    elif devices == "cpu":
-        return ["cpu"] * in_flight
-    else:
-        if isinstance(devices, (int, str)):
-            devices = [devices]
-        try:
-            ids = [str(int(d)) for d in devices]
-        except (TypeError, ValueError):
-            raise ConfigError(f"launcher.devices={devices!r} must be auto, cpu, or a list of GPU ids like [0,1]") from None
-        if not ids:
-            raise ConfigError("launcher.devices is an empty list; use auto, cpu, or GPU ids like [0,1]")
-    return [gpu for _ in range(per_device) for gpu in ids][:in_flight]
-
-
-def threads_per_trial(slots: list[str], cpus: int, per_device: int = 1) -> int:
-    """The cores split evenly: each device gets cpus // devices, each of its k trials a k-th of that, at least 1.
-    CPU slots: ceil(in_flight / k) CPU devices of k trials each."""
-    if not slots:
-        return 1
-    gpus = {s for s in slots if s != "cpu"}
-    devices = len(gpus) if gpus else -(-len(slots) // per_device)
-    return max(1, cpus // devices // per_device)
 
 
 def is_gpu_oom(reason: str) -> bool:

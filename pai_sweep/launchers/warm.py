@@ -20,6 +20,7 @@ checks that way, so the check's own process never imports torch.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing as mp
 import os
 import subprocess
@@ -30,7 +31,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.spawn import worker_environ
+from pai_sweep.spawn import WORKER_MODULE, worker_environ
 
 # What a worker imports anyway (the list: launchers/preload.py); importing it once in the server is the whole saving.
 PRELOAD = ["pai_sweep.launchers.preload"]
@@ -115,10 +116,11 @@ def _child(trial_dir: str, env: dict[str, str], log_path: str, args: tuple[str, 
         import torch
 
         torch.set_num_threads(int(threads))  # torch read OMP_NUM_THREADS when the server imported it
-    from pai_sweep.worker import main
-
+    # The child is a worker process: it starts the worker program by its module name, as spawn_worker's
+    # `python -m pai_sweep.worker` does, so no launcher imports the worker (nor what it imports). The server
+    # preloaded that module (preload.py), so this finds it in sys.modules: the same module object as before.
     try:
-        code = main([trial_dir, *args])
+        code = importlib.import_module(WORKER_MODULE).main([trial_dir, *args])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     sys.stdout.flush()

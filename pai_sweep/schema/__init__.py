@@ -7,6 +7,7 @@ option is merged into a typed node: an unknown key or a wrong type fails at comp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -36,6 +37,7 @@ __all__ = [
     "TrackingConfig",
     "TrainConfig",
     "register",
+    "valid_keys",
 ]
 
 
@@ -76,4 +78,23 @@ def free_dicts(schema: type, prefix: str = "") -> list[str]:
             out += free_dicts(kind, f"{prefix}{f.name}.")
         elif typing.get_origin(kind) is dict:
             out.append(f"{prefix}{f.name}")
+    return out
+
+
+def valid_keys() -> list[str]:
+    """Every key the config schema has (Config, which every composed config is merged into), for "did you mean"
+    (overrides.did_you_mean). Read from the dataclasses, not by composing: the same keys, without a second compose."""
+    import dataclasses
+
+    out: list[str] = []
+
+    def walk(cls: Any, prefix: str) -> None:
+        for f in dataclasses.fields(cls):
+            name = f"{prefix}{f.name}"
+            out.append(name)
+            inner = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+            if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+                walk(inner, name + ".")
+
+    walk(Config, "")
     return out

@@ -1,13 +1,16 @@
 """The names of PerforatedAI 3.2.9's settings (GPA.pc.set_<name>) and which of them a run may set where.
 
 Plain data (no torch, no perforatedai): validate checks `dendrites.extra` against it at compose time
-(perforate.check_knobs), and the adapter configures and reads back the tuned ones.
+(check_knobs), and the adapter configures and reads back the tuned ones (and checks the names against
+the installed library's own list).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Iterable
 
+from pai_sweep.errors import IntegrationError, close_names
 from pai_sweep.schema.dendrites import DendritesConfig
 
 # Every GPA.pc.set_<name> of perforatedai 3.2.9 (tests check this against the installed library).
@@ -51,3 +54,25 @@ FIELD_KNOBS = tuple(
 
 # The knobs a sweep tunes (fields of the group, not the module choices): read back after configuring (applied_knobs).
 TUNED_KNOBS = tuple(k for k in FIELD_KNOBS if not k.startswith(("module_", "output_dimension")))
+
+
+def check_knobs(dendrites_cfg: Any) -> None:
+    """Raise IntegrationError for a `dendrites.extra` name PerforatedAI 3.2.9 does not have (KNOWN_KNOBS), or one
+    pai-sweep owns. `dendrites_cfg`: the group (DictConfig, dict or dataclass); cheap: validate runs it, once per config."""
+    extra = dendrites_cfg.get("extra") if hasattr(dendrites_cfg, "get") else getattr(dendrites_cfg, "extra", None)
+    check_names(extra or {}, KNOWN_KNOBS)
+
+
+def check_names(names: Iterable[str], known: Iterable[str]) -> None:
+    """Each `dendrites.extra` name must be in `known` (the adapter passes the installed library's list), and
+    neither reserved nor a field of the group."""
+    for name in names:
+        if name not in known:
+            raise IntegrationError(
+                f"dendrites.extra.{name} is not a PerforatedAI setting{close_names(name, known)}; "
+                f"perforatedai silently ignores unknown names, so fix or remove it"
+            )
+        if name in RESERVED_KNOBS:
+            raise IntegrationError(f"dendrites.extra.{name} cannot be set: {RESERVED_KNOBS[name]}")
+        if name in FIELD_KNOBS:
+            raise IntegrationError(f"dendrites.extra.{name}: use dendrites.{name} instead (it is a field of the group)")

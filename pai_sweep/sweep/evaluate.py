@@ -7,8 +7,6 @@ The analysis' view of each trial is saved as trials/<n>/analysis.json.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +14,12 @@ from optuna.trial import TrialState
 
 from pai_sweep.errors import PaiSweepError
 from pai_sweep.objective import Baseline, compute_values
+from pai_sweep.sweep.running import Outcome
 from pai_sweep.sweep.verify import built_mismatch
 from pai_sweep.trial_files import PAI_SAVE_NAME, RUN_CONFIG, STATUS_COMPLETE, STATUS_PRUNED, WORKER_LOG, TrialResult, jsonable, write_json
 
 ANALYSIS_FILE = "analysis.json"
 NEVER_ADDED = "dendrites.never_added"
-
-
-@dataclass
-class Outcome:
-    state: TrialState
-    reason: str
-    result: TrialResult | None = None
-    values: list[float] | None = None
-    constraints: dict[str, float] = field(default_factory=dict)
-    attrs: dict[str, Any] = field(default_factory=dict)
-    history: Any = None
-    findings: list[Any] = field(default_factory=list)
-    choice: Any = None
-    context: Any = None  # the analysis' RuleContext (noise model inputs, direction)
-    unwritten: OSError | None = None  # the trial folder refused analysis.json (disk full, read-only): the driver stops
 
 
 def log_tail(trial_dir: Path, lines: int = 4, limit: int = 400) -> str:
@@ -54,9 +38,11 @@ def missing_result_reason(trial_dir: Path, returncode: int | None) -> str:
     return f"exited without result.json{code}" + (f": {tail}" if tail else "")
 
 
-def _analysis_context(analysis: Any, trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> Any:
+def _analysis_context(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> Any:
     """RuleContext from the trial's run.yaml plus what only the driver knows (the baseline)."""
     from omegaconf import OmegaConf
+
+    from pai_sweep.analysis.context import RuleContext
 
     try:
         run = OmegaConf.to_container(OmegaConf.load(Path(trial_dir) / RUN_CONFIG), resolve=True)
@@ -67,23 +53,23 @@ def _analysis_context(analysis: Any, trial_dir: Path, result: TrialResult, basel
         baseline_params=baseline.params if baseline else None,
         original_params=result.original_params,
     )
-    return analysis.RuleContext.from_run_config(run)
+    return RuleContext.from_run_config(run)
 
 
 def analyse(trial_dir: Path, result: TrialResult, baseline: Baseline | None) -> tuple[Any, list, Any, Any, str | None]:
     """(history, findings, choice, context, error) from pai_sweep.analysis; a failing analysis never stops the sweep."""
     try:
-        from pai_sweep import analysis
+        from pai_sweep.analysis.api import analyze, write_outputs
     except ImportError as exc:
         return None, [], None, None, f"analysis unavailable: {exc}"
     try:
-        context = _analysis_context(analysis, trial_dir, result, baseline)
+        context = _analysis_context(trial_dir, result, baseline)
         # the worker always uses save_name "pai"; findings.json, report.md and plots go to trial/analysis/
-        done = analysis.analyze(trial_dir, context, save_name=PAI_SAVE_NAME)
+        done = analyze(trial_dir, context, save_name=PAI_SAVE_NAME)
     except Exception as exc:  # noqa: BLE001 - the raw result still gives a value
         return None, [], None, None, f"analysis failed: {type(exc).__name__}: {exc}"
     try:
-        analysis.write_outputs(done, Path(trial_dir) / "analysis")
+        write_outputs(done, Path(trial_dir) / "analysis")
     except Exception:  # noqa: BLE001 - the files are for people; the values are already computed
         pass
     return done.history, list(done.findings), done.choice, done.context, None
@@ -173,17 +159,3 @@ def _no_dendrite_score(history: Any, metric: str) -> float | None:
             except (TypeError, ValueError):
                 return None
     return None
-
-
-def describe(outcome: Outcome) -> dict[str, Any]:
-    """The user attrs every finished trial carries."""
-    r = outcome.result
-    attrs: dict[str, Any] = {"status": outcome.state.name.lower(), "reason": outcome.reason}
-    if r is not None:
-        attrs.update(best_val=r.best_val, best_test=r.best_test, dendrites=r.dendrites, n_params=r.params, epochs=r.epochs, seconds=r.seconds,
-                     cpu_seconds=(r.extra or {}).get("cpu_seconds"))
-    attrs.update(outcome.attrs)
-    if outcome.choice is not None:
-        attrs.update(chosen_val=getattr(outcome.choice, "val", None), chosen_test=getattr(outcome.choice, "test", None),
-                     chosen_params=getattr(outcome.choice, "params", None))
-    return json.loads(json.dumps(attrs, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

@@ -12,9 +12,8 @@ from optuna.trial import TrialState
 
 from pai_sweep.progress import short_params
 from pai_sweep.sweep import feedback, rule_policy
-from pai_sweep.sweep.evaluate import Outcome
 from pai_sweep.sweep.prefix_reuse import PREFIX_OF, fixed_prefix
-from pai_sweep.sweep.running import Running
+from pai_sweep.sweep.running import Outcome, Running
 from pai_sweep.sweep.study import RULE, SAMPLER, origin, startup_trials
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from omegaconf import OmegaConf
@@ -25,9 +25,8 @@ from pai_sweep.progress import Progress, short_params
 from pai_sweep.schema.run import run_dict
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
 from pai_sweep.sweep import reserve, size_ladder
-from pai_sweep.sweep.evaluate import Outcome, describe, evaluate
 from pai_sweep.sweep.guidance import Guidance
-from pai_sweep.sweep.running import Running
+from pai_sweep.sweep.running import Outcome, Running, describe
 from pai_sweep.sweep.shutdown import Shutdown, is_folder_error, start_failure
 from pai_sweep.sweep.start_points import plan_start
 from pai_sweep.sweep.study import (
@@ -61,11 +60,16 @@ BASELINE_PARAMS = {
 }
 
 
+# evaluate(trial_dir, result, cfg, baseline, returncode, apply_penalties=...) -> Outcome (sweep/evaluate.py)
+Evaluate = Callable[..., Outcome]
+
+
 class SweepLoop(Guidance, Shutdown):
     def __init__(self, cfg: Any, sweep_dir: Path, study: optuna.Study, space: SearchSpace, launcher: Launcher,
-                 progress: Progress, tracker: Any = None):
+                 progress: Progress, evaluate: Evaluate, tracker: Any = None):
         self.cfg, self.sweep_dir, self.study, self.space = cfg, Path(sweep_dir), study, space
         self.launcher, self.progress, self.tracker = launcher, progress, tracker
+        self.evaluate = evaluate  # a finished trial -> its Outcome: the driver gives sweep/evaluate.py's (analysis, objective)
         self.running: dict[int, Running] = {}
         self.pending_rules: list[tuple] = []  # (finding, parent number, parent params, history, context) not yet judged
         self.deferred: list[tuple[Running, TrialResult | None, int | None]] = []
@@ -332,7 +336,7 @@ class SweepLoop(Guidance, Shutdown):
             self.progress.note(f"trial {run.number} ended; waits for the baseline before it is scored")
             return
         is_baseline = run.origin == BASELINE
-        outcome = evaluate(run.trial_dir, result, self.cfg, self.baseline, returncode, apply_penalties=not is_baseline)
+        outcome = self.evaluate(run.trial_dir, result, self.cfg, self.baseline, returncode, apply_penalties=not is_baseline)
         self._refuse(outcome.unwritten)
         if result is None and run.trial_dir.is_dir():
             # the folder says why too; when it cannot, that is most likely what the worker died of

@@ -19,8 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pai_sweep import branching
 from pai_sweep.search_space import SearchSpace
-from pai_sweep.sweep.rule_policy import dominates
-from pai_sweep.sweep.study import SAMPLER, origin
+from pai_sweep.sweep.study import SAMPLER, dominates, origin
 
 PREFIX_OF = "prefix_of"  # user attr: the front trial whose pre-switch params a sampler trial took
 

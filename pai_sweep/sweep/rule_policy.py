@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from pai_sweep import branching
-from pai_sweep.sweep.study import RULE, SAMPLER, origin
+from pai_sweep.sweep.study import RULE, SAMPLER, dominates, origin
 
 # Knobs PerforatedAI reads only at or after a switch (branching.py, one test per knob): they cannot change a run that
 # never switched. max_dendrites is judged on its own below (a run can stop at or below its cap).
@@ -46,12 +46,6 @@ def started(trials: Sequence[FrozenTrial], startup: int) -> bool:
     """The sampler's start-up trials have finished (complete, pruned or failed)."""
     done = [t for t in trials if origin(t) == SAMPLER and t.state.is_finished()]
     return len(done) >= startup
-
-
-def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[optuna.study.StudyDirection]) -> bool:
-    """a is at least as good as b in every value (ties count: a repeat of a known point moves nothing)."""
-    sign = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in directions]
-    return all(s * x >= s * y for s, x, y in zip(sign, a, b))
 
 
 def _feasible(t: FrozenTrial) -> bool:

@@ -14,7 +14,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 from omegaconf import OmegaConf
@@ -35,6 +35,12 @@ CONFIG_FILE = "config.yaml"
 HASH_FILE = "config.hash"
 # A resumed sweep must search the same thing; budget, launcher and tracking may change.
 COMPAT_KEYS = ("sweep.space", "sweep.storage", "objective", "model", "downsize", "dendrites", "data", "train")
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[optuna.study.StudyDirection]) -> bool:
+    """a is at least as good as b in every value (ties count: a repeat of a known point moves nothing)."""
+    sign = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in directions]
+    return all(s * x >= s * y for s, x, y in zip(sign, a, b))
 
 
 def origin(trial: FrozenTrial) -> str:

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from pai_sweep.check.cost import PerforatedSize, params_with, projection
-from pai_sweep.check.dims import MISMATCH, OK, UNUSED, WRONG_AXIS, check_dims, infer_dims, library_accepts
-from pai_sweep.check.inspect import inspect_model
+from pai_sweep.check.inspect import MISMATCH, OK, UNUSED, WRONG_AXIS, check_dims, infer_dims, inspect_model, library_accepts
 
 
 class Tokens(nn.Module):
