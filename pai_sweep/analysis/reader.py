@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from pai_sweep import trial_files
 from pai_sweep.analysis.csvfile import read_numeric_csv
 from pai_sweep.analysis.discover import RunFiles, SnapshotFiles, locate, save_names
 import pai_sweep.analysis.timeline as timeline
 from pai_sweep.analysis.history import KEPT, REJECTED, RunHistory, Snapshot
+from pai_sweep.analysis.trial_folder import TRIAL_FILES, add_trial_files
 from pai_sweep.errors import AnalysisError
 
 _SCORE_RENAME = {"Epochs": "epoch", "Validation Scores": "val", "Validation Running Scores": "running"}
-_TRIAL_FILES = (trial_files.RUN_CONFIG, trial_files.METRICS, trial_files.RESULT)
 
 
 def read_history(path, save_name: str | None = None) -> RunHistory:
@@ -35,7 +33,7 @@ def read_history(path, save_name: str | None = None) -> RunHistory:
     run = locate(folder, save_name)
     hist = _read_run(run)
     if trial_dir is not None:
-        _add_trial(hist, trial_dir)
+        add_trial_files(hist, trial_dir)
     if timeline.mark_in_progress(hist):
         hist.events, hist.anchors = timeline.replay(hist, [int(e) for e in _raw_switches(hist)])
     return hist
@@ -48,9 +46,9 @@ def _raw_switches(hist: RunHistory) -> list[int]:
 def _resolve(path: Path) -> tuple[Path, Path | None]:
     """(PerforatedAI folder, trial folder or None)."""
     pai = path / trial_files.PAI_SAVE_NAME
-    if pai.is_dir() and any((path / f).exists() for f in _TRIAL_FILES):
+    if pai.is_dir() and any((path / f).exists() for f in TRIAL_FILES):
         return pai, path
-    if path.name == trial_files.PAI_SAVE_NAME and path.is_dir() and any((path.parent / f).exists() for f in _TRIAL_FILES):
+    if path.name == trial_files.PAI_SAVE_NAME and path.is_dir() and any((path.parent / f).exists() for f in TRIAL_FILES):
         return path, path.parent  # a trial folder's pai/
     if path.is_dir() and not save_names(path):
         # a working directory holding ./<save_name>/ (where PerforatedAI writes)
@@ -363,51 +361,3 @@ def _best_arch_from_scores(scores, params, maximizing: bool) -> pd.DataFrame:
         rows.append({"dendrites": int(d), "params": pmap.get(d), "val": best["val"], **extra,
                      "accepted": True, "status": KEPT, "source": "Scores.csv"})
     return _arch_frame(rows)
-
-
-def _add_trial(hist: RunHistory, trial_dir: Path) -> None:
-    hist.trial_dir = trial_dir
-    records = trial_files.read_metrics(trial_dir)
-    metrics_path = trial_dir / trial_files.METRICS
-    if records:
-        hist.metrics = pd.DataFrame([dataclasses.asdict(r) for r in records])
-    elif metrics_path.exists() and metrics_path.stat().st_size > 0:
-        hist.missing.append(f"{metrics_path}: no line is a JSON epoch record (the file is corrupt); "
-                            "no per-epoch worker records, left out of the analysis")
-    else:
-        hist.missing.append(f"{trial_files.METRICS} is missing or empty: no per-epoch worker records")
-    result = trial_files.read_result(trial_dir)
-    if result is None and (trial_dir / trial_files.RESULT).exists():
-        hist.missing.append(f"{trial_dir / trial_files.RESULT}: not a readable completion record; left out of the analysis")
-    if result is not None:
-        hist.result = dataclasses.asdict(result)
-        if result.status != trial_files.STATUS_COMPLETE:
-            hist.ended_by = result.status  # failed or pruned
-        elif result.reason == "epoch_cap":
-            hist.ended_by = "epoch_cap"
-        elif hist.ended_by == "unknown":
-            hist.ended_by = "pai_complete"
-    cfg_path = trial_dir / trial_files.RUN_CONFIG
-    if cfg_path.exists():
-        try:
-            cfg = yaml.safe_load(cfg_path.read_text())
-        except (yaml.YAMLError, OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-            hist.missing.append(f"{cfg_path}: not readable YAML ({type(exc).__name__}): the run's settings are unknown")
-            return
-        if not _settings_shape(cfg):
-            hist.missing.append(f"{cfg_path}: not a run config (a mapping of dendrites/train settings): the run's settings are unknown")
-            return
-        hist.run_config = cfg or {}
-
-
-def _settings_shape(cfg) -> bool:
-    """run.yaml as RuleContext reads it: a mapping whose dendrites, train and train.optimizer/scheduler are mappings."""
-    if cfg is None:
-        return True
-    if not isinstance(cfg, dict):
-        return False
-    d, t = cfg.get("dendrites") or {}, cfg.get("train") or {}
-    if not isinstance(d, dict) or not isinstance(t, dict):
-        return False
-    return all(isinstance(t.get(k) or {}, dict) and isinstance((t.get(k) or {}).get("args") or {}, dict)
-               for k in ("optimizer", "scheduler"))
