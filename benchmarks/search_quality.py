@@ -8,9 +8,12 @@ of it while parameters go down):
 - digits: scikit-learn digits, the small CNN at widths x dendrite knobs.
 Each method runs once per sampler seed, interleaved (seed 0: random, tpe, guided; seed 1: ...).
 
-Measures (the baseline left out: every method runs it), against trials used (sampler + rule
-trials in the order they finished; a derived point counts at its parent's position) and against
-compute (summed trial seconds in that order; derived points are free):
+Measures, against trials used (sampler + rule trials in the order they finished; a derived point counts
+at its parent's position) and against compute (summed trial seconds in that order; derived points are
+free). The baseline's own point counts for every method from the start (trial 0, compute 0): every
+method runs it, it is what the user already has, and a trial that only runs the original model again
+adds nothing (before 2026-12-01 it was left out, which credited such trials; the summary keeps that
+share as `compute_share_baseline_left_out`):
 - hypervolume of (score, parameters): maximise the score, minimise parameters, reference point
   (SCORE_REF % accuracy, PARAMS_REF_X x the original model's parameters), normalised to [0, 1];
 - the fewest parameters among feasible trials (score >= baseline - tolerance), and the best
@@ -119,6 +122,9 @@ def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:
             continue
         points.append({"at": position[ref], "compute": compute[ref], "origin": o,
                        "score": float(t.values[0]), "params": float(t.values[1])})
+    if baseline is not None:  # what every method starts from (see the module docstring)
+        points.insert(0, {"at": 0, "compute": 0.0, "origin": "baseline", "score": float(baseline.values[0]),
+                          "params": float(baseline.values[1])})
     original = None
     for t in trials:  # the original model's size, from any trial's result (the baseline's own run)
         if t.user_attrs.get("trial_dir"):
@@ -284,6 +290,18 @@ def guided_vs_tpe(runs: dict[str, list[dict[str, Any]]], n: int, grid: list[floa
     return {"after_trials": at_trials, "at_compute_seconds": at_compute}
 
 
+def compute_share(guided: dict[str, Any], tpe: dict[str, Any]) -> tuple[float, float | None]:
+    """The share of TPE's compute guided needed to reach TPE's final hypervolume (1.0 or more: never), and the
+    compute it took."""
+    c = compute_to_reach(guided, hv_at_compute(tpe, float("inf")))
+    tpe_total = tpe["compute_seconds"] or 1.0
+    return (c / tpe_total if c is not None else max(1.0, guided["compute_seconds"] / tpe_total)), c
+
+
+def baseline_left_out(sweep: dict[str, Any]) -> dict[str, Any]:
+    return {**sweep, "points": [p for p in sweep["points"] if p["origin"] != "baseline"]}
+
+
 def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
     mean = {m: {k: mean_curve([r["curves"][k] for r in rs]) for k in rs[0]["curves"]} for m, rs in runs.items() if rs}
     tpe_final = mean["tpe"]["hypervolume"][-1]
@@ -291,12 +309,11 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
     for g, t in zip(runs["guided"], runs["tpe"]):
         level = t["curves"]["hypervolume"][-1]
         k = first_reaching(g["curves"]["hypervolume"], level)
-        c = compute_to_reach(g, level)
-        tpe_total = t["compute_seconds"] or 1.0
-        share = c / tpe_total if c is not None else max(1.0, g["compute_seconds"] / tpe_total)
+        share, c = compute_share(g, t)
         per_seed.append({"seed": g["seed"], "tpe_final": level, "guided_final": g["curves"]["hypervolume"][-1],
                          "trials_to_tpe_final": k, "compute_to_tpe_final": c, "tpe_compute": t["compute_seconds"],
-                         "guided_compute": g["compute_seconds"], "compute_share": round(share, 3)})
+                         "guided_compute": g["compute_seconds"], "compute_share": round(share, 3),
+                         "compute_share_baseline_left_out": round(compute_share(baseline_left_out(g), baseline_left_out(t))[0], 3)})
     # mean hypervolume against compute, on a grid from the point where every method has finished a trial (on
     # average; before it, which trial happens to end first decides everything) to the smallest mean total compute
     totals = {m: sum(r["compute_seconds"] for r in rs) / len(rs) for m, rs in runs.items()}
@@ -313,6 +330,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
         "tpe_final_hypervolume": tpe_final,
         "guided_trials_to_tpe_final": first_reaching(mean["guided"]["hypervolume"], tpe_final) if tpe_final is not None else None,
         "compute_share_to_reach_tpe_final": share,
+        "compute_share_baseline_left_out": round(sum(p["compute_share_baseline_left_out"] for p in per_seed) / len(per_seed), 3) if per_seed else None,
         "beats_tpe_at_equal_compute": bool(gaps and min(gaps) >= -1e-9 and gaps[-1] > 0),
         "guided_minus_tpe_at_compute": {"min": round(min(gaps), 5), "max": round(max(gaps), 5), "final": round(gaps[-1], 5)} if gaps else None,
         "per_seed": per_seed,
@@ -355,7 +373,9 @@ def task_markdown(task: str, data: dict[str, Any], n: int) -> str:
     return (
         f"\n## {task}\n\n" + common.md_table(head, rows)
         + f"\n\nPlain TPE's final mean hypervolume {s['tpe_final_hypervolume']}; guided needs a share "
-        f"{s['compute_share_to_reach_tpe_final']} of TPE's compute to reach each seed's TPE final ({per_seed}). "
+        f"{s['compute_share_to_reach_tpe_final']} of TPE's compute to reach each seed's TPE final ({per_seed}); "
+        f"with the baseline's point left out of every hypervolume (the measure before 2026-12-01) "
+        f"{s['compute_share_baseline_left_out']}. "
         f"Guided minus TPE mean hypervolume at equal compute: {s['guided_minus_tpe_at_compute']}; "
         f"never below TPE: {s['beats_tpe_at_equal_compute']}.\n\n"
         f"Guided minus TPE hypervolume, paired by seed (mean +/- standard error over seeds): {diffs}.\n"
@@ -370,7 +390,8 @@ def markdown(result: dict[str, Any]) -> str:
         common.header_md("Search quality: random vs TPE vs guided", result)
         + f"\n{len(result['seeds'])} seed(s) x {n} trials per method and task (means over seeds); reference point: "
         f"score {ref['score']} %, parameters {ref['params_x_original']} x the original model; HV normalised to [0, 1]; "
-        "compute = summed trial CPU seconds (derived points free, the baseline left out; wall trial seconds beside them).\n\n"
+        "compute = summed trial CPU seconds (derived points free; the baseline's point counts for every method from "
+        "compute 0, its compute left out; wall trial seconds beside them).\n\n"
         f"Headline ({h['task']}): compute share to reach TPE's final hypervolume {h['compute_share_to_reach_tpe_final']} "
         f"(target <= {TARGET_COMPUTE_SHARE}: **{verdict}**); guided never below TPE at equal compute: {h['beats_tpe_at_equal_compute']}.\n"
         + (f"\nRun here: {', '.join(result['run_here'])} (with {' '.join(result['overrides_here']) or 'no extra overrides'}); "

@@ -117,7 +117,8 @@ def test_search_quality_quick(tmp_path):
         assert 0 < sweep["compute_seconds"] and 0 < sweep["wall_trial_seconds"]  # CPU seconds of the trial that ran
     head = data["headline"]
     assert head["task"] == "mnist1d" and head["seeds"] == 1
-    assert isinstance(head["beats_tpe_at_equal_compute"], bool) and head["compute_share_to_reach_tpe_final"] > 0
+    assert isinstance(head["beats_tpe_at_equal_compute"], bool) and head["compute_share_to_reach_tpe_final"] >= 0
+    assert task["summary"]["compute_share_baseline_left_out"] >= 0
     assert "hypervolume" in md and "Headline" in md
 
 
@@ -201,3 +202,17 @@ def test_throughput_grid_is_told_to_the_end():
         seen.add(tuple(sorted(suggest(trial, space).items())))
         study.tell(trial, 1.0)
     assert len(seen) == 8 and len(study.trials) == 8
+
+
+def test_the_baseline_point_counts_for_every_method_from_compute_0():
+    base = {"at": 0, "compute": 0.0, "origin": "baseline", "score": 90.0, "params": 500.0}
+    # TPE spent its compute running the original model again; guided found a smaller model
+    tpe = {"original_params": 500.0, "compute_seconds": 20.0, "points": [
+        base, {"at": 1, "compute": 20.0, "origin": "sampler", "score": 90.0, "params": 500.0}]}
+    guided = {"original_params": 500.0, "compute_seconds": 20.0, "points": [
+        base, {"at": 1, "compute": 8.0, "origin": "sampler", "score": 70.0, "params": 200.0}]}
+    assert search_quality.hv_at_compute(tpe, 0.0) == search_quality.hv_at_compute(tpe, 20.0) > 0
+    assert search_quality.compute_share(guided, tpe) == (0.0, 0.0)  # nothing to catch up: TPE added nothing
+    # the measure before: the baseline left out credits TPE's re-run, which guided never matches
+    share, reached = search_quality.compute_share(search_quality.baseline_left_out(guided), search_quality.baseline_left_out(tpe))
+    assert reached is None and share == 1.0

@@ -182,16 +182,16 @@ LADDER_SPACE = ("sweep.space={downsize.width_mult:{type:float,low:0.25,high:1.0,
 
 
 def test_a_guided_efficiency_sweep_starts_with_the_size_ladder_once(tmp_path, capsys):
-    # 12 trials: TPE's start-up is 6 draws, half of them the ladder: widths 0.25, 0.5, 0.75 (below the original
-    # 1.0), each with the most dendrites and the latest switch the space allows; the sampler draws the rest.
+    # 12 trials: TPE's start-up is 6 draws, half of them the ladder: widths 0.75, 0.5, 0.25 (down from the
+    # original 1.0), each with the most dendrites and the latest switch the space allows; the sampler draws the rest.
     cfg = sweep_cfg(tmp_path, "objective=efficiency", "downsize=width", LADDER_SPACE, "sweep.n_trials=12", "sweep.in_flight=1")
     run(cfg)
-    assert "size ladder: the first 3 sampler trial(s) run width_mult=0.25" in capsys.readouterr().out
+    assert "size ladder: the first 3 sampler trial(s) run width_mult=0.75" in capsys.readouterr().out
     trials = trials_of(tmp_path)
     assert trials[0].user_attrs["origin"] == "baseline"
     ladder = [t for t in trials if t.user_attrs.get("design") == "size_ladder"]
     assert [t.number for t in ladder] == [1, 2, 3] and all(t.user_attrs["origin"] == "sampler" for t in ladder)
-    assert [t.params["downsize.width_mult"] for t in ladder] == [0.25, 0.5, 0.75]
+    assert [t.params["downsize.width_mult"] for t in ladder] == [0.75, 0.5, 0.25]
     assert {(t.params["dendrites.max_dendrites"], t.params["dendrites.n_epochs_to_switch"]) for t in ladder} == {(3, 5)}
     # resuming with more trials does not climb the ladder again
     run(sweep_cfg(tmp_path, "objective=efficiency", "downsize=width", LADDER_SPACE, "sweep.n_trials=13", "sweep.in_flight=1"))

@@ -17,16 +17,18 @@ def test_a_range_without_a_step_climbs_geometric_sizes_below_the_original():
                          "dendrites.max_dendrites": {"type": "int", "low": 1, "high": 4}})
     rungs = ladder(GUIDED, EFFICIENCY, space, 3)
     widths = [r["downsize.width_mult"] for r in rungs]
-    # 4 geometric steps from 0.2 towards 1.0 (0.2, 0.299, 0.447, 0.669); 3 rungs keep both ends and one between
-    assert widths == pytest.approx([0.2, 0.2 * 5 ** 0.5, 0.2 * 5 ** 0.75])
+    # 4 geometric steps from 0.2 towards 1.0 (0.2, 0.299, 0.447, 0.669); 3 rungs keep both ends and one between,
+    # the largest first (one step down from the original at a time)
+    assert widths == pytest.approx([0.2 * 5 ** 0.75, 0.2 * 5 ** 0.5, 0.2])
     assert all(r["dendrites.max_dendrites"] == 4 and "dendrites.n_epochs_to_switch" not in r for r in rungs)
 
 
 def test_categorical_sizes_and_the_original_left_out():
     space = parse_space({"downsize.width_mult": {"type": "categorical", "choices": [1.0, 0.5, 0.25]}})
-    assert ladder(GUIDED, EFFICIENCY, space, 5) == [{"downsize.width_mult": 0.25}, {"downsize.width_mult": 0.5}]
+    assert ladder(GUIDED, EFFICIENCY, space, 5) == [{"downsize.width_mult": 0.5}, {"downsize.width_mult": 0.25}]
     only_original = parse_space({"downsize.width_mult": {"type": "categorical", "choices": [1.0]}})
     assert ladder(GUIDED, EFFICIENCY, only_original, 5) == []
+    assert ladder(GUIDED, EFFICIENCY, space, 1) == [{"downsize.width_mult": 0.5}]
 
 
 def test_rungs_are_half_the_start_up_and_at_most_a_quarter_of_the_trials():

@@ -2,7 +2,8 @@
 
 The seed's efficiency workflow is "make the model smaller first, then add dendrites". So before the
 sampler draws at random, a guided sweep with objective=efficiency runs the model at a few sizes below the
-original (the space's own downsizing values, smallest first), each with the space's most dendrites and its
+original (the space's own downsizing values, one step down at a time: the largest first, as a user shrinks a
+model), each with the space's most dendrites and its
 latest switch: one trial then measures a smaller base model at its plateau (the plain phase, told as a
 derived point when it plateaued) and what dendrites add to it. The sampler draws every other knob, and the
 ladder's trials are its start-up trials: they count toward n_trials and the sampler learns from them.
@@ -49,14 +50,15 @@ def _sizes(space: SearchSpace, key: str) -> list[float]:
 
 
 def ladder(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace, rungs: int) -> list[dict[str, Any]]:
-    """Params fixed for each ladder trial, smallest model first: at most `rungs` sizes spread over the range,
+    """Params fixed for each ladder trial, the largest model below the original first (a small model can fall
+    below what is worth having; the step down from the original rarely does): at most `rungs` sizes spread over the range,
     each with the space's most dendrites and latest switch (where the space searches them)."""
     key = applies(sweep_cfg, objective_cfg, space)
     if key is None or rungs < 1:
         return []
     sizes = _sizes(space, key)
     n = min(len(sizes), rungs)
-    picked = sorted({sizes[round(i * (len(sizes) - 1) / (n - 1))] for i in range(n)}) if n > 1 else [sizes[0]]
+    picked = sorted({sizes[round(i * (len(sizes) - 1) / (n - 1))] for i in range(n)}, reverse=True) if n > 1 else [sizes[-1]]
     fixed: dict[str, Any] = {}
     for knob in (MAX_DENDRITES, SWITCH_PATIENCE):
         p = space.by_key.get(knob)
