@@ -7,15 +7,13 @@ reports what happened in plain words.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.trial_files import RESULT, RUN_CONFIG, WORKER_LOG, read_metrics, read_result
+from pai_sweep.launchers.processes import WorkerRun
+from pai_sweep.trial_files import RESULT, RUN_CONFIG, WORKER_LOG, read_metrics
 
 CAPACITY_DENDRITES = 3  # what the library's smoke test adds before it completes
 
@@ -84,23 +82,18 @@ def _run(run_cfg: Any, folder: Path, epochs_limit: int, batches: int, timeout: f
     start = time.time()
     args = ["--capacity-test", "--max-batches", str(int(batches))]
     warm = can_run_warm(run_cfg)
+    spawn = None  # a fresh process (spawn_worker), as for CUDA
     if warm:  # forked from the server that also starts the sweep's trials: no imports to wait for
         from pai_sweep.launchers.warm import spawn_warm
 
-        proc = spawn_warm(folder, extra_args=args)
-    else:
-        from pai_sweep.spawn import spawn_worker
-
-        proc = spawn_worker(folder, extra_args=args)
-    try:
-        code = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        code = None
+        spawn = spawn_warm
+    worker = WorkerRun.start(folder, spawn, extra_args=args)
+    code = worker.wait(timeout=timeout)
+    if code is None:  # still running: killed, no grace
+        worker.stop(grace=0, kill_wait=None)
     seconds = round(time.time() - start, 2)
     records = read_metrics(folder)
-    result = read_result(folder)
+    result = worker.result()
     by_count: dict[int, int] = {}
     if result is not None and result.base_params:
         by_count[0] = int(result.base_params)

@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from pai_sweep.cli import main
-from pai_sweep.launchers.local import _pid_alive
+from pai_sweep.launchers.processes import pid_alive as _pid_alive
 from pai_sweep.sweep.study import STALE_REASON, counts_toward_budget, origin
 
 TESTS = Path(__file__).resolve().parent

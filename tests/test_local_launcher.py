@@ -15,7 +15,8 @@ import pytest
 from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState
 from pai_sweep.launchers.devices import device_slots, threads_per_trial
-from pai_sweep.launchers.local import LocalLauncher, _pid_alive
+from pai_sweep.launchers.local import LocalLauncher
+from pai_sweep.launchers.processes import pid_alive as _pid_alive
 
 # Writes its environment, starts a grandchild that sleeps, then sleeps itself (or exits at once).
 SCRIPT = """

@@ -6,12 +6,11 @@ metrics.jsonl and prints one line per epoch.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
 POLL_SECONDS = 0.25
+KILL_GRACE_S = 10.0  # seconds between SIGTERM and SIGKILL when --timeout or Ctrl-C stops the worker
 
 
 def run_command_parser(subparsers) -> None:
@@ -56,10 +55,10 @@ def run_command(args) -> int:
     from pai_sweep.compose import compose
     from pai_sweep.data.checks import check_available
     from pai_sweep.errors import ConfigError
-    from pai_sweep.schema.knobs import check_knobs
+    from pai_sweep.launchers.processes import WorkerRun, no_result
     from pai_sweep.preflight import write_run_config
-    from pai_sweep.trial_files import RESULT, STATUS_FAILED, WORKER_LOG, TrialResult, iter_metrics, read_result, write_result
-    from pai_sweep.spawn import spawn_worker
+    from pai_sweep.schema.knobs import check_knobs
+    from pai_sweep.trial_files import RESULT, STATUS_FAILED, WORKER_LOG, TrialResult, iter_metrics, write_result
 
     cfg = compose(args.overrides)
     check_knobs(cfg.dendrites)
@@ -69,49 +68,35 @@ def run_command(args) -> int:
         raise ConfigError(f"{trial_dir} already holds a finished trial ({RESULT}): choose another --dir or remove it")
     write_run_config(cfg, trial_dir)
     print(f"pai-sweep run: {trial_dir}  (log: {trial_dir / WORKER_LOG})", flush=True)
-    proc = spawn_worker(trial_dir)
+    worker = WorkerRun.start(trial_dir)
     start, shown = time.monotonic(), 0
     code: int | None = None
     try:
         while code is None:
-            code = proc.poll()
+            code = worker.poll()
             records = list(iter_metrics(trial_dir))
             for rec in records[shown:]:
                 print(_epoch_line(rec), flush=True)
             shown = len(records)
             if code is None and args.timeout and time.monotonic() - start > args.timeout:
-                _kill(proc)
+                worker.stop(grace=KILL_GRACE_S, kill_wait=None)
                 write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason=f"timed out after {args.timeout:g} s (--timeout)"))
                 break
             if code is None:
                 time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
-        _kill(proc)
+        worker.stop(grace=KILL_GRACE_S, kill_wait=None)
         write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason="interrupted (Ctrl-C)"))
         raise
     for rec in list(iter_metrics(trial_dir))[shown:]:
         print(_epoch_line(rec), flush=True)
-    result = read_result(trial_dir)
+    result = worker.result()
     if result is None:
         # result.json is the only proof of success: PerforatedAI can exit 0 on failure.
-        result = TrialResult(
-            status=STATUS_FAILED,
-            reason=f"the worker exited with code {code} without writing {RESULT}; see {trial_dir / WORKER_LOG}",
-        )
+        result = TrialResult(status=STATUS_FAILED, reason=f"{no_result(code)}; see {trial_dir / WORKER_LOG}")
         write_result(trial_dir, result)
     _print_result(result)
     return 0 if result.ok else 1
-
-
-def _kill(proc) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, OSError):
-        pass
-    except Exception:  # still alive after SIGTERM
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _print_result(result) -> None:

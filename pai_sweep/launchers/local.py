@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
 from pai_sweep.launchers.devices import device_slots, threads_per_trial
 from pai_sweep.launchers.exits import wait_any
-from pai_sweep.spawn import worker_environ
+from pai_sweep.launchers.processes import Pid, Spawn, WorkerRun, ask_to_stop, cmdline_of, cwd_of, pid_alive, stop_group, wait_gone
+from pai_sweep.spawn import spawn_worker, worker_environ
 from pai_sweep.trial_files import LAUNCH, RESULT, WORKER_LOG, iter_metrics, read_result, write_json
 
-Spawn = Callable[..., Any]  # returns a subprocess.Popen or a warm.WarmProcess (pid, poll, wait)
-_GRACE_S = 3.0  # seconds between SIGTERM and SIGKILL on cancel
 STOP_WAIT_S = 60.0  # at most this long for running trials to finish their epoch when the sweep stops
 OOM_SHARED_RESULT = "result.oom-shared.json"  # the first attempt of a trial run again alone after a GPU out-of-memory
 
@@ -35,44 +32,6 @@ OOM_SHARED_RESULT = "result.oom-shared.json"  # the first attempt of a trial run
 def is_gpu_oom(reason: str) -> bool:
     """The worker's failure reason says the GPU ran out of memory (torch's message)."""
     return "CUDA out of memory" in reason or "CUDA error: out of memory" in reason
-
-
-def _default_spawn(trial_dir: Path, env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
-    from pai_sweep.spawn import spawn_worker
-
-    return spawn_worker(trial_dir, env=env, log_path=log_path)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has ended
-
-
-def _cwd(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return None
-
-
-def _kill_group(pid: int, grace: float = _GRACE_S) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _pid_alive(pid):
-            time.sleep(0.05)
-        if not _pid_alive(pid):
-            return
 
 
 class LocalLauncher(Launcher):
@@ -88,7 +47,7 @@ class LocalLauncher(Launcher):
         self.capacity = len(self.slots)
         self.free = list(self.slots)
         self.spawn = spawn or self._choose_spawn(getattr(launcher_cfg, "warm_start", None))
-        self.procs: dict[int, Any] = {}
+        self.procs: dict[int, WorkerRun] = {}
         self.job_slot: dict[int, list[str]] = {}  # trial -> the slots it holds (all of a GPU's when it runs alone)
         self.waiting: dict[int, TrialJob] = {}  # trials to start once a slot (or a whole GPU) is free
         self.reserved: dict[str, int] = {}  # GPU -> the trial that waits to run alone on it
@@ -103,7 +62,7 @@ class LocalLauncher(Launcher):
 
             prestart()
             return spawn_warm
-        return _default_spawn
+        return spawn_worker
 
     def _env(self, device: str, threads: int) -> dict[str, str]:
         env = worker_environ()
@@ -143,7 +102,7 @@ class LocalLauncher(Launcher):
         sharing = device != "cpu" and len(held) < self.slots.count(device)
         threads = self.threads * len(held)
         try:
-            proc = self.spawn(job.trial_dir, env=self._env(device, threads), log_path=log)
+            proc = WorkerRun.start(job.trial_dir, self.spawn, env=self._env(device, threads), log_path=log)
         except Exception:
             self.free[:0] = held
             raise
@@ -193,7 +152,7 @@ class LocalLauncher(Launcher):
             return JobState.PENDING
         proc = self.procs.get(job.trial_number)
         if proc is None:  # re-attached after a driver restart: not our child (no exit code: result.json says how it ended)
-            if _pid_alive(int(job.info.get("pid", -1))):
+            if pid_alive(int(job.info.get("pid", -1))):
                 return JobState.RUNNING
             self._release(job)
             self._start_waiting()
@@ -215,14 +174,11 @@ class LocalLauncher(Launcher):
 
     def cancel(self, job: TrialJob, reason: str = "") -> None:
         proc = self.procs.get(job.trial_number)
-        pid = proc.pid if proc is not None else int(job.info.get("pid") or -1)
-        if pid > 0:
-            _kill_group(pid)
         if proc is not None:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            proc.stop()
+            proc.wait(timeout=5)
+        elif int(job.info.get("pid") or -1) > 0:  # re-attached: not our child
+            stop_group(Pid(int(job.info["pid"])))
         job.reason = reason or job.reason
         self._release(job)
 
@@ -234,30 +190,24 @@ class LocalLauncher(Launcher):
         for job in jobs:
             pid = int(job.info.get("pid") or -1)
             records = list(iter_metrics(job.trial_dir))
-            if pid <= 0 or not records or not _pid_alive(pid):
-                continue
-            try:
-                os.kill(pid, signal.SIGUSR1)
-            except OSError:
+            if pid <= 0 or not records or not pid_alive(pid) or not ask_to_stop(pid):
                 continue
             pids.append(pid)
             waits.append(2.0 + 1.5 * max(r.seconds for r in records[-3:]))
-        deadline = time.monotonic() + min(STOP_WAIT_S, max(waits, default=0.0))
-        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
-            time.sleep(0.05)
+        wait_gone(pids, min(STOP_WAIT_S, max(waits, default=0.0)))
 
     def reattach(self, trial_number: int, trial_dir: Path) -> TrialJob | None:
         """A worker left running by a driver that died: found by launch.json's pid and its command line."""
         try:
             info = json.loads((Path(trial_dir) / LAUNCH).read_text())
             pid = int(info["pid"])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = cmdline_of(pid)
         except (OSError, ValueError, KeyError, TypeError):  # TypeError: it was still queued (no pid)
             return None
         # The pid may have been reused: only a process started for this trial folder counts
         # (named on its command line, or, for a warm fork, its working directory).
         folder = str(Path(trial_dir).resolve())
-        if not _pid_alive(pid) or (folder not in cmdline and _cwd(pid) != folder):
+        if not pid_alive(pid) or (folder not in cmdline and cwd_of(pid) != folder):
             return None
         # It keeps its device: the slot it runs in is taken (any free one if the slots changed since)
         device = str(info.get("device", "cpu"))
@@ -268,6 +218,6 @@ class LocalLauncher(Launcher):
         return TrialJob(trial_number, Path(trial_dir), info)
 
     def close(self) -> None:
-        for number, proc in list(self.procs.items()):
-            _kill_group(proc.pid)
+        for proc in list(self.procs.values()):
+            proc.stop()
         self.procs.clear()

@@ -25,13 +25,13 @@ from submitit.core.utils import DelayedSubmission, FailedJobError
 
 from pai_sweep.errors import ConfigError, LauncherError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
-from pai_sweep.launchers.slurm_queue import COMMAND_TIMEOUT_S, SlurmQueue, partition_resources, partitions, to_job_state
+from pai_sweep.launchers.processes import Pid, WorkerRun, no_result, pid_alive, tail
+from pai_sweep.launchers.slurm_queue import COMMAND_TIMEOUT_S, SlurmQueue, check_partition, describe_end, to_job_state
 from pai_sweep.trial_files import LAUNCH, RESULT, RUN_CONFIG, WORKER_LOG, read_result, write_json
 
 _STOP_GRACE_S = 20.0  # seconds a preempted worker gets between SIGTERM and SIGKILL
 _SIGNALLED_WAIT_S = 30.0  # SLURM's default KillWait: how long a signalled job may still be told what comes next
 _LOST_AFTER_S = 300.0  # a job the scheduler never reports for this long is LOST
-_TAIL_LINES = 8
 
 # submitit's SLURM parameters that launcher.* keys already set (additional_parameters must not repeat them).
 _OWN = {"partition": "partition", "account": "account", "qos": "qos", "time": "time_min",
@@ -68,30 +68,10 @@ def check_config(cfg: Any) -> None:
                           "+launcher.additional_parameters.gres=shard:1), see docs/slurm.md")
 
 
-def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
-    """The last lines of a log as one line (submitit's own INFO chatter left out)."""
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError:
-        return ""
-    noise = ("submitit INFO", "Traceback", "File \"", "^", "~")  # submitit's chatter, traceback frames
-    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(noise)]
-    return " | ".join(keep[-lines:])[-1500:]
-
-
-def _stop(proc: subprocess.Popen, grace: float = _STOP_GRACE_S) -> None:
-    """SIGTERM the worker's process group, SIGKILL it when it does not exit in time."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
+def _stop(worker: WorkerRun, grace: float = _STOP_GRACE_S) -> None:
+    """A worker that still runs: SIGTERM its process group, SIGKILL when it does not exit in time."""
+    if worker.poll() is None:
+        worker.stop(grace=grace, kill_wait=5.0)
 
 
 class WorkerJob:
@@ -101,7 +81,7 @@ class WorkerJob:
         self.trial_dir = trial_dir
         self.max_requeues = max_requeues
         self.requeues = requeues  # submitit's own requeues (SLURM counts every requeue in SLURM_RESTART_COUNT)
-        self._proc: subprocess.Popen | None = None
+        self._proc: WorkerRun | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_proc"}
@@ -129,7 +109,7 @@ class WorkerJob:
         job_id = _own_job_id()
         with open(trial_dir / WORKER_LOG, "a") as log:
             log.write(f"--- pai-sweep: worker starts on {host}, job {job_id}, run {restarts + 1}\n")
-        self._proc = self.spawn(trial_dir, env)
+        self._proc = WorkerRun.start(trial_dir, env=env, log_path=trial_dir / WORKER_LOG)  # own session
         folder = os.environ.get("SUBMITIT_FOLDER")
         if folder:  # lets a local cancel reach the worker, which runs in its own session
             Path(folder, f"{job_id}_worker.pid").write_text(str(self._proc.pid))
@@ -142,14 +122,8 @@ class WorkerJob:
             # its next step (submitit's USR2 -> checkpoint -> requeue, or SIGKILL) instead of failing first.
             time.sleep(_SIGNALLED_WAIT_S)
         if read_result(trial_dir) is None:
-            raise RuntimeError(f"the worker exited with code {code} without writing {RESULT}; "
-                               f"worker.log: {_tail(trial_dir / WORKER_LOG)}")
+            raise RuntimeError(f"{no_result(code)}; worker.log: {tail(trial_dir / WORKER_LOG)}")
         return code
-
-    def spawn(self, trial_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-        from pai_sweep.spawn import spawn_worker  # own session, output appended to worker.log
-
-        return spawn_worker(trial_dir, env=env, log_path=trial_dir / WORKER_LOG)
 
     @staticmethod
     def _set_aside_result(trial_dir: Path, restarts: int) -> bool:
@@ -214,7 +188,7 @@ class SubmititLauncher(Launcher):
         self.jobs: dict[str, Any] = {}  # job id -> submitit Job (only for jobs submitted by this object)
         self.cancelled: dict[str, str] = {}  # job id -> our own cancel reason
         if self.cluster == "slurm":
-            self._check_partition()
+            check_partition(launcher_cfg)
         self.executor = self._make_executor()
 
     # ---- setup ----
@@ -234,35 +208,6 @@ class SubmititLauncher(Launcher):
         if not os.access(folder, os.W_OK):
             raise LauncherError(f"launcher.folder {folder} is not writable: pick a shared folder you can write")
         return folder
-
-    def _check_partition(self) -> None:
-        """Before any submission: the partition exists and one node can hold a trial's request (else sbatch refuses
-        every trial with its own message, and the sweep burns its budget on them)."""
-        try:
-            known = partitions()
-        except LauncherError as exc:
-            raise LauncherError(f"{exc}; is the SLURM controller reachable from here? (scontrol ping)") from None
-        cfg = self.cfg
-        if cfg.partition and cfg.partition not in known:
-            raise LauncherError(f"launcher.partition={cfg.partition!r} is not a partition of this cluster; "
-                                f"sinfo lists: {', '.join(known) or '(none)'}")
-        res = partition_resources(cfg.partition)
-        if res is None:
-            return
-        where = f"launcher.partition={cfg.partition}" if cfg.partition else "the default partition"
-        gpus, cpus = int(cfg.gpus_per_trial or 0), int(cfg.cpus_per_trial or 1)
-        if gpus and res.gpus == 0:
-            raise LauncherError(f"{where} has no GPUs (sinfo gres: {res.gres}) but launcher.gpus_per_trial={gpus}: "
-                                "set launcher.gpus_per_trial=0 for CPU trials, or pick a GPU partition")
-        if gpus and res.gpus is not None and gpus > res.gpus:
-            raise LauncherError(f"{where} has at most {res.gpus} GPU(s) per node but launcher.gpus_per_trial={gpus}: "
-                                f"set launcher.gpus_per_trial={res.gpus} or less")
-        if res.cpus is not None and cpus > res.cpus:
-            raise LauncherError(f"{where} has at most {res.cpus} CPUs per node but launcher.cpus_per_trial={cpus}: "
-                                f"set launcher.cpus_per_trial={res.cpus} or less")
-        if cfg.mem_gb and res.mem_mb is not None and float(cfg.mem_gb) * 1024 > res.mem_mb:
-            raise LauncherError(f"{where} has at most {res.mem_mb / 1024:.1f} GB per node but launcher.mem_gb={cfg.mem_gb}: "
-                                f"set launcher.mem_gb={res.mem_mb // 1024} or less (or null for the partition's default)")
 
     def _make_executor(self) -> submitit.AutoExecutor:
         cfg = self.cfg
@@ -361,7 +306,7 @@ class SubmititLauncher(Launcher):
         if sub is not None and sub._process is not None:
             if sub._process.poll() is None:
                 return JobState.RUNNING
-        elif _pid_alive(int(job_id)):
+        elif pid_alive(int(job_id)):
             return JobState.RUNNING
         if job_id in self.cancelled:
             return JobState.FAILED
@@ -373,22 +318,9 @@ class SubmititLauncher(Launcher):
     def _failure_reason(self, job: TrialJob, job_id: str) -> str:
         if job_id in self.cancelled:
             return self.cancelled[job_id]
-        detail = job.info.get("slurm_state") or ""
-        where = f" on {job.info['node']}" if job.info.get("node") else ""
-        if detail.startswith("CANCELLED"):
-            head = f"cancelled by the scheduler (SLURM job {job_id} {detail}{where})"
-        elif detail.startswith("NODE_FAIL"):
-            head = f"the node died (SLURM job {job_id} {detail}{where})"
-        elif detail.startswith("TIMEOUT"):
-            head = f"hit the time limit launcher.time_min={self.cfg.time_min} (SLURM job {job_id}{where})"
-        elif detail.startswith("OUT_OF_MEMORY"):
-            head = f"out of memory: raise launcher.mem_gb (SLURM job {job_id}{where})"
-        elif detail:
-            head = f"SLURM job {job_id} {detail}{where}"
-        else:
-            head = f"job {job_id} ended without a result"
-        tail = _tail(Path(job.info.get("stderr", ""))) or _tail(Path(job.info.get("log", "")))
-        return f"{head}; log tail: {tail}" if tail else head
+        head = describe_end(job_id, job.info.get("slurm_state") or "", job.info.get("node"), self.cfg.time_min)
+        last = tail(Path(job.info.get("stderr", ""))) or tail(Path(job.info.get("log", "")))
+        return f"{head}; log tail: {last}" if last else head
 
     def cancel(self, job: TrialJob, reason: str = "") -> None:
         job_id = str(job.info["job_id"])
@@ -403,10 +335,10 @@ class SubmititLauncher(Launcher):
         # submitit's local job ignores SIGTERM: stop the worker first, then the controller.
         try:
             worker = int(Path(job.info["folder"], f"{job_id}_worker.pid").read_text())
-            _stop(_Pid(worker), grace=5.0)
+            _stop(WorkerRun(Pid(worker), job.trial_dir), grace=5.0)
         except (OSError, ValueError):
             pass
-        if _pid_alive(int(job_id)):
+        if pid_alive(int(job_id)):
             try:
                 os.kill(int(job_id), signal.SIGINT)
             except ProcessLookupError:
@@ -435,36 +367,10 @@ class SubmititLauncher(Launcher):
                 self.queue.active.discard(job_id)
                 return None
             return job
-        return job if _pid_alive(int(job_id)) else None
+        return job if pid_alive(int(job_id)) else None
 
     def close(self) -> None:
         self.jobs.clear()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-class _Pid:
-    """The bits of Popen that _stop uses, for a process this object did not start."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-
-    def poll(self) -> int | None:
-        return None if _pid_alive(self.pid) else 0
-
-    def wait(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while _pid_alive(self.pid):
-            if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired("worker", timeout)
-            time.sleep(0.1)
-        return 0
 
 
 def _outcome(folder: Path, job_id: str) -> str:

@@ -1,4 +1,5 @@
-"""What the SLURM scheduler says about our jobs: one batched, cached squeue (sacct for older jobs) per poll round.
+"""What the SLURM scheduler says about our jobs: one batched, cached squeue (sacct for older jobs) per poll round;
+sinfo's partitions checked against a trial's request, and a failed job's state in plain words.
 
 Every scheduler command runs with a timeout, so a slow or dead controller never hangs the driver;
 a failed call keeps the last known states and is retried on the next round.
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pai_sweep.errors import LauncherError
 from pai_sweep.launchers.base import JobState
@@ -110,6 +112,51 @@ def partition_resources(partition: str | None) -> PartitionResources | None:
         cpus=max(c for c in cpus if c is not None) if any(c is not None for c in cpus) else None,
         mem_mb=max(m for m in mems if m is not None) if any(m is not None for m in mems) else None,
     )
+
+
+def check_partition(cfg: Any) -> None:
+    """Before any submission: launcher.partition exists and one node can hold a trial's request (else sbatch refuses
+    every trial with its own message, and the sweep burns its budget on them)."""
+    try:
+        known = partitions()
+    except LauncherError as exc:
+        raise LauncherError(f"{exc}; is the SLURM controller reachable from here? (scontrol ping)") from None
+    if cfg.partition and cfg.partition not in known:
+        raise LauncherError(f"launcher.partition={cfg.partition!r} is not a partition of this cluster; "
+                            f"sinfo lists: {', '.join(known) or '(none)'}")
+    res = partition_resources(cfg.partition)
+    if res is None:
+        return
+    where = f"launcher.partition={cfg.partition}" if cfg.partition else "the default partition"
+    gpus, cpus = int(cfg.gpus_per_trial or 0), int(cfg.cpus_per_trial or 1)
+    if gpus and res.gpus == 0:
+        raise LauncherError(f"{where} has no GPUs (sinfo gres: {res.gres}) but launcher.gpus_per_trial={gpus}: "
+                            "set launcher.gpus_per_trial=0 for CPU trials, or pick a GPU partition")
+    if gpus and res.gpus is not None and gpus > res.gpus:
+        raise LauncherError(f"{where} has at most {res.gpus} GPU(s) per node but launcher.gpus_per_trial={gpus}: "
+                            f"set launcher.gpus_per_trial={res.gpus} or less")
+    if res.cpus is not None and cpus > res.cpus:
+        raise LauncherError(f"{where} has at most {res.cpus} CPUs per node but launcher.cpus_per_trial={cpus}: "
+                            f"set launcher.cpus_per_trial={res.cpus} or less")
+    if cfg.mem_gb and res.mem_mb is not None and float(cfg.mem_gb) * 1024 > res.mem_mb:
+        raise LauncherError(f"{where} has at most {res.mem_mb / 1024:.1f} GB per node but launcher.mem_gb={cfg.mem_gb}: "
+                            f"set launcher.mem_gb={res.mem_mb // 1024} or less (or null for the partition's default)")
+
+
+def describe_end(job_id: str, detail: str, node: str | None, time_min: Any) -> str:
+    """Why a job failed, from SLURM's state text (`detail`: JobRecord.detail) in plain words."""
+    where = f" on {node}" if node else ""
+    if detail.startswith("CANCELLED"):
+        return f"cancelled by the scheduler (SLURM job {job_id} {detail}{where})"
+    if detail.startswith("NODE_FAIL"):
+        return f"the node died (SLURM job {job_id} {detail}{where})"
+    if detail.startswith("TIMEOUT"):
+        return f"hit the time limit launcher.time_min={time_min} (SLURM job {job_id}{where})"
+    if detail.startswith("OUT_OF_MEMORY"):
+        return f"out of memory: raise launcher.mem_gb (SLURM job {job_id}{where})"
+    if detail:
+        return f"SLURM job {job_id} {detail}{where}"
+    return f"job {job_id} ended without a result"
 
 
 def expand_ids(job_id: str) -> list[str]:
