@@ -30,7 +30,7 @@ CONSUMERS = (
     "pai_sweep.worker:ENABLED_READS",
     "pai_sweep.worker:AUTO_PRESET_READS",
     "pai_sweep.perforate:SWITCH_READS",
-    "pai_sweep.training:READS",
+    "pai_sweep.train_loop:READS",
 )
 MAX_COMBINATIONS = 512  # option combinations a search space may enumerate
 

@@ -14,20 +14,19 @@
 `report` hands the scores to PerforatedAI (extra scores before the validation score), rebuilds
 the optimizer after a restructure, enforces train.max_epochs, refuses NaN/inf, and appends
 one EpochRecord to metrics.jsonl. With dendrites.enabled=false the same calls train the
-plain model (no PerforatedAI at all), so baselines run through the same loop.
+plain model (no PerforatedAI at all), so baselines run through the same loop. The built-in loop (no
+train.train_fn) is one such function: train_loop.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pai_sweep.errors import ConfigError, PaiSweepError
-from pai_sweep.models.target import locate
-from pai_sweep.reads import Reads
+from pai_sweep.errors import PaiSweepError
+from pai_sweep.models.target import resolve_class
 from pai_sweep.trial_files import EpochRecord, append_metrics, drop_resume_point, finite, write_json
 
 
@@ -48,25 +47,8 @@ def request_stop(*_: Any) -> None:
     _STOP["requested"] = True
 
 
-def resolve_class(path: str, default_module: str, key: str) -> type:
-    """A class from a bare name in `default_module` (e.g. Adam) or a full import path (pkg.mod.Class)."""
-    module_name, _, name = str(path).rpartition(".")
-    try:
-        return locate(f"{module_name or default_module}.{name}")
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): use a {default_module} class name or a full import path") from exc
-
-
-def resolve_callable(path: str, key: str) -> Callable:
-    if not str(path).rpartition(".")[0]:
-        raise ConfigError(f"{key}={path!r} must be a full import path, e.g. mypkg.train.my_train_fn")
-    try:
-        return locate(str(path))
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): check the module path and that it is installed") from exc
-
-
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
+def setting(cfg: Any, key: str, default: Any = None) -> Any:
+    """cfg[key] of a dict, a dataclass or a DictConfig (train_cfg in any form)."""
     if isinstance(cfg, dict):
         return cfg.get(key, default)
     return getattr(cfg, key, default)
@@ -108,20 +90,20 @@ class PAISession:
         self.device = device
         self.enabled = enabled
         self.maximizing = maximizing
-        self.max_epochs = int(_get(train_cfg, "max_epochs", 60))
+        self.max_epochs = int(setting(train_cfg, "max_epochs", 60))
         self.epoch = 0
         self.records: list[EpochRecord] = []
         self.trial_dir = Path(trial_dir) if trial_dir is not None else None
         self.log = log
         self.end_reason = ""
         self._patience = int(patience)  # plain model: stop where PerforatedAI would add the first dendrite
-        opt = _get(train_cfg, "optimizer")
-        sched = _get(train_cfg, "scheduler")
-        self._opt_cls = resolve_class(_get(opt, "type", "Adam"), "torch.optim", "train.optimizer.type")
-        self._opt_args = dict(_plain(_get(opt, "args", {})) or {})
-        sched_type = _get(sched, "type") if sched is not None else None
+        opt = setting(train_cfg, "optimizer")
+        sched = setting(train_cfg, "scheduler")
+        self._opt_cls = resolve_class(setting(opt, "type", "Adam"), "torch.optim", "train.optimizer.type")
+        self._opt_args = dict(_plain(setting(opt, "args", {})) or {})
+        sched_type = setting(sched, "type") if sched is not None else None
         self._sched_cls = resolve_class(sched_type, "torch.optim.lr_scheduler", "train.scheduler.type") if sched_type else None
-        self._sched_args = dict(_plain(_get(sched, "args", {})) or {}) if sched_type else {}
+        self._sched_args = dict(_plain(setting(sched, "args", {})) or {}) if sched_type else {}
         self._optimizer = None
         self.scheduler = None
         self._tick = self._returned = time.perf_counter()
@@ -365,98 +347,3 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-# ---------------------------------------------------------------- the built-in loop
-
-# train.loss is read by the built-in loop only: a train.train_fn computes its own loss (consumers.py).
-READS = Reads(
-    selector="train.train_fn",
-    choices=(None,),
-    governs=lambda field: field == "train.loss",
-    acts=lambda field, cfg: not cfg.train.train_fn,
-    hint=lambda field, cfg: f"train.train_fn={cfg.train.train_fn} computes its own loss: choose it there, or remove train.train_fn",
-)
-
-
-def loss_function(name: str, task: str):
-    import torch.nn.functional as F
-
-    if name == "cross_entropy":
-        return F.cross_entropy
-    if name == "mse":
-        def mse(out, y):
-            if out.numel() != y.numel():  # mse_loss would broadcast [B, k] against [B, m]: a wrong loss, only a warning
-                raise ConfigError(
-                    f"train.loss=mse: the model gives {tuple(out.shape)} for targets of shape {tuple(y.shape)}; "
-                    "make the model's output width the target's (num_outputs on a regression dataset)"
-                )
-            return F.mse_loss(out.reshape(y.shape), y.float())
-
-        return mse
-    return resolve_callable(name, "train.loss")
-
-
-def evaluate(model: Any, loader: Any, device: Any, task: str, loss_fn: Callable, max_batches: int | None = None) -> float:
-    """Accuracy in percent (classification) or mean loss (regression) over a loader (its first max_batches)."""
-    import torch
-
-    model.eval()
-    total, correct, loss_sum = 0, 0, 0.0
-    with torch.no_grad():
-        for i, (x, y) in enumerate(loader):
-            if max_batches is not None and i >= max_batches:
-                break
-            x, y = x.to(device), y.to(device)
-            out = model(x)
-            if task == "classification":
-                correct += int((out.argmax(dim=1) == y).sum())
-            else:
-                loss_sum += float(loss_fn(out, y)) * len(y)
-            total += len(y)
-    model.train()
-    if total == 0:
-        return 0.0
-    return 100.0 * correct / total if task == "classification" else loss_sum / total
-
-
-def train_epoch(model: Any, loader: Any, optimizer: Any, device: Any, loss_fn: Callable, max_batches: int | None = None) -> float:
-    """One pass over the training data; returns the mean loss (NaN if any batch loss was NaN)."""
-    model.train()
-    loss_sum, seen = 0.0, 0
-    for i, (x, y) in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        x, y = x.to(device), y.to(device)
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            return value
-        loss.backward()
-        optimizer.step()
-        loss_sum += value * len(y)
-        seen += len(y)
-    return loss_sum / max(seen, 1)
-
-
-def classification_loop(session: PAISession, data: Any, train_cfg: Any, max_batches: int | None = None) -> None:
-    """The built-in train_fn: train, score train/val/test, report, until complete."""
-    task = getattr(data, "task", "classification")
-    loss_fn = loss_function(str(_get(train_cfg, "loss", "cross_entropy")), task)
-    model, optimizer = session.model, session.optimizer()
-    while True:
-        loss = train_epoch(model, data.train, optimizer, session.device, loss_fn, max_batches)
-        if not math.isfinite(loss):
-            raise TrialFailure(
-                f"training loss is {loss} at epoch {session.epoch}: training diverged; lower train.optimizer.args.lr"
-            )
-        # max_batches (the capacity test) also shortens the scoring: it asks "can dendrites be added", not "how good"
-        val = evaluate(model, data.val, session.device, task, loss_fn, max_batches)
-        train = evaluate(model, data.train, session.device, task, loss_fn) if max_batches is None else None
-        test = evaluate(model, data.test, session.device, task, loss_fn, max_batches)
-        model, restructured, complete = session.report(val, train=train, test=test, loss=loss)
-        if complete:
-            return
-        if restructured:
-            optimizer = session.optimizer()

@@ -255,7 +255,8 @@ def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
 
 def train(setup: TrialSetup, max_batches: int | None = None) -> None:
     """The user's train.train_fn, or the built-in loop, on the set-up session."""
-    from pai_sweep.training import classification_loop, resolve_callable  # imports torch: see setup_trial
+    from pai_sweep.models.target import resolve_callable
+    from pai_sweep.train_loop import classification_loop  # imports torch: see setup_trial
 
     train_cfg = setup.train_cfg
     if train_cfg.train_fn:

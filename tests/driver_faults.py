@@ -30,7 +30,7 @@ def action() -> str:
 def train(session, data) -> None:
     from omegaconf import OmegaConf
 
-    from pai_sweep.training import classification_loop
+    from pai_sweep.train_loop import classification_loop
 
     what = action()
     print(f"driver_faults: launch {launch_index()} -> {what}", flush=True)

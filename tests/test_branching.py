@@ -46,7 +46,7 @@ def paced_fit(session, data):
     """The built-in loop with a pause before each epoch's report (train.train_fn): time to kill it mid-run."""
     from omegaconf import OmegaConf
 
-    from pai_sweep.training import classification_loop
+    from pai_sweep.train_loop import classification_loop
 
     report = session.report
 

@@ -9,7 +9,7 @@ import torch
 
 from pai_sweep.errors import ConfigError, ModelError
 from pai_sweep.models.target import import_target, locate
-from pai_sweep.training import resolve_callable, resolve_class
+from pai_sweep.models.target import resolve_callable, resolve_class
 
 
 def test_locate_finds_modules_attributes_and_nested_attributes():

@@ -18,7 +18,7 @@ from pai_sweep.errors import ConfigError
 from pai_sweep.examples import regression
 from pai_sweep.objective import directions
 from pai_sweep.task import config_task, loss_problems, objective_label
-from pai_sweep.training import loss_function
+from pai_sweep.train_loop import loss_function
 
 
 def test_loss_against_task():

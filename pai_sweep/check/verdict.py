@@ -72,7 +72,7 @@ def loop_problems(train_fn: str | None) -> list[str]:
     """A user train_fn must take the model back from session.report and fetch the optimizer again after a restructure."""
     if not train_fn:
         return []  # the built-in loop rebuilds optimizer and scheduler after every restructure
-    from pai_sweep.training import resolve_callable
+    from pai_sweep.models.target import resolve_callable
 
     try:
         source = pyinspect.getsource(resolve_callable(train_fn, "train.train_fn"))

@@ -24,7 +24,7 @@ MODULES = (
     "torch", "torch._dynamo", "matplotlib.pyplot", "matplotlib.backends.backend_agg", "pandas", "sklearn.datasets",
     "safetensors.torch", "perforatedai", "perforatedai.globals_perforatedai", "perforatedai.utils_perforatedai",
     "perforatedai.tracker_perforatedai",
-    "pai_sweep.worker", "pai_sweep.training", "pai_sweep.perforate", "pai_sweep.models", "pai_sweep.models.build",
+    "pai_sweep.worker", "pai_sweep.training", "pai_sweep.train_loop", "pai_sweep.perforate", "pai_sweep.models", "pai_sweep.models.build",
     "pai_sweep.data", "pai_sweep.data.loaders", "pai_sweep.data.digits", "pai_sweep.task", "pai_sweep.validate",
     "sklearn.model_selection", "pyarrow", "PIL.Image", "PIL.PngImagePlugin",
 )

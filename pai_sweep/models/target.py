@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 from hydra.utils import get_object
 
+from pai_sweep.errors import ConfigError
+
 _HYDRA_UTILS_LOG = logging.getLogger("hydra.utils")
 
 
@@ -65,3 +67,21 @@ def accepted(fn: Callable[..., Any], offered: dict[str, Any]) -> dict[str, Any]:
         return dict(offered)
     names = {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
     return {k: v for k, v in offered.items() if k in names}
+
+
+def resolve_class(path: str, default_module: str, key: str) -> type:
+    """A class from a bare name in `default_module` (e.g. Adam) or a full import path (pkg.mod.Class)."""
+    module_name, _, name = str(path).rpartition(".")
+    try:
+        return locate(f"{module_name or default_module}.{name}")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): use a {default_module} class name or a full import path") from exc
+
+
+def resolve_callable(path: str, key: str) -> Callable:
+    if not str(path).rpartition(".")[0]:
+        raise ConfigError(f"{key}={path!r} must be a full import path, e.g. mypkg.train.my_train_fn")
+    try:
+        return locate(str(path))
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{key}={path!r} cannot be imported ({exc}): check the module path and that it is installed") from exc
