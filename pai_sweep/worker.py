@@ -27,7 +27,7 @@ from typing import Any
 from pai_sweep.check.diagnose import failure_reason
 from pai_sweep.errors import ConfigError, os_error_line
 from pai_sweep.reads import Reads
-from pai_sweep.schema.dendrites import dendrites_config
+from pai_sweep.schema.dendrites import STRUCTURAL, dendrites_config
 from pai_sweep.schema.run import RUN_GROUPS, RunSpec, typed_run
 from pai_sweep.training import StopRequested, request_stop
 from pai_sweep.trial_files import (
@@ -108,8 +108,6 @@ ENABLED_READS = Reads(
 def _auto_acts(field: str, cfg: Any) -> bool:
     if cfg.dendrites.preset != "auto":
         return True
-    from pai_sweep.check.auto import STRUCTURAL  # imports torch: only for dendrites=auto
-
     return field.split(".", 1)[1] not in STRUCTURAL
 
 

@@ -22,10 +22,7 @@ from pai_sweep.check.inspect import (
 )
 from pai_sweep.check.plan import override_key
 from pai_sweep.paths import conf_dir
-from pai_sweep.schema.dendrites import DendritesConfig
-
-STRUCTURAL = ("module_names_to_perforate", "module_ids_to_perforate", "module_names_to_track", "module_ids_to_track",
-              "output_dimensions", "output_dimension_overrides")
+from pai_sweep.schema.dendrites import STRUCTURAL, DendritesConfig
 
 
 # ---------------------------------------------------------------- which built-in preset fits

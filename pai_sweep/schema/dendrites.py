@@ -14,6 +14,10 @@ from pai_sweep.errors import ConfigError
 
 # dendrites.switch_mode: when PerforatedAI adds dendrites (the adapter maps each to the library's constant).
 SWITCH_MODES = ("history", "fixed", "no_switch", "every_time")
+# The keys dendrites=auto derives from the model (check/auto.py): which modules are perforated or tracked, and their
+# output dimensions; a run with dendrites=auto never reads what the config says for them.
+STRUCTURAL = ("module_names_to_perforate", "module_ids_to_perforate", "module_names_to_track", "module_ids_to_track",
+              "output_dimensions", "output_dimension_overrides")
 
 
 def threshold_schedule(value: Any) -> list[float]:
