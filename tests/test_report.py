@@ -104,7 +104,8 @@ def build_sweep(root: Path, name: str = "demo", efficiency: bool = True, shift: 
 
     run({MD: 0, INIT: 0.01}, "baseline", [])
     for i, (md, init) in enumerate(sampler_params):
-        run({MD: md, INIT: init}, "sampler", ["diminishing_returns", "overfitting"][: 1 + i % 2])
+        run({MD: md, INIT: init}, "sampler", ["diminishing_returns", "overfitting"][: 1 + i % 2],
+            attrs={"design": "size_ladder"} if i == 0 else None)  # the first is a size-ladder trial
     run({MD: 2, INIT: 0.05}, "sampler", ["dendrites_never_added"], ok=False)
     # started from trial 1's state before its first switch (branching)
     run({MD: 4, INIT: 0.001}, "rule:optimal_dendrites", ["diminishing_returns"], attrs={"branched_from": 1, "branch_epoch": 1})
@@ -197,6 +198,7 @@ def test_report_numbers_match_the_study(tmp_path):
     # where a trial started: the rule trial branched from trial 1's state after its first epoch
     assert "| started |" in md_text and "branch of #1 @1" in md_text
     assert "started from another trial's state (branching, continuing): 1" in md_text
+    assert md_text.count("sampler (size ladder)") == 1  # the trial the size ladder fixed, in the trials table
     # report.html stands alone (MLflow's artifact viewer shows it without its folder): every plot inside it.
     assert embedded_images(out / "report.html") == {"Pareto front": out / "pareto.png", "objective per trial": out / "progress.png",
                                                     "parameter importances": out / "importances.png"}

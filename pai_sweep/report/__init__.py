@@ -158,7 +158,8 @@ def _document(data: SweepData, rep: dict[str, Any]) -> Doc:
     rows = []
     for i, r in enumerate(sorted_rows(data), 1):
         rank = i if r in data.done() else ""
-        rows.append([rank, r.number, r.origin, r.started or "", r.state.lower(), r.objective, r.score, r.test, r.params,
+        origin = f"{r.origin} ({r.design.replace('_', ' ')})" if r.design else r.origin
+        rows.append([rank, r.number, origin, r.started or "", r.state.lower(), r.objective, r.score, r.test, r.params,
                      r.dendrites, *[r.search.get(k) for k in keys], shorten(r.reason)])
     doc.p("Trials are ranked and chosen on the validation score; the test score of the same architecture is shown beside "
           "it. Searched keys are named by their last part where that is unambiguous, and long reasons are cut; "

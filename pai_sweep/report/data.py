@@ -43,6 +43,7 @@ class TrialRow:
     test: float | None = None  # the test score of the same architecture (selected on validation, reported beside it)
     lower_bounds: int = 0  # smaller architectures the switch cut short (scores that are lower bounds, not values)
     started: str | None = None  # where it started when not at epoch 0: "branch of #3 @28", "continues #5"
+    design: str | None = None  # a sampler trial whose params a start-up design fixed: "size_ladder"
 
     @property
     def rule(self) -> str | None:
@@ -146,6 +147,7 @@ def load_sweep(sweep_dir: Path, study=None) -> SweepData:
             completed=t.datetime_complete.isoformat() if t.datetime_complete else None,
             lower_bounds=len(attrs.get("lower_bounds") or []),
             started=_started(attrs),
+            design=attrs.get("design"),
         ))
     objective_name = str((cfg.get("objective") or {}).get("name") or ("efficiency" if len(directions) > 1 else "accuracy"))
     return SweepData(name=study.study_name, sweep_dir=str(sweep_dir.resolve()), directions=directions,

@@ -78,7 +78,8 @@ def pareto_figure(data: SweepData):
     ax.set_xlabel("parameters (fewer is better)")
     ax.set_ylabel(f"objective ({'higher' if data.maximize else 'lower'} is better)")
     hollow = any(r.feasible is False for r in points)
-    ax.set_title(f"{data.name}: score vs parameters" + (" (hollow: below the baseline constraint)" if hollow else ""))
+    # two lines: on one the note ran past the figure edge and was cut
+    ax.set_title(f"{data.name}: score vs parameters" + ("\n(hollow: below the baseline constraint)" if hollow else ""))
     ax.grid(alpha=0.3)
     if points:
         ax.legend(fontsize=8)
