@@ -129,11 +129,19 @@ class RunHistory:
         if self.metrics.empty or "val" not in self.metrics or self.scores.empty:
             return q
         want = float(self.scores["val"].iloc[p])
-        loop = self.metrics[["epoch", "val"]].to_numpy(dtype=float)
+        loop = self._loop_scores()
         for epoch, val in loop[loop[:, 0] >= q]:
             if math.isclose(val, want, rel_tol=1e-6, abs_tol=1e-9):
                 return int(epoch)
         return None
+
+    def _loop_scores(self) -> Any:
+        """metrics.jsonl's (epoch, val) as one array, built once: loop_epoch runs for every epoch of a plot."""
+        cached = self.__dict__.get("_loop_scores_array")
+        if cached is None or cached[0] is not self.metrics:
+            cached = (self.metrics, self.metrics[["epoch", "val"]].to_numpy(dtype=float))
+            self.__dict__["_loop_scores_array"] = cached
+        return cached[1]
 
     def switch_loop_epoch(self, pai_epoch: int) -> int | None:
         """The training loop's epoch at which the model got the dendrites of the final history's switch after
