@@ -8,7 +8,7 @@ start and end, to TIMINGS_JSON. Phases:
   compose        the CLI composes and validates the config
   launch         ask Optuna, write run.yaml, start the worker (SweepLoop._launch)
   detect         result.json written by the worker -> the driver notices (poll interval)
-  analysis       read result.json and the PerforatedAI output, findings, objective (loop.evaluate)
+  analysis       read result.json and the PerforatedAI output, findings, objective (the evaluate the driver hands the loop)
   tell           study.tell and the progress line (SweepLoop._tell minus the two below)
   tracking       hand the trial to the MLflow thread (SweepLoop._track; logging runs in the background)
   feedback       derived and rule-recommended trials (SweepLoop._feedback)
@@ -73,7 +73,7 @@ def install() -> None:
             _record("launch", new[0] if new else None, t0, time.time())
 
     SL._launch = launch
-    loop.evaluate = _timed("analysis", loop.evaluate, lambda trial_dir, *a, **k: Path(trial_dir).name)
+    driver.evaluate = _timed("analysis", driver.evaluate, lambda trial_dir, *a, **k: Path(trial_dir).name)  # the loop gets it from the driver
     SL._track = _timed("tracking", SL._track, lambda self, frozen, *a, **k: frozen.number)
     SL._feedback = _timed("feedback", SL._feedback, lambda self, run, *a, **k: run.number)
     SL._tell = _timed("tell_total", SL._tell, lambda self, run, *a, **k: run.number)
