@@ -33,3 +33,10 @@ def test_categorical_sizes_and_the_original_left_out():
 
 def test_rungs_are_half_the_start_up_and_at_most_a_quarter_of_the_trials():
     assert rungs_for(12, 6) == 3 and rungs_for(40, 10) == 5 and rungs_for(4, 2) == 1 and rungs_for(2, 2) == 1
+
+
+def test_no_ladder_on_a_grid_which_runs_every_size_anyway():
+    space = parse_space({"downsize.width_mult": {"type": "float", "low": 0.25, "high": 1.0, "step": 0.25}})
+    assert len(ladder(GUIDED, EFFICIENCY, space, 3)) == 3
+    grid = OmegaConf.merge(GUIDED, {"sampler": "grid"})
+    assert ladder(grid, EFFICIENCY, space, 3) == []

@@ -26,12 +26,12 @@ SWITCH_PATIENCE = "dendrites.n_epochs_to_switch"
 
 
 def applies(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace) -> str | None:
-    """The size key the ladder climbs, or None: only guided efficiency sweeps (rule and derived trials on)
-    whose space searches a size knob below the original."""
+    """The size key the ladder climbs, or None: only guided efficiency sweeps (rule and derived trials on, a
+    sampler other than grid) whose space searches a size knob below the original."""
     if str(sweep_cfg.get("size_ladder", "auto")) == "off" or objective_cfg.name != "efficiency":
         return None
-    if not (sweep_cfg.rule_trials and sweep_cfg.derived_trials):
-        return None
+    if not (sweep_cfg.rule_trials and sweep_cfg.derived_trials) or str(sweep_cfg.get("sampler")) == "grid":
+        return None  # unguided; or a grid, which runs every size anyway (the ladder would only repeat points)
     return next((k for k in SIZE_KEYS if k in space and not space.by_key[k].when and _sizes(space, k)), None)
 
 
