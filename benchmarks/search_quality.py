@@ -25,6 +25,7 @@ mean hypervolume is at or above TPE's at every compute level.
     python -m benchmarks.search_quality                    # both tasks, 5 seeds x 12 trials
     python -m benchmarks.search_quality --tasks mnist1d    # one task
     python -m benchmarks.search_quality --quick            # 1 seed x 1 trial per task: checks the pipeline
+    python -m benchmarks.search_quality --first-seed 5     # 5 more seeds (5-9): a replication
 """
 
 from __future__ import annotations
@@ -226,6 +227,7 @@ def run_task(task: str, seeds: list[int], n: int, tolerance: float, quick: bool,
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = common.base_parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=None, help="sampler seeds per method (default 5; --quick 1)")
+    p.add_argument("--first-seed", type=int, default=0, help="the first sampler seed (a replication on new seeds)")
     p.add_argument("--trials", type=int, default=None, help="trial budget per sweep (default 12; --quick 1)")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {', '.join(TASKS)}")
     p.add_argument("--methods", default=None, help=f"run only these (comma-separated, of {', '.join(METHODS)}); the others' "
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     earlier = json.loads(args.reuse_from.read_text()) if args.reuse_from else None
     if methods and earlier is None and set(methods) != set(METHODS):
         p.error("--methods without --reuse-from: the comparison needs every method's runs")
-    seeds = list(range(args.seeds or (1 if args.quick else 5)))
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (1 if args.quick else 5))))
     n = args.trials or (1 if args.quick else 12)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in TASKS]
