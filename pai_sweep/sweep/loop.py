@@ -21,7 +21,7 @@ from pai_sweep.consumers import check_params
 from pai_sweep.errors import SweepError, TooManyFailures, os_error_line
 from pai_sweep.launchers.base import JobState, Launcher
 from pai_sweep.objective import Baseline
-from pai_sweep.progress import Progress, short_params
+from pai_sweep.progress import Progress
 from pai_sweep.schema.run import run_dict
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
 from pai_sweep.sweep import reserve, size_ladder
@@ -41,7 +41,6 @@ from pai_sweep.sweep.study import (
     report_epoch,
     set_baseline,
     set_user_attrs,
-    startup_trials,
     study_store_refused,
     trial_by_number,
 )
@@ -140,20 +139,12 @@ class SweepLoop(Guidance, Shutdown):
             # The plain model (dendrites off) is the reference of every later trial; it runs once per sweep.
             self.study.enqueue_trial({}, user_attrs={"origin": BASELINE})
         if not trials:
-            self._enqueue_size_ladder()
+            rungs = size_ladder.enqueue(self.study, self.space, self.cfg)
+            if rungs:
+                self.progress.note(size_ladder.describe(rungs))
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         self.baseline_pending = self.baseline is None and (any(origin(t) == BASELINE for t in waiting)
                                                            or any(r.origin == BASELINE and r.job for r in self.running.values()))
-
-    def _enqueue_size_ladder(self) -> None:
-        """A new guided efficiency sweep starts with smaller models, most dendrites, latest switch (sweep/size_ladder.py)."""
-        sweep = self.cfg.sweep
-        rungs = size_ladder.ladder(sweep, self.cfg.objective, self.space, size_ladder.rungs_for(int(sweep.n_trials), startup_trials(sweep)))
-        for params in rungs:
-            self.study.enqueue_trial(self.space.encode(params), user_attrs={"origin": SAMPLER, "design": size_ladder.DESIGN})
-        if rungs:
-            self.progress.note(f"size ladder: the first {len(rungs)} sampler trial(s) run {'; '.join(short_params(p) for p in rungs)} "
-                               "(a smaller model's plateau and what dendrites add to it; sweep.size_ladder=off draws them at random)")
 
     def _restart(self, handle: optuna.trial.Trial, trial_origin: str, stored_params: dict, trial_dir: Path, reason: str) -> None:
         """Mark a trial the driver could not finish, and queue the same params to run again."""

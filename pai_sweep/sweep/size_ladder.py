@@ -17,7 +17,9 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
+from pai_sweep.progress import short_params
 from pai_sweep.search_space import SearchSpace
+from pai_sweep.sweep.study import SAMPLER, startup_trials
 
 DESIGN = "size_ladder"  # the `design` user attr of a ladder trial
 SIZE_KEYS = ("downsize.width_mult",)  # downsizing knobs whose values order models by size (1.0: the original)
@@ -71,3 +73,17 @@ def rungs_for(n_trials: int, startup: int) -> int:
     """Half of the sampler's start-up trials (at least 1): the rest stays random, so the sampler still sees the
     space beyond the ladder's corner (most dendrites, latest switch)."""
     return max(1, min(startup // 2, math.ceil(n_trials / 4)))
+
+
+def enqueue(study: Any, space: SearchSpace, cfg: Any) -> list[dict[str, Any]]:
+    """Queue a new sweep's ladder (after its baseline) as sampler trials with user attr design=size_ladder."""
+    sweep = cfg.sweep
+    rungs = ladder(sweep, cfg.objective, space, rungs_for(int(sweep.n_trials), startup_trials(sweep)))
+    for params in rungs:
+        study.enqueue_trial(space.encode(params), user_attrs={"origin": SAMPLER, "design": DESIGN})
+    return rungs
+
+
+def describe(rungs: list[dict[str, Any]]) -> str:
+    return (f"size ladder: the first {len(rungs)} sampler trial(s) run {'; '.join(short_params(p) for p in rungs)} "
+            "(a smaller model's plateau and what dendrites add to it; sweep.size_ladder=off draws them at random)")
