@@ -78,9 +78,11 @@ def test_two_different_submission_errors_in_a_row_do_not_stop_the_sweep(tmp_path
     assert [t.state for t in trials_of(tmp_path)] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
 
 
-def test_a_repeated_error_in_one_batch_stops_only_after_every_started_job_is_recorded(tmp_path):
+def test_a_repeated_error_in_one_batch_stops_only_after_every_started_job_is_recorded(tmp_path, monkeypatch):
     """Trials 0 and 1 refused alike in the batch that also starts trial 2: the sweep stops, and trial 2's job is
     recorded first, so the stop cancels it (on SLURM an unrecorded job would run on, untracked)."""
+    # trial 2's stand-in worker sleeps: one that finished before the stop was not cancelled (1 run in 3 failed so)
+    monkeypatch.setenv("FAKE_MODES", "0:sleep,2:sleep")  # by launch rank: trial 2 is rank 0 or 2, as folders exist
     cfg = sweep_cfg(tmp_path, "sweep.n_trials=6", "sweep.in_flight=3", "launcher.devices=cpu")
     launcher = Recording(cfg.launcher, Path(cfg.sweep.dir), 3, spawn=fake_spawn,
                          errors={0: "sbatch: error: Invalid partition", 1: "sbatch: error: Invalid partition"})
