@@ -202,3 +202,20 @@ def test_a_guided_efficiency_sweep_starts_with_the_size_ladder_once(tmp_path, ca
 def test_no_size_ladder_when_off_unguided_or_not_about_size(tmp_path, why):
     run(sweep_cfg(tmp_path, "objective=efficiency", "downsize=width", LADDER_SPACE, "sweep.n_trials=4", *why))
     assert not any(t.user_attrs.get("design") for t in trials_of(tmp_path))
+
+
+def test_a_ladder_trial_run_again_after_a_dead_driver_is_still_a_ladder_trial(tmp_path):
+    cfg = sweep_cfg(tmp_path, "objective=efficiency", "downsize=width", LADDER_SPACE, "sweep.n_trials=4", "sweep.in_flight=1")
+    run(cfg)
+    ladder_trial = next(t for t in trials_of(tmp_path) if t.user_attrs.get("design") == "size_ladder")
+    # as a driver killed mid-trial leaves it: RUNNING in the study, no result.json, no live worker
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "sweep" / "study.db") as con:
+        con.execute("UPDATE trials SET state='RUNNING', datetime_complete=NULL WHERE number=?", (ladder_trial.number,))
+        con.execute("DELETE FROM trial_values WHERE trial_id=(SELECT trial_id FROM trials WHERE number=?)", (ladder_trial.number,))
+    (Path(ladder_trial.user_attrs["trial_dir"]) / "result.json").unlink()
+    run(cfg)
+    rerun = next(t for t in trials_of(tmp_path) if t.user_attrs.get("rerun_of") == ladder_trial.number)
+    assert rerun.user_attrs["design"] == "size_ladder" and rerun.user_attrs["origin"] == "sampler"
+    assert rerun.params == ladder_trial.params and rerun.state == TrialState.COMPLETE

@@ -26,23 +26,13 @@ from pai_sweep.schema.run import run_dict
 from pai_sweep.search_space import SearchSpace, apply_params, suggest
 from pai_sweep.sweep import reserve, size_ladder
 from pai_sweep.sweep.guidance import Guidance
+from pai_sweep.sweep.prefix_reuse import PREFIX_OF
 from pai_sweep.sweep.running import Outcome, Running, describe
 from pai_sweep.sweep.shutdown import Shutdown, is_folder_error, start_failure
 from pai_sweep.sweep.start_points import plan_start
 from pai_sweep.sweep.study import (
-    BASELINE,
-    RULE,
-    SAMPLER,
-    STALE_REASON,
-    STOPPED_REASON,
-    counts_toward_budget,
-    is_real_failure,
-    origin,
-    report_epoch,
-    set_baseline,
-    set_user_attrs,
-    study_store_refused,
-    trial_by_number,
+    BASELINE, RULE, SAMPLER, STALE_REASON, STOPPED_REASON, counts_toward_budget,
+    is_real_failure, origin, report_epoch, set_baseline, set_user_attrs, study_store_refused, trial_by_number,
 )
 from pai_sweep.trial_files import (
     RUN_CONFIG, STATUS_FAILED, STATUS_PRUNED, TrialResult, atomic_write_text, iter_metrics, jsonable, read_result,
@@ -61,6 +51,10 @@ BASELINE_PARAMS = {
 
 # evaluate(trial_dir, result, cfg, baseline, returncode, apply_penalties=...) -> Outcome (sweep/evaluate.py)
 Evaluate = Callable[..., Outcome]
+
+
+# what an unfinished trial was queued as goes with its re-run: a rule's parent and params, the size ladder, prefix reuse
+RERUN_KEEPS = ("parent", "params", "design", PREFIX_OF)
 
 
 class SweepLoop(Guidance, Shutdown):
@@ -153,7 +147,8 @@ class SweepLoop(Guidance, Shutdown):
         handle.set_user_attr("status", "failed")
         handle.set_user_attr("reason", reason)
         self.study.tell(handle, state=TrialState.FAIL)
-        attrs = {"origin": trial_origin, "rerun_of": handle.number}
+        kept = {k: v for k, v in handle.user_attrs.items() if k in RERUN_KEEPS}
+        attrs = {**kept, "origin": trial_origin, "rerun_of": handle.number}
         self.study.enqueue_trial(dict(stored_params), user_attrs=attrs)
         self.progress.note(f"trial {handle.number} {reason}: marked failed, its params queued to run again")
 
