@@ -235,7 +235,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--reuse-from", type=Path, default=None, help="an earlier search_quality.json whose runs of the methods "
                    "not run here are compared with these (paired by seed)")
     p.add_argument("--override", action="append", default=[], help="an override added to the methods run here (repeatable)")
+    p.add_argument("--summarise", type=Path, default=None, help="recompute an earlier search_quality.json's summaries "
+                   "and headline with this code (no sweeps run; the runs are kept as they are)")
     args = p.parse_args(argv)
+    if args.summarise is not None:
+        return resummarise(args.summarise, args.out)
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
     earlier = json.loads(args.reuse_from.read_text()) if args.reuse_from else None
     if methods and earlier is None and set(methods) != set(METHODS):
@@ -253,8 +257,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                    {m: r for m, r in earlier["tasks"][task]["runs"].items() if m not in (methods or METHODS)}
                                    if earlier else None)
                    for task in tasks}
-    head_task = "mnist1d" if "mnist1d" in results else tasks[0]
-    hs = results[head_task]["summary"]
     result = {
         "benchmark": "search_quality", "command": common.command_line(), "machine": common.machine_info(),
         "load": load.summary(), "quick": args.quick, "methods": METHODS, "seeds": seeds,
@@ -263,12 +265,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n_trials": n, "tolerance": tolerance, "reference_point": {"score": SCORE_REF, "params_x_original": PARAMS_REF_X},
         "target": (f"on mnist1d guided reaches plain TPE's final hypervolume within {TARGET_COMPUTE_SHARE:.0%} of TPE's compute; "
                    "on digits guided is never below TPE at equal compute"),
-        "headline": {"task": head_task, "seeds": len(seeds),
-                     "compute_share_to_reach_tpe_final": hs["compute_share_to_reach_tpe_final"],
-                     "beats_tpe_at_equal_compute": hs["beats_tpe_at_equal_compute"]},
         "tasks": results,
     }
+    result["headline"] = headline(result)
     common.write_result("search_quality", result, markdown(result), args.out)
+    return result
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    task = "mnist1d" if "mnist1d" in result["tasks"] else next(iter(result["tasks"]))
+    hs = result["tasks"][task]["summary"]
+    return {"task": task, "seeds": len(result["seeds"]),
+            "compute_share_to_reach_tpe_final": hs["compute_share_to_reach_tpe_final"],
+            "beats_tpe_at_equal_compute": hs["beats_tpe_at_equal_compute"]}
+
+
+def resummarise(path: Path, out: Path | None) -> dict[str, Any]:
+    """An earlier result with its summaries and headline computed again from its stored runs."""
+    result = json.loads(path.read_text())
+    for data in result["tasks"].values():
+        data["summary"] = summarise(data["runs"], result["n_trials"])
+    result["headline"] = headline(result)
+    result["resummarised"] = {"from": str(path), "by_commit": common.machine_info().get("commit")}
+    common.write_result("search_quality", result, markdown(result), out)
     return result
 
 
@@ -315,16 +334,22 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
         per_seed.append({"seed": g["seed"], "tpe_final": level, "guided_final": g["curves"]["hypervolume"][-1],
                          "trials_to_tpe_final": k, "compute_to_tpe_final": c, "tpe_compute": t["compute_seconds"],
                          "guided_compute": g["compute_seconds"], "compute_share": round(share, 3),
-                         "compute_share_baseline_left_out": round(compute_share(baseline_left_out(g), baseline_left_out(t))[0], 3)})
+                         "compute_share_baseline_left_out": round(compute_share(baseline_left_out(g), baseline_left_out(t))[0], 3),
+                         "tpe_improved": level > hv_at_compute(t, 0.0) + 1e-12})
     # mean hypervolume against compute, on a grid from the point where every method has finished a trial (on
-    # average; before it, which trial happens to end first decides everything) to the smallest mean total compute
+    # average; before it, which trial happens to end first decides everything) to the largest mean total compute,
+    # each sweep's curve flat after its last trial (a grid that stopped at the smallest total hid a method's last
+    # trials)
     totals = {m: sum(r["compute_seconds"] for r in rs) / len(rs) for m, rs in runs.items()}
     start = max(sum(r["first_trial_compute"] for r in rs) / len(rs) for rs in runs.values())
-    top = min(totals.values())
+    top = max(totals.values())
     grid = [round(start + (top - start) * i / (COMPUTE_GRID - 1), 2) for i in range(COMPUTE_GRID)]
     vs_compute = {m: [round(sum(hv_at_compute(r, c) for r in rs) / len(rs), 5) for c in grid] for m, rs in runs.items()}
     gaps = [g - t for g, t in zip(vs_compute["guided"], vs_compute["tpe"])]
-    share = round(sum(p["compute_share"] for p in per_seed) / len(per_seed), 3) if per_seed else None
+    # a seed where TPE's sweep never beat the baseline's own point has nothing to reach (guided would "reach" it at
+    # compute 0): it is left out of the mean share, and counted
+    counted = [p for p in per_seed if p["tpe_improved"]]
+    share = round(sum(p["compute_share"] for p in counted) / len(counted), 3) if counted else None
     return {
         "mean_curves": mean,
         "compute_grid": grid,
@@ -332,6 +357,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
         "tpe_final_hypervolume": tpe_final,
         "guided_trials_to_tpe_final": first_reaching(mean["guided"]["hypervolume"], tpe_final) if tpe_final is not None else None,
         "compute_share_to_reach_tpe_final": share,
+        "seeds_where_tpe_beat_the_baseline": len(counted),
         "compute_share_baseline_left_out": round(sum(p["compute_share_baseline_left_out"] for p in per_seed) / len(per_seed), 3) if per_seed else None,
         "beats_tpe_at_equal_compute": bool(gaps and min(gaps) >= -1e-9 and gaps[-1] > 0),
         "guided_minus_tpe_at_compute": {"min": round(min(gaps), 5), "max": round(max(gaps), 5), "final": round(gaps[-1], 5)} if gaps else None,
@@ -375,7 +401,9 @@ def task_markdown(task: str, data: dict[str, Any], n: int) -> str:
     return (
         f"\n## {task}\n\n" + common.md_table(head, rows)
         + f"\n\nPlain TPE's final mean hypervolume {s['tpe_final_hypervolume']}; guided needs a share "
-        f"{s['compute_share_to_reach_tpe_final']} of TPE's compute to reach each seed's TPE final ({per_seed}); "
+        f"{s['compute_share_to_reach_tpe_final']} of TPE's compute to reach each seed's TPE final ({per_seed}; the mean "
+        f"over the {s.get('seeds_where_tpe_beat_the_baseline', len(s['per_seed']))} of {len(s['per_seed'])} seeds where TPE "
+        "beat the baseline's own point); "
         f"with the baseline's point left out of every hypervolume (the measure before 2026-12-01) "
         f"{s['compute_share_baseline_left_out']}. "
         f"Guided minus TPE mean hypervolume at equal compute: {s['guided_minus_tpe_at_compute']}; "
@@ -396,6 +424,8 @@ def markdown(result: dict[str, Any]) -> str:
         "compute 0, its compute left out; wall trial seconds beside them).\n\n"
         f"Headline ({h['task']}): compute share to reach TPE's final hypervolume {h['compute_share_to_reach_tpe_final']} "
         f"(target <= {TARGET_COMPUTE_SHARE}: **{verdict}**); guided never below TPE at equal compute: {h['beats_tpe_at_equal_compute']}.\n"
+        + (f"\nSummaries recomputed from the stored runs of {result['resummarised']['from']} by commit "
+           f"{result['resummarised']['by_commit']} (no sweeps run again).\n" if result.get("resummarised") else "")
         + (f"\nRun here: {', '.join(result['run_here'])} (with {' '.join(result['overrides_here']) or 'no extra overrides'}); "
            f"the other methods' runs from {result['reused_from']['file']} (commit {result['reused_from']['commit']}).\n"
            if result.get("reused_from") else "")

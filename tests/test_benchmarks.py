@@ -117,8 +117,11 @@ def test_search_quality_quick(tmp_path):
         assert 0 < sweep["compute_seconds"] and 0 < sweep["wall_trial_seconds"]  # CPU seconds of the trial that ran
     head = data["headline"]
     assert head["task"] == "mnist1d" and head["seeds"] == 1
-    assert isinstance(head["beats_tpe_at_equal_compute"], bool) and head["compute_share_to_reach_tpe_final"] >= 0
-    assert task["summary"]["compute_share_baseline_left_out"] >= 0
+    assert isinstance(head["beats_tpe_at_equal_compute"], bool)
+    # no share where TPE's 2-epoch trial did not beat the baseline: nothing to reach
+    summary = task["summary"]
+    assert (head["compute_share_to_reach_tpe_final"] is None) == (summary["seeds_where_tpe_beat_the_baseline"] == 0)
+    assert summary["compute_share_baseline_left_out"] >= 0
     assert "hypervolume" in md and "Headline" in md
 
 
@@ -216,3 +219,22 @@ def test_the_baseline_point_counts_for_every_method_from_compute_0():
     # the measure before: the baseline left out credits TPE's re-run, which guided never matches
     share, reached = search_quality.compute_share(search_quality.baseline_left_out(guided), search_quality.baseline_left_out(tpe))
     assert reached is None and share == 1.0
+
+    # in the summary such a seed has nothing to reach: it is left out of the mean share, not counted as 0
+    def sweep(seed, points):
+        run = {"seed": seed, "original_params": 500.0, "baseline_score": 90.0, "baseline_params": 500.0, "points": [base, *points],
+               "compute_seconds": max(p["compute"] for p in points), "first_trial_compute": min(p["compute"] for p in points),
+               "seconds": 1.0, "wall_trial_seconds": 1.0, "derived": 0, "lower_bounds": 0, "origins": {"sampler": 1, "rule": 0},
+               "failed": 0}
+        return {**run, "curves": search_quality.curves(run, 1, 1.0)}
+
+    rerun = {"at": 1, "compute": 20.0, "origin": "sampler", "score": 90.0, "params": 500.0}  # the original model again
+    runs = {
+        "tpe": [sweep(0, [rerun]), sweep(1, [{**rerun, "score": 88.0, "params": 300.0}])],
+        "guided": [sweep(0, [{**rerun, "compute": 8.0, "score": 70.0, "params": 200.0}]),
+                   sweep(1, [{**rerun, "compute": 10.0, "score": 88.0, "params": 300.0}])],
+    }
+    runs["random"] = runs["tpe"]
+    summary = search_quality.summarise(runs, 1)
+    assert [p["tpe_improved"] for p in summary["per_seed"]] == [False, True]
+    assert summary["seeds_where_tpe_beat_the_baseline"] == 1 and summary["compute_share_to_reach_tpe_final"] == 0.5

@@ -40,3 +40,9 @@ def test_no_ladder_on_a_grid_which_runs_every_size_anyway():
     assert len(ladder(GUIDED, EFFICIENCY, space, 3)) == 3
     grid = OmegaConf.merge(GUIDED, {"sampler": "grid"})
     assert ladder(grid, EFFICIENCY, space, 3) == []
+
+
+def test_a_range_below_the_original_keeps_its_own_high_end():
+    space = parse_space({"downsize.width_mult": {"type": "float", "low": 0.1, "high": 0.8}})
+    widths = [r["downsize.width_mult"] for r in ladder(GUIDED, EFFICIENCY, space, 4)]
+    assert widths == pytest.approx([0.8, 0.1 * 8 ** (2 / 3), 0.1 * 8 ** (1 / 3), 0.1])

@@ -6,7 +6,7 @@ original (the space's own downsizing values, one step down at a time: the larges
 model), each with the space's most dendrites and its
 latest switch: one trial then measures a smaller base model at its plateau (the plain phase, told as a
 derived point when it plateaued) and what dendrites add to it. The sampler draws every other knob, and the
-ladder's trials are its start-up trials: they count toward n_trials and the sampler learns from them.
+ladder's trials count toward n_trials and toward TPE's start-up, and a model-based sampler (TPE) learns from them.
 `sweep.size_ladder=off` starts with random draws instead.
 """
 
@@ -38,23 +38,26 @@ def applies(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace) -> str | Non
 
 
 def _sizes(space: SearchSpace, key: str) -> list[float]:
-    """The key's values below the original (1.0), smallest first: its grid, or 4 geometric steps of a range."""
+    """The key's values below the original (1.0), smallest first: its grid, or 4 geometric steps of a range (its
+    high end among them when it is below 1.0)."""
     dist = space.by_key[key].distribution
     if isinstance(dist, CategoricalDistribution):
         values = [float(v) for v in dist.choices if isinstance(v, (int, float)) and not isinstance(v, bool)]
     elif getattr(dist, "step", None):
         n = int(round((dist.high - dist.low) / dist.step))
         values = [dist.low + i * dist.step for i in range(n + 1)]
-    else:
-        top = min(dist.high, 1.0)
-        values = [dist.low * (top / dist.low) ** (i / 4) for i in range(4)] if dist.low > 0 else []
+    elif dist.low > 0 and dist.high < 1.0:  # every size is below the original: the range's own ends are sizes
+        values = [dist.low * (dist.high / dist.low) ** (i / 3) for i in range(4)]
+    else:  # up to the original (1.0), which the baseline already measures
+        values = [dist.low * (1.0 / dist.low) ** (i / 4) for i in range(4)] if dist.low > 0 else []
     return sorted({round(v, 10) for v in values if 0 < v < 1.0})
 
 
 def ladder(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace, rungs: int) -> list[dict[str, Any]]:
     """Params fixed for each ladder trial, the largest model below the original first (a small model can fall
     below what is worth having; the step down from the original rarely does): at most `rungs` sizes spread over the range,
-    each with the space's most dendrites and latest switch (where the space searches them)."""
+    each with the space's most dendrites and latest switch (where the space searches them as numbers, unconditionally;
+    otherwise the sampler draws them)."""
     key = applies(sweep_cfg, objective_cfg, space)
     if key is None or rungs < 1:
         return []
@@ -70,8 +73,9 @@ def ladder(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace, rungs: int) -
 
 
 def rungs_for(n_trials: int, startup: int) -> int:
-    """Half of the sampler's start-up trials (at least 1): the rest stays random, so the sampler still sees the
-    space beyond the ladder's corner (most dendrites, latest switch)."""
+    """Half of TPE's start-up count (at least 1), at most a quarter of the trials. TPE counts every finished trial
+    toward its start-up (the baseline and derived trials too), so its random draws are fewer than the other half,
+    but the sampler still draws beyond the ladder's corner (most dendrites, latest switch) before it models."""
     return max(1, min(startup // 2, math.ceil(n_trials / 4)))
 
 
