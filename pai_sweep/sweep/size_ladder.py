@@ -2,14 +2,13 @@
 
 The seed's efficiency workflow is "make the model smaller first, then add dendrites". So before the
 sampler draws at random, a guided sweep with objective=efficiency runs the model at a few sizes below the
-original (the space's own downsizing values, one step down at a time: the largest first, as a user shrinks a
-model), each with the space's most dendrites and its
-latest switch: one trial then measures a smaller base model at its plateau (the plain phase, told as a
-derived point when it plateaued) and what dendrites add to it. The sampler draws every other knob, and the
-ladder's trials count toward n_trials and toward TPE's start-up, and a model-based sampler (TPE) learns from them.
-`sweep.size_ladder=off` starts with random draws instead.
+original (the space's own downsizing values, one step down at a time: the largest first, as a user
+shrinks a model), each with the space's most dendrites and its latest switch: one trial then measures a
+smaller base model at its plateau (the plain phase, told as a derived point when it plateaued) and what
+dendrites add to it. The sampler draws every other knob. The ladder's trials count toward n_trials and
+toward TPE's start-up, and a model-based sampler (TPE) learns from them. `sweep.size_ladder=off` starts
+with random draws instead.
 """
-
 from __future__ import annotations
 
 import math
@@ -55,9 +54,9 @@ def _sizes(space: SearchSpace, key: str) -> list[float]:
 
 def ladder(sweep_cfg: Any, objective_cfg: Any, space: SearchSpace, rungs: int) -> list[dict[str, Any]]:
     """Params fixed for each ladder trial, the largest model below the original first (a small model can fall
-    below what is worth having; the step down from the original rarely does): at most `rungs` sizes spread over the range,
-    each with the space's most dendrites and latest switch (where the space searches them as numbers, unconditionally;
-    otherwise the sampler draws them)."""
+    below what is worth having; the step down from the original rarely does): at most `rungs` sizes spread over
+    the range, each with the space's most dendrites and latest switch (where the space searches them as numbers,
+    unconditionally; otherwise the sampler draws them)."""
     key = applies(sweep_cfg, objective_cfg, space)
     if key is None or rungs < 1:
         return []
