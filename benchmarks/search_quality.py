@@ -96,6 +96,15 @@ def _seconds(t, key: str = "cpu_seconds") -> float:
     return 0.0
 
 
+def _test_score(t) -> float | None:
+    """The test score of the architecture the trial's value is about (chosen on validation), where recorded."""
+    for key in ("chosen_test", "best_test"):
+        value = t.user_attrs.get(key)
+        if isinstance(value, (int, float)) and value == value:
+            return float(value)
+    return None
+
+
 def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:
     """The sweep's trials in the order they were used, with derived points at their parent's position and compute."""
     import optuna
@@ -122,10 +131,10 @@ def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:
         if ref not in position:
             continue
         points.append({"at": position[ref], "compute": compute[ref], "origin": o,
-                       "score": float(t.values[0]), "params": float(t.values[1])})
+                       "score": float(t.values[0]), "params": float(t.values[1]), "test": _test_score(t)})
     if baseline is not None:  # what every method starts from (see the module docstring)
         points.insert(0, {"at": 0, "compute": 0.0, "origin": "baseline", "score": float(baseline.values[0]),
-                          "params": float(baseline.values[1])})
+                          "params": float(baseline.values[1]), "test": _test_score(baseline)})
     original = None
     for t in trials:  # the original model's size, from any trial's result (the baseline's own run)
         if t.user_attrs.get("trial_dir"):
@@ -173,16 +182,18 @@ def compute_to_reach(sweep: dict[str, Any], level: float) -> float | None:
 def curves(sweep: dict[str, Any], n: int, tolerance: float) -> dict[str, list]:
     params_ref = _params_ref(sweep)
     base_s, base_p = sweep["baseline_score"], sweep["baseline_params"]
-    hv, hv_real, smallest, best_small = [], [], [], []
+    hv, hv_real, hv_test, smallest, best_small = [], [], [], [], []
     for k in range(1, n + 1):
         seen = [p for p in sweep["points"] if p["at"] <= k]
         hv.append(round(hypervolume([(p["score"], p["params"]) for p in seen], params_ref), 5))
+        # the same points (selected on validation) at their test scores: a validation maximum that was luck shows here
+        hv_test.append(round(hypervolume([(p["test"], p["params"]) for p in seen if p.get("test") is not None], params_ref), 5))
         hv_real.append(round(hypervolume([(p["score"], p["params"]) for p in seen if p["origin"] != "derived"], params_ref), 5))
         feas = [p["params"] for p in seen if base_s is not None and p["score"] >= base_s - tolerance]
         smallest.append(min(feas) if feas else None)
         small = [p["score"] for p in seen if base_p is not None and p["params"] < base_p]
         best_small.append(round(max(small), 3) if small else None)
-    return {"hypervolume": hv, "hypervolume_ran_only": hv_real, "smallest_feasible_params": smallest,
+    return {"hypervolume": hv, "hypervolume_ran_only": hv_real, "hypervolume_test": hv_test, "smallest_feasible_params": smallest,
             "best_score_smaller_than_baseline": best_small}
 
 
@@ -236,10 +247,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "not run here are compared with these (paired by seed)")
     p.add_argument("--override", action="append", default=[], help="an override added to the methods run here (repeatable)")
     p.add_argument("--summarise", type=Path, default=None, help="recompute an earlier search_quality.json's summaries "
-                   "and headline with this code (no sweeps run; the runs are kept as they are)")
+                   "and headline with this code (no sweeps run); with --work (that run's folder) its sweeps are read again")
     args = p.parse_args(argv)
     if args.summarise is not None:
-        return resummarise(args.summarise, args.out)
+        return resummarise(args.summarise, args.out, args.work)
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
     earlier = json.loads(args.reuse_from.read_text()) if args.reuse_from else None
     if methods and earlier is None and set(methods) != set(METHODS):
@@ -280,10 +291,16 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
             "beats_tpe_at_equal_compute": hs["beats_tpe_at_equal_compute"]}
 
 
-def resummarise(path: Path, out: Path | None) -> dict[str, Any]:
-    """An earlier result with its summaries and headline computed again from its stored runs."""
+def resummarise(path: Path, out: Path | None, work: Path | None = None) -> dict[str, Any]:
+    """An earlier result with its summaries and headline computed again from its stored runs; with `work` (its
+    --work folder, still there) each run's points are read again from its sweep's study (what this code reads)."""
     result = json.loads(path.read_text())
-    for data in result["tasks"].values():
+    for task, data in result["tasks"].items():
+        for method, rs in data["runs"].items():
+            for r in rs if work is not None else ():
+                name = f"{task}_{method}_s{r['seed']}"
+                r["points"] = read_sweep(work / name, name)["points"]
+                r["curves"] = curves(r, result["n_trials"], result["tolerance"])
         data["summary"] = summarise(data["runs"], result["n_trials"])
     result["headline"] = headline(result)
     result["resummarised"] = {"from": str(path), "by_commit": common.machine_info().get("commit")}
@@ -302,13 +319,16 @@ def paired(diffs: list[float]) -> dict[str, Any]:
 
 
 def guided_vs_tpe(runs: dict[str, list[dict[str, Any]]], n: int, grid: list[float]) -> dict[str, Any]:
-    """Guided minus plain TPE, paired by seed: hypervolume after k trials and at equal compute."""
+    """Guided minus plain TPE, paired by seed: hypervolume after k trials and at equal compute, and the test-score
+    hypervolume of the same points after all n trials."""
     pairs = list(zip(runs["guided"], runs["tpe"]))
+    test_final = (paired([g["curves"]["hypervolume_test"][-1] - t["curves"]["hypervolume_test"][-1] for g, t in pairs])
+                  if all("hypervolume_test" in r["curves"] for r in runs["guided"] + runs["tpe"]) else None)
     at_trials = {k: paired([g["curves"]["hypervolume"][k - 1] - t["curves"]["hypervolume"][k - 1] for g, t in pairs])
                  for k in sorted({max(1, round(n * f)) for f in (0.25, 0.5, 0.75, 1.0)})}
     at_compute = {c: paired([hv_at_compute(g, c) - hv_at_compute(t, c) for g, t in pairs])
                   for c in (grid[len(grid) // 4], grid[len(grid) // 2], grid[-1])} if grid else {}
-    return {"after_trials": at_trials, "at_compute_seconds": at_compute}
+    return {"after_trials": at_trials, "at_compute_seconds": at_compute, "test_after_all_trials": test_final}
 
 
 def compute_share(guided: dict[str, Any], tpe: dict[str, Any]) -> tuple[float, float | None]:
@@ -324,7 +344,8 @@ def baseline_left_out(sweep: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
-    mean = {m: {k: mean_curve([r["curves"][k] for r in rs]) for k in rs[0]["curves"]} for m, rs in runs.items() if rs}
+    mean = {m: {k: mean_curve([r["curves"][k] for r in rs]) for k in rs[0]["curves"] if all(k in r["curves"] for r in rs)}
+            for m, rs in runs.items() if rs}
     tpe_final = mean["tpe"]["hypervolume"][-1]
     per_seed = []
     for g, t in zip(runs["guided"], runs["tpe"]):
@@ -398,6 +419,11 @@ def task_markdown(task: str, data: dict[str, Any], n: int) -> str:
 
     diffs = "; ".join([*(f"after {k} trials {said(d)}" for k, d in gp["after_trials"].items()),
                        *(f"at {float(c):.0f} CPU s {said(d)}" for c, d in gp["at_compute_seconds"].items())])
+    test = ""
+    if gp.get("test_after_all_trials") and all("hypervolume_test" in mc[m] for m in mc):
+        finals = ", ".join(f"{m} {mc[m]['hypervolume_test'][-1]}" for m in mc)
+        test = (f"\nThe same points at their test scores (each chosen on validation; the selection's luck does not carry "
+                f"over): final hypervolume {finals}; guided minus TPE after {n} trials {said(gp['test_after_all_trials'])}.\n")
     return (
         f"\n## {task}\n\n" + common.md_table(head, rows)
         + f"\n\nPlain TPE's final mean hypervolume {s['tpe_final_hypervolume']}; guided needs a share "
@@ -409,6 +435,7 @@ def task_markdown(task: str, data: dict[str, Any], n: int) -> str:
         f"Guided minus TPE mean hypervolume at equal compute: {s['guided_minus_tpe_at_compute']}; "
         f"never below TPE: {s['beats_tpe_at_equal_compute']}.\n\n"
         f"Guided minus TPE hypervolume, paired by seed (mean +/- standard error over seeds): {diffs}.\n"
+        + test
     )
 
 

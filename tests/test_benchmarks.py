@@ -113,7 +113,8 @@ def test_search_quality_quick(tmp_path):
         sweep = runs[0]
         assert sweep["n_used"] == 1 and sweep["baseline_score"] is not None
         assert sweep["original_params"] and sweep["baseline_params"] == sweep["original_params"]  # the baseline is not downsized
-        assert len(sweep["curves"]["hypervolume"]) == data["n_trials"]
+        assert len(sweep["curves"]["hypervolume"]) == len(sweep["curves"]["hypervolume_test"]) == data["n_trials"]
+        assert all(p["test"] is not None for p in sweep["points"])  # every point's test score beside its validation one
         assert 0 < sweep["compute_seconds"] and 0 < sweep["wall_trial_seconds"]  # CPU seconds of the trial that ran
     head = data["headline"]
     assert head["task"] == "mnist1d" and head["seeds"] == 1
