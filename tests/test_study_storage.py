@@ -65,3 +65,19 @@ def test_user_attrs_are_written_in_one_commit(tmp_path):
     assert len(commits) == 2
     study.tell(trial, 1.0)
     assert study.trials[0].user_attrs == {**attrs, "one_more": 1}
+
+
+def test_an_epoch_reported_again_is_left_as_it_was_without_a_warning(tmp_path):
+    import warnings
+
+    from pai_sweep.sweep.study import report_epoch
+
+    for directions in (["maximize"], ["maximize", "minimize"]):
+        study = optuna.create_study(storage=f"sqlite:///{tmp_path / f'{len(directions)}.db'}", directions=directions)
+        trial = study.ask()
+        report_epoch(study, trial, 50.0, 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # optuna's "already reported" UserWarning would raise here
+            report_epoch(study, trial, 60.0, 0)  # a driver following the trial again reads metrics.jsonl from the start
+        report_epoch(study, trial, 70.0, 1)
+        assert study.trials[0].intermediate_values == {0: 50.0, 1: 70.0}

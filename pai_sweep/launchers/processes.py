@@ -88,6 +88,11 @@ def stop_group(proc: Any, grace: float = GRACE_S, kill_wait: float | None = GRAC
         except (ProcessLookupError, PermissionError):
             return
         if _ended(proc, wait):
+            if sig != signal.SIGKILL:  # the leader left on SIGTERM; what it started and ignored SIGTERM goes too
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             return
 
 

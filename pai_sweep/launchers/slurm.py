@@ -25,7 +25,7 @@ from submitit.core.utils import DelayedSubmission, FailedJobError
 
 from pai_sweep.errors import ConfigError, LauncherError
 from pai_sweep.launchers.base import JobState, Launcher, TrialJob
-from pai_sweep.launchers.processes import Pid, WorkerRun, no_result, pid_alive, tail
+from pai_sweep.launchers.processes import Pid, WorkerRun, no_result, pid_alive, stop_group, tail
 from pai_sweep.launchers.slurm_queue import COMMAND_TIMEOUT_S, SlurmQueue, check_partition, describe_end, to_job_state
 from pai_sweep.trial_files import LAUNCH, RESULT, RUN_CONFIG, WORKER_LOG, read_result, write_json
 
@@ -139,8 +139,10 @@ class WorkerJob:
 
     def checkpoint(self) -> DelayedSubmission | None:
         """submitit calls this on preemption or time limit: stop the worker, ask for a requeue."""
-        if self._proc is not None:
-            _stop(self._proc)
+        if self._proc is not None and pid_alive(self._proc.pid):
+            # A signal handler: the main thread is blocked in the worker's Popen.wait, which holds its reaping lock,
+            # so wait on the pid (an exited worker counts as gone) instead of Popen, or every stop took the full grace.
+            stop_group(Pid(self._proc.pid), grace=_STOP_GRACE_S, kill_wait=5.0)
         if self.requeues + 1 > self.max_requeues:
             return None  # submitit then ends the job as failed
         return DelayedSubmission(type(self)(self.trial_dir, self.max_requeues, self.requeues + 1))

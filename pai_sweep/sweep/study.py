@@ -299,10 +299,14 @@ def config_summary(cfg: Any, space: SearchSpace) -> dict[str, Any]:
 def report_epoch(study: optuna.Study, trial: optuna.trial.Trial, value: float, step: int) -> None:
     """An intermediate value (one epoch's score) on a running trial. Optuna's trial.report refuses
     multi-objective studies (only its pruners need that check); the storage takes the value either way,
-    so optuna-dashboard's Intermediate Values panel shows every trained trial."""
+    so optuna-dashboard's Intermediate Values panel shows every trained trial. A step already recorded is left as
+    it is (a driver that follows a trial again after a restart or a stop reads its metrics.jsonl from the start;
+    trial.report would print a warning per epoch on stderr)."""
+    if step in study._storage.get_trial(trial._trial_id).intermediate_values:
+        return
     if len(study.directions) == 1:
         trial.report(value, step=step)
-    elif step not in study._storage.get_trial(trial._trial_id).intermediate_values:
+    else:
         study._storage.set_trial_intermediate_value(trial._trial_id, step, value)
 
 
