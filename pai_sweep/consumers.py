@@ -3,7 +3,7 @@
 Each part of pai-sweep that reads run-config fields declares, next to its own code, which
 fields it reads under which option (a `Reads`): the downsizing (models/downsize.py), the
 model builders (models/__init__.py, from zoo.py / vision.py / build.py), the dendrites switch and
-the plain model (perforate.py, worker.py), the built-in training loop (training.py). One check
+the plain model (perforate.py, worker.py), the built-in training loop (train_loop.py). One check
 walks the keys of `sweep.space` and the command-line overrides against those declarations,
 so `downsize.width_mult` searched under `downsize=none` stops before anything runs:
 
