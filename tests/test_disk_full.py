@@ -105,6 +105,9 @@ def test_a_worker_that_dies_of_a_full_trial_folder_ends_failed_with_the_reason(t
     reason = by_number[0].user_attrs["reason"]
     assert reason.startswith(f"its folder cannot be written: {result_json}: No space left on device (errno 28 ENOSPC)"), reason
     assert "exited without result.json (exit code 1)" in reason
+    # the disk's fault, not the trial's: it is queued to run again once there is room, and does not use the budget
+    assert by_number[0].user_attrs["requeued"] is True
+    assert 0 in [t.user_attrs.get("rerun_of") for t in by_number.values() if t.state == TrialState.WAITING]
     assert [t.number for t in by_number.values() if t.state == TrialState.RUNNING] == []
     assert not (sweep / "trials" / "1").exists()  # no further trial was started into the refusing folder
     assert not (sweep / reserve.RESERVE_FILE).exists()

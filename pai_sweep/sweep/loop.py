@@ -31,7 +31,7 @@ from pai_sweep.sweep.running import Outcome, Running, describe
 from pai_sweep.sweep.shutdown import Shutdown, is_folder_error, start_failure
 from pai_sweep.sweep.start_points import plan_start
 from pai_sweep.sweep.study import (
-    BASELINE, RULE, SAMPLER, STALE_REASON, STOPPED_REASON, counts_toward_budget,
+    BASELINE, REQUEUED, RULE, SAMPLER, STALE_REASON, STOPPED_REASON, counts_toward_budget,
     is_real_failure, origin, report_epoch, set_baseline, set_user_attrs, study_store_refused, trial_by_number,
 )
 from pai_sweep.trial_files import (
@@ -324,16 +324,21 @@ class SweepLoop(Guidance, Shutdown):
         is_baseline = run.origin == BASELINE
         outcome = self.evaluate(run.trial_dir, result, self.cfg, self.baseline, returncode, apply_penalties=not is_baseline)
         self._refuse(outcome.unwritten)
+        refused = None
         if result is None and run.trial_dir.is_dir():
             # the folder says why too; when it cannot, that is most likely what the worker died of
             refused = self._write_result(run.trial_dir, TrialResult(status=STATUS_FAILED, reason=outcome.reason))
             if refused is not None:
                 outcome.reason = f"its folder cannot be written: {os_error_line(refused, fix=False)} ({outcome.reason})"
+                outcome.attrs[REQUEUED] = True  # the disk's fault, not the trial's: it runs again and counts once
         try:
             self._tell(run, outcome)
         except Exception:
             self.running[run.number] = run  # not told: stop() (or the next start) tells it
             raise
+        if result is None and refused is not None:
+            kept = {k: v for k, v in run.trial.user_attrs.items() if k in RERUN_KEEPS}
+            self.study.enqueue_trial(dict(run.trial.params), user_attrs={**kept, "origin": run.origin, "rerun_of": run.number})
         if is_baseline:
             if outcome.state == TrialState.COMPLETE:
                 score = outcome.attrs["score"]

@@ -29,6 +29,7 @@ SAMPLER, BASELINE, DERIVED, RULE = "sampler", "baseline", "derived", "rule:"
 STALE_REASON = "driver stopped while running"
 STOPPED_REASON = "cancelled: the sweep stopped"
 RESTART_REASONS = (STALE_REASON, STOPPED_REASON)  # such trials are re-run and do not count
+REQUEUED = "requeued"  # user attr: a trial that failed of its folder (a full disk) and was queued to run again
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 CONFIG_FILE = "config.yaml"
@@ -50,11 +51,13 @@ def origin(trial: FrozenTrial) -> str:
 def counts_toward_budget(trial: FrozenTrial) -> bool:
     """Sampler and rule trials that really ran; derived, baseline and restarted ones do not count."""
     o = origin(trial)
-    return (o == SAMPLER or o.startswith(RULE)) and trial.state in FINISHED and trial.user_attrs.get("reason") not in RESTART_REASONS
+    return ((o == SAMPLER or o.startswith(RULE)) and trial.state in FINISHED and trial.user_attrs.get("reason") not in RESTART_REASONS
+            and not trial.user_attrs.get(REQUEUED))
 
 
 def is_real_failure(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.FAIL and trial.user_attrs.get("reason") not in RESTART_REASONS and origin(trial) != DERIVED
+    return (trial.state == TrialState.FAIL and trial.user_attrs.get("reason") not in RESTART_REASONS and origin(trial) != DERIVED
+            and not trial.user_attrs.get(REQUEUED))
 
 
 def _compat(config: dict) -> dict:
