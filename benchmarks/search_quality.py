@@ -16,6 +16,8 @@ adds nothing (before 2026-12-01 it was left out, which credited such trials; the
 share as `compute_share_baseline_left_out`):
 - hypervolume of (score, parameters): maximise the score, minimise parameters, reference point
   (SCORE_REF % accuracy, PARAMS_REF_X x the original model's parameters), normalised to [0, 1];
+- the same hypervolume at the test scores of the same points (each chosen on validation), beside it: a
+  validation maximum that was luck does not carry over;
 - the fewest parameters among feasible trials (score >= baseline - tolerance), and the best
   score among trials smaller than the baseline model.
 The headline (mnist1d): the share of plain TPE's total compute that guided needed to reach TPE's
@@ -98,11 +100,9 @@ def _seconds(t, key: str = "cpu_seconds") -> float:
 
 def _test_score(t) -> float | None:
     """The test score of the architecture the trial's value is about (chosen on validation), where recorded."""
-    for key in ("chosen_test", "best_test"):
-        value = t.user_attrs.get(key)
-        if isinstance(value, (int, float)) and value == value:
-            return float(value)
-    return None
+    from pai_sweep.trial_files import finite
+
+    return next((v for v in (finite(t.user_attrs.get(k)) for k in ("chosen_test", "best_test")) if v is not None), None)
 
 
 def read_sweep(sweep_dir: Path, name: str) -> dict[str, Any]:

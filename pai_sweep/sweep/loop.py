@@ -147,10 +147,13 @@ class SweepLoop(Guidance, Shutdown):
         handle.set_user_attr("status", "failed")
         handle.set_user_attr("reason", reason)
         self.study.tell(handle, state=TrialState.FAIL)
-        kept = {k: v for k, v in handle.user_attrs.items() if k in RERUN_KEEPS}
-        attrs = {**kept, "origin": trial_origin, "rerun_of": handle.number}
-        self.study.enqueue_trial(dict(stored_params), user_attrs=attrs)
+        self._queue_again(handle, trial_origin, stored_params)
         self.progress.note(f"trial {handle.number} {reason}: marked failed, its params queued to run again")
+
+    def _queue_again(self, handle: optuna.trial.Trial, trial_origin: str, stored_params: dict) -> None:
+        """The same params as a new trial that keeps what the old one was queued as (RERUN_KEEPS) and names it."""
+        kept = {k: v for k, v in handle.user_attrs.items() if k in RERUN_KEEPS}
+        self.study.enqueue_trial(dict(stored_params), user_attrs={**kept, "origin": trial_origin, "rerun_of": handle.number})
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> None:
@@ -336,9 +339,8 @@ class SweepLoop(Guidance, Shutdown):
         except Exception:
             self.running[run.number] = run  # not told: stop() (or the next start) tells it
             raise
-        if result is None and refused is not None:
-            kept = {k: v for k, v in run.trial.user_attrs.items() if k in RERUN_KEEPS}
-            self.study.enqueue_trial(dict(run.trial.params), user_attrs={**kept, "origin": run.origin, "rerun_of": run.number})
+        if refused is not None:
+            self._queue_again(run.trial, run.origin, run.trial.params)
         if is_baseline:
             if outcome.state == TrialState.COMPLETE:
                 score = outcome.attrs["score"]

@@ -48,16 +48,19 @@ def origin(trial: FrozenTrial) -> str:
     return str(trial.user_attrs.get("origin", SAMPLER))
 
 
+def queued_again(trial: FrozenTrial) -> bool:
+    """Ended by the driver or the disk, not by itself: its params run again in a new trial (which counts instead)."""
+    return trial.user_attrs.get("reason") in RESTART_REASONS or bool(trial.user_attrs.get(REQUEUED))
+
+
 def counts_toward_budget(trial: FrozenTrial) -> bool:
     """Sampler and rule trials that really ran; derived, baseline and restarted ones do not count."""
     o = origin(trial)
-    return ((o == SAMPLER or o.startswith(RULE)) and trial.state in FINISHED and trial.user_attrs.get("reason") not in RESTART_REASONS
-            and not trial.user_attrs.get(REQUEUED))
+    return (o == SAMPLER or o.startswith(RULE)) and trial.state in FINISHED and not queued_again(trial)
 
 
 def is_real_failure(trial: FrozenTrial) -> bool:
-    return (trial.state == TrialState.FAIL and trial.user_attrs.get("reason") not in RESTART_REASONS and origin(trial) != DERIVED
-            and not trial.user_attrs.get(REQUEUED))
+    return trial.state == TrialState.FAIL and origin(trial) != DERIVED and not queued_again(trial)
 
 
 def _compat(config: dict) -> dict:
@@ -305,12 +308,14 @@ def report_epoch(study: optuna.Study, trial: optuna.trial.Trial, value: float, s
     so optuna-dashboard's Intermediate Values panel shows every trained trial. A step already recorded is left as
     it is (a driver that follows a trial again after a restart or a stop reads its metrics.jsonl from the start;
     trial.report would print a warning per epoch on stderr)."""
-    if step in study._storage.get_trial(trial._trial_id).intermediate_values:
+    known = trial._cached_frozen_trial.intermediate_values  # what trial.report checks too: no storage read per epoch
+    if step in known:
         return
     if len(study.directions) == 1:
         trial.report(value, step=step)
     else:
         study._storage.set_trial_intermediate_value(trial._trial_id, step, value)
+        known[step] = value
 
 
 def set_baseline(study: optuna.Study, number: int, score: float, params: Any) -> None:
