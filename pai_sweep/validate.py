@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from pai_sweep.errors import ConfigError
 from pai_sweep.schema.dendrites import SWITCH_MODES, threshold_schedule
+from pai_sweep.schema.runtime import keep_warm_seconds
 from pai_sweep.schema.sweep import BRANCHING_MODES, SIZE_LADDER_MODES
 
 MODELS = ("mlp", "small_cnn", "conv1d", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "transformer", "custom")
@@ -163,4 +164,9 @@ def validate(cfg: DictConfig) -> None:
     one_of("objective.name", cfg.objective.name, OBJECTIVES)
     one_of("objective.metric", cfg.objective.metric, ("val", "test"))
     one_of("launcher.name", cfg.launcher.name, LAUNCHERS)  # a slurm launcher's own keys: compose (launchers.slurm.check_config)
+    if "keep_warm" in cfg.launcher:
+        try:
+            keep_warm_seconds(cfg.launcher.keep_warm, interactive=True)
+        except ValueError:
+            raise ConfigError(f"launcher.keep_warm={cfg.launcher.keep_warm!r} must be auto, off or seconds >= 0 (e.g. 600)") from None
     one_of("tracking.name", cfg.tracking.name, TRACKING)

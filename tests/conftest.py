@@ -77,3 +77,27 @@ def xdg_cache(_session_cache, monkeypatch) -> Path:
     once per session and never lands in the user's own cache. Returns the pai-sweep cache folder."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
     return _session_cache / "pai-sweep"
+
+
+@pytest.fixture
+def kept(tmp_path, monkeypatch):
+    """This test process uses a kept warm server (launcher.keep_warm; a socket folder of its own) instead of the
+    per-command forkserver; stopped at the end."""
+    import time
+
+    from pai_sweep.launchers import warm, warm_server
+
+    monkeypatch.setenv(warm_server.DIR_ENV, str(tmp_path / "sockets"))
+    monkeypatch.setattr(warm, "_keep_s", 60)
+    monkeypatch.setattr(warm, "_kept", None)
+    warm.prestart()
+    path = warm._kept
+    assert path is not None
+    yield path
+    monkeypatch.setattr(warm, "_kept", None)
+    pid = warm_server.stop(path)
+    assert pid is not None
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), "the kept server exits when asked"

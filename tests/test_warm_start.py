@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+
 from omegaconf import OmegaConf
 
 from pai_sweep.compose import compose
@@ -28,7 +29,16 @@ def _trial(path, overrides):
     return path
 
 
-def test_warm_fork_trains_exactly_like_a_fresh_process(tmp_path):
+@pytest.fixture(params=["per_command", "kept"])
+def server(request):
+    """Each test below runs against multiprocessing's forkserver (dies with the command) and the kept server
+    (launcher.keep_warm, tests/test_warm_server.py)."""
+    if request.param == "kept":
+        request.getfixturevalue("kept")
+    return request.param
+
+
+def test_warm_fork_trains_exactly_like_a_fresh_process(tmp_path, server):
     cold, warm = _trial(tmp_path / "cold", SHRUNK), _trial(tmp_path / "warm", SHRUNK)
     procs = [spawn_worker(cold, env=ENV), spawn_warm(warm, env=ENV)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
@@ -43,7 +53,7 @@ def test_warm_fork_trains_exactly_like_a_fresh_process(tmp_path):
     assert "Adding validation score" in (warm / "worker.log").read_text(), "the library's output goes to worker.log"
 
 
-def test_warm_fork_leads_its_own_group_and_dies_with_it(tmp_path):
+def test_warm_fork_leads_its_own_group_and_dies_with_it(tmp_path, server):
     trial = _trial(tmp_path / "t", [*SHRUNK, "train.max_epochs=200", "dendrites.switch_mode=no_switch"])
     proc = spawn_warm(trial, env=ENV)
     assert os.getpgid(proc.pid) == proc.pid
@@ -70,7 +80,7 @@ def _die():
     os._exit(7)
 
 
-def test_call_warm_runs_in_a_fork_with_the_callers_folder_and_environment(tmp_path, monkeypatch):
+def test_call_warm_runs_in_a_fork_with_the_callers_folder_and_environment(tmp_path, monkeypatch, server):
     from pai_sweep.launchers.warm import call_warm
 
     monkeypatch.chdir(tmp_path)

@@ -11,6 +11,10 @@ folder, the slot's environment.
 Used for CPU slots by default (`launcher.warm_start=auto`): a GPU child relies on CUDA never
 having been initialised before the fork, which only a fresh process guarantees.
 
+With `launcher.keep_warm` (auto: at a terminal), the server is launchers/warm_server.py instead, kept
+between commands, so the next command's first trial forks at once; a kept server that cannot be used
+falls back to the forkserver here.
+
 `pai-sweep` boots the server right after composing (cli/sweep.py, before the driver's own imports),
 and plan_preload leaves torchvision out when no trial of the sweep can use it. `call_warm` runs any
 picklable function in a forked child and returns its result: `pai-sweep check` runs its static
@@ -20,7 +24,6 @@ checks that way, so the check's own process never imports torch.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import multiprocessing as mp
 import os
 import subprocess
@@ -31,16 +34,17 @@ import types
 from pathlib import Path
 from typing import Any
 
+from pai_sweep.launchers.warm_child import PRELOAD, VISION_PRELOAD, call_child, worker_child
+from pai_sweep.launchers.warm_server import KeptProcess, KeptServerError, ensure_server, idle_seconds, request
 from pai_sweep.spawn import WORKER_MODULE, worker_environ
 
-# What a worker imports anyway (the list: launchers/preload.py); importing it once in the server is the whole saving.
-PRELOAD = ["pai_sweep.launchers.preload"]
-VISION_PRELOAD = "pai_sweep.launchers.preload_vision"  # torchvision, first: ~1 s the server skips when nothing uses it
 # Built-in models and data that never import torchvision (models/build.py ZOO; data/loaders.py)
 NO_VISION_MODELS = ("mlp", "small_cnn", "conv1d", "transformer")
 NO_VISION_DATA = ("digits", "digits32", "mnist1d")
 _context: mp.context.ForkServerContext | None = None
 _vision = True  # until plan_preload says otherwise: a caller that knows nothing of the config gets everything
+_keep_s = 0  # launcher.keep_warm in seconds (plan_preload); 0: the forkserver, which dies with the command
+_kept: Path | None = None  # the kept server's socket, once prestart found or started it
 _START_LOCK = threading.Lock()
 
 
@@ -49,7 +53,14 @@ class WarmProcess:
 
     def __init__(self, process: mp.process.BaseProcess):
         self._process = process
-        self.pid = process.pid
+        self.pid = process.pid  # None until start()
+
+    def start(self) -> None:
+        self._process.start()
+        self.pid = self._process.pid
+
+    def kill(self) -> None:
+        self._process.kill()
 
     @property
     def sentinel(self) -> int:
@@ -91,70 +102,14 @@ def _choices(cfg: Any, key: str) -> set[str]:
 
 def plan_preload(cfg: Any) -> None:
     """Tell the server, before it boots, whether this sweep's trials use torchvision (a model from it, CIFAR or
-    an image folder; a custom model or data may, so they keep it); no effect once the server runs."""
-    global _vision
-    if _context is None:
+    an image folder; a custom model or data may, so they keep it) and whether to keep it between commands
+    (launcher.keep_warm); no effect once the server runs."""
+    global _vision, _keep_s
+    if _context is None and _kept is None:
+        launcher = cfg.get("launcher") if hasattr(cfg, "get") else None
+        _keep_s = idle_seconds(launcher.get("keep_warm", 0)) if launcher is not None and hasattr(launcher, "get") else 0
         models, data = _choices(cfg, "model.name"), _choices(cfg, "data.name")
         _vision = not (models and data and models <= set(NO_VISION_MODELS) and data <= set(NO_VISION_DATA))
-
-
-def _child(trial_dir: str, env: dict[str, str], log_path: str, args: tuple[str, ...] = ()) -> None:
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.chdir(trial_dir)  # before setsid: once spawn_warm returns, /proc/<pid>/cwd names the trial (reattach)
-    os.setsid()  # own process group: the launcher's killpg stops it and anything it starts
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    sys.stdin = open(os.devnull)  # a library pdb.set_trace() raises BdbQuit instead of waiting
-    sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)
-    _use_env(env)
-    os.environ["PYTHONUNBUFFERED"] = "1"
-    threads = env.get("OMP_NUM_THREADS")
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))  # torch read OMP_NUM_THREADS when the server imported it
-    # The child is a worker process: it starts the worker program by its module name, as spawn_worker's
-    # `python -m pai_sweep.worker` does, so no launcher imports the worker (nor what it imports). The server
-    # preloaded that module (preload.py), so this finds it in sys.modules: the same module object as before.
-    try:
-        code = importlib.import_module(WORKER_MODULE).main([trial_dir, *args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # as `python -m pai_sweep.worker` does: no atexit hook can hang or change it
-
-
-def _use_env(env: dict[str, str]) -> None:
-    """The caller's environment in a forked child. The server fixed sys.path when it started; the PYTHONPATH
-    given now (user code for a _target_) counts too."""
-    os.environ.clear()
-    os.environ.update(env)
-    for entry in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-
-
-def _call_child(conn: Any, env: dict[str, str], cwd: str, path: list[str], fn: Any, args: tuple) -> None:
-    os.chdir(cwd)
-    sys.path[:] = path
-    _use_env(env)
-    sys.stdin = open(os.devnull)  # a library pdb.set_trace() raises BdbQuit instead of waiting
-    try:
-        answer = ("ok", fn(*args))
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
-        answer = ("error", exc)
-    try:
-        conn.send(answer)
-    except Exception as exc:  # noqa: BLE001 - an answer that does not pickle
-        conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
-    conn.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def call_warm(fn: Any, *args: Any, timeout: float | None = None) -> Any:
@@ -162,34 +117,72 @@ def call_warm(fn: Any, *args: Any, timeout: float | None = None) -> Any:
     process's working folder, environment and sys.path; returns its result or raises its exception. fn and args must
     pickle (a module-level function, plain data, an OmegaConf config); a child that dies or runs past
     `timeout` seconds raises RuntimeError."""
-    context = _context_once()
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_call_child, args=(send, dict(os.environ), os.getcwd(), list(sys.path), fn, args), daemon=False)
-    with _no_main_module():
-        process.start()
-    send.close()
+    kept = _kept_request("call", (dict(os.environ), os.getcwd(), list(sys.path), fn, args), pipe=True)
+    if kept is not None:
+        process, receive = kept
+    else:
+        context = _context_once()
+        receive, send = context.Pipe(duplex=False)
+        process = WarmProcess(context.Process(target=call_child, args=(send, dict(os.environ), os.getcwd(), list(sys.path), fn, args),
+                                              daemon=False))
+        with _no_main_module():
+            process.start()
+        send.close()
     try:
         if not receive.poll(timeout):
             process.kill()
             raise RuntimeError(f"{getattr(fn, '__name__', fn)} did not finish in {timeout:.0f} s")
         status, value = receive.recv()
     except EOFError:
-        process.join()
-        raise RuntimeError(f"{getattr(fn, '__name__', fn)} ended without an answer (exit code {process.exitcode})") from None
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)} ended without an answer (exit code {process.wait()})") from None
     finally:
         receive.close()
-    process.join()
+    process.wait()
     if status == "error":
         raise value
     return value
 
 
 def prestart() -> None:
-    """Boot the server now (it imports in the background), so the first trial forks at once."""
-    from multiprocessing import forkserver
+    """Boot the server now (it imports in the background), so the first trial forks at once; with keep_warm, find
+    the kept server (or start it)."""
+    global _kept
+    if _keep_s > 0 and _kept is None:
+        try:
+            _kept = ensure_server(_keep_s, _vision)
+            return
+        except (KeptServerError, OSError) as exc:
+            _kept_failed(exc)
+    if _kept is None:
+        from multiprocessing import forkserver
 
-    _context_once()
-    forkserver.ensure_running()
+        _context_once()
+        forkserver.ensure_running()
+
+
+def _kept_failed(exc: BaseException) -> None:
+    global _kept, _keep_s
+    print(f"pai-sweep: the kept warm server cannot be used ({exc}); this command uses its own", file=sys.stderr)
+    _kept, _keep_s = None, 0
+
+
+def _kept_request(kind: str, payload: tuple, pipe: bool = False) -> Any:
+    """The kept server's child for this request (with the read end of an answer pipe when `pipe`), or None when no
+    kept server is in use (or it failed: then this command falls back to the forkserver)."""
+    if _kept is None:
+        return None
+    from multiprocessing.connection import Connection
+
+    read_fd, write_fd = os.pipe() if pipe else (-1, -1)
+    try:
+        child = request(_kept, kind, payload, fds=(write_fd,) if pipe else ())
+    except (KeptServerError, OSError) as exc:
+        _kept_failed(exc)
+        return None
+    finally:
+        if pipe:
+            os.close(write_fd)
+    return (child, Connection(read_fd)) if pipe else child
 
 
 @contextlib.contextmanager
@@ -208,7 +201,7 @@ def _no_main_module():
             sys.modules["__main__"] = real
 
 
-def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None = None, extra_args: list[str] | tuple = ()) -> WarmProcess:
+def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None = None, extra_args: list[str] | tuple = ()) -> WarmProcess | KeptProcess:
     """Start the worker for a trial folder as a child of the warm server; same contract as spawn_worker
     (extra_args: the worker's options, e.g. --capacity-test)."""
     from pai_sweep.trial_files import WORKER_LOG
@@ -216,16 +209,19 @@ def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None =
     trial_dir = Path(trial_dir).resolve()
     log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
     full_env = worker_environ({"MPLBACKEND": "Agg", **(env or {})})
-    process = _context_once().Process(target=_child, args=(str(trial_dir), full_env, str(log_path), tuple(str(a) for a in extra_args)), daemon=False)
-    with _no_main_module():
-        process.start()
+    args = (WORKER_MODULE, str(trial_dir), full_env, str(log_path), tuple(str(a) for a in extra_args))
+    process = _kept_request("worker", (*args, list(sys.path)))
+    if process is None:
+        process = WarmProcess(_context_once().Process(target=worker_child, args=args, daemon=False))
+        with _no_main_module():
+            process.start()
     # Return once the child leads its own group, so a cancel right away reaches it.
     deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and process.exitcode is None:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if os.getpgid(process.pid) == process.pid:
                 break
         except ProcessLookupError:
             break
         time.sleep(0.005)
-    return WarmProcess(process)
+    return process

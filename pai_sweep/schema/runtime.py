@@ -5,6 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+KEEP_WARM_AUTO_S = 300  # launcher.keep_warm=auto at a terminal: the warm server waits 5 minutes for the next command
+
+
+def keep_warm_seconds(value: Any, interactive: bool) -> int:
+    """launcher.keep_warm in seconds: `auto` is KEEP_WARM_AUTO_S for a command typed at a terminal (`interactive`),
+    else 0; `off` is 0; a number is itself. Raises ValueError for anything else."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return KEEP_WARM_AUTO_S if interactive else 0
+    if text in ("off", "false", "none"):
+        return 0
+    seconds = float(text)
+    if not 0 <= seconds < 1e9:  # nan and inf too
+        raise ValueError(text)
+    return int(seconds)
+
 
 @dataclass
 class LauncherConfig:
@@ -12,6 +28,7 @@ class LauncherConfig:
     devices: Any = "auto"  # local: auto, cpu, or a list of GPU ids
     trials_per_device: int = 1  # local: trials sharing one GPU (same CUDA_VISIBLE_DEVICES) or one CPU slot
     warm_start: Optional[bool] = None  # local: fork trials from a process that imported torch once (None: on for CPU slots)
+    keep_warm: Any = "auto"  # local: keep that process this many seconds after the command (auto: 300 at a terminal; 0/off)
     poll_interval: float = 0.5  # seconds between polls (slurm: one squeue per interval for all jobs, >= 1 s)
     partition: Optional[str] = None  # slurm: checked against sinfo before the first submission
     account: Optional[str] = None
