@@ -49,9 +49,10 @@ CHECK_IMPORTS = ("import pai_sweep.cli, pai_sweep.compose, torch, sklearn.model_
                  "pai_sweep.check.auto, pai_sweep.models.build, pai_sweep.data.loaders")
 
 
-def time_check(work: Path, extra: list[str] = (), env: dict[str, str] | None = None) -> dict[str, Any]:
-    out = work / "check"
-    run = common.run_timed([*common.pai_sweep_cmd(), "check", "--out", str(out), *extra], cwd=work, log=work / "check.log", env=env)
+def time_check(work: Path, extra: list[str] = (), env: dict[str, str] | None = None, out_name: str = "check") -> dict[str, Any]:
+    out = work / out_name
+    run = common.run_timed([*common.pai_sweep_cmd(), "check", "--out", str(out), *extra], cwd=work, log=work / f"{out_name}.log",
+                           env=env)
     common.check_ok(run, "pai-sweep check")
     capacity = json.loads((out / "check.json").read_text()).get("capacity") or {}
     imports = common.run_timed([sys.executable, "-c", CHECK_IMPORTS], cwd=work)
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     runs[name].append(first_trial(rdir, name, extra, env=kept_env))
                     print(f"rep {r} {name}: worker start after {runs[name][-1]['to_worker_start_s']:.2f} s", flush=True)
                 if kept:
-                    kept_checks.append(time_check(rdir / "kept", ["launcher.keep_warm=120"], env=kept_env))
+                    # same folder as the sweeps: `python -m pai_sweep` puts it first on sys.path, part of the server's key
+                    kept_checks.append(time_check(rdir, ["launcher.keep_warm=120"], env=kept_env, out_name="check_kept"))
                     print(f"rep {r} check with the kept server: {kept_checks[-1]['check_s']:.2f} s", flush=True)
             finally:
                 stop_kept(sockets)
