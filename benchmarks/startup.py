@@ -65,7 +65,7 @@ def time_help() -> float:
 
 
 def stop_kept(sockets: Path) -> None:
-    from pai_sweep.launchers.warm_server import stop
+    from pai_sweep.launchers.warm_client import stop
 
     for sock in sockets.glob("*.sock"):
         pid = stop(sock)

@@ -82,20 +82,22 @@ def xdg_cache(_session_cache, monkeypatch) -> Path:
 @pytest.fixture
 def kept(tmp_path, monkeypatch):
     """This test process uses a kept warm server (launcher.keep_warm; a socket folder of its own) instead of the
-    per-command forkserver; stopped at the end."""
+    per-command forkserver; the test must have forked from it (its log says so); stopped at the end."""
     import time
 
-    from pai_sweep.launchers import warm, warm_server
+    from pai_sweep.launchers import warm, warm_client
 
-    monkeypatch.setenv(warm_server.DIR_ENV, str(tmp_path / "sockets"))
+    monkeypatch.setenv(warm_client.DIR_ENV, str(tmp_path / "sockets"))
     monkeypatch.setattr(warm, "_keep_s", 60)
     monkeypatch.setattr(warm, "_kept", None)
     warm.prestart()
     path = warm._kept
     assert path is not None
     yield path
+    assert warm._kept == path, "the kept server stayed in use (no fallback to the forkserver)"
+    assert "forked" in path.with_suffix(".log").read_text()
     monkeypatch.setattr(warm, "_kept", None)
-    pid = warm_server.stop(path)
+    pid = warm_client.stop(path)
     assert pid is not None
     deadline = time.monotonic() + 30
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:

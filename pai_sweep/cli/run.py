@@ -1,5 +1,8 @@
 """`pai-sweep run [OVERRIDES] [--dir DIR]`: train exactly one trial in its own process and print the result.
 
+The process is a fresh one, or, when `launcher.keep_warm` keeps a warm server (at a terminal by default) and the
+trial trains on the CPU, a fork of that server (launchers/warm_server.py): the same fresh library state without the imports.
+
 Torch is never imported here: the worker process does the work, this one composes, watches
 metrics.jsonl and prints one line per epoch.
 """
@@ -68,7 +71,7 @@ def run_command(args) -> int:
         raise ConfigError(f"{trial_dir} already holds a finished trial ({RESULT}): choose another --dir or remove it")
     write_run_config(cfg, trial_dir)
     print(f"pai-sweep run: {trial_dir}  (log: {trial_dir / WORKER_LOG})", flush=True)
-    worker = WorkerRun.start(trial_dir)
+    worker = WorkerRun.start(trial_dir, _kept_spawn(cfg))
     start, shown = time.monotonic(), 0
     code: int | None = None
     try:
@@ -97,6 +100,24 @@ def run_command(args) -> int:
         write_result(trial_dir, result)
     _print_result(result)
     return 0 if result.ok else 1
+
+
+def _kept_spawn(cfg):
+    """The kept warm server's fork (launchers/warm_server.py) when launcher.keep_warm keeps one and the trial trains on
+    the CPU: the next run skips the imports; else None, a fresh process as always."""
+    from pai_sweep.launchers.warm_client import idle_seconds
+
+    if idle_seconds(cfg.launcher.get("keep_warm", 0)) <= 0:
+        return None
+    from pai_sweep.preflight import can_run_warm
+
+    if not can_run_warm(cfg):
+        return None
+    from pai_sweep.launchers import warm
+
+    warm.plan_preload(cfg)
+    warm.prestart()
+    return warm.spawn_warm
 
 
 def _print_result(result) -> None:

@@ -11,8 +11,8 @@ folder, the slot's environment.
 Used for CPU slots by default (`launcher.warm_start=auto`): a GPU child relies on CUDA never
 having been initialised before the fork, which only a fresh process guarantees.
 
-With `launcher.keep_warm` (auto: at a terminal), the server is launchers/warm_server.py instead, kept
-between commands, so the next command's first trial forks at once; a kept server that cannot be used
+With `launcher.keep_warm` (auto: at a terminal), the server is launchers/warm_server.py instead
+(through warm_client.py), kept between commands, so the next command's first trial forks at once; a kept server that cannot be used
 falls back to the forkserver here.
 
 `pai-sweep` boots the server right after composing (cli/sweep.py, before the driver's own imports),
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pai_sweep.launchers.warm_child import PRELOAD, VISION_PRELOAD, call_child, worker_child
-from pai_sweep.launchers.warm_server import KeptProcess, KeptServerError, ensure_server, idle_seconds, request
+from pai_sweep.launchers.warm_client import KeptProcess, KeptServerError, ensure_server, idle_seconds, request
 from pai_sweep.spawn import WORKER_MODULE, worker_environ
 
 # Built-in models and data that never import torchvision (models/build.py ZOO; data/loaders.py)
@@ -117,7 +117,7 @@ def call_warm(fn: Any, *args: Any, timeout: float | None = None) -> Any:
     process's working folder, environment and sys.path; returns its result or raises its exception. fn and args must
     pickle (a module-level function, plain data, an OmegaConf config); a child that dies or runs past
     `timeout` seconds raises RuntimeError."""
-    kept = _kept_request("call", (dict(os.environ), os.getcwd(), list(sys.path), fn, args), pipe=True)
+    kept = _kept_request("call", (fn, args), dict(os.environ), os.getcwd(), pipe=True)
     if kept is not None:
         process, receive = kept
     else:
@@ -166,17 +166,21 @@ def _kept_failed(exc: BaseException) -> None:
     _kept, _keep_s = None, 0
 
 
-def _kept_request(kind: str, payload: tuple, pipe: bool = False) -> Any:
-    """The kept server's child for this request (with the read end of an answer pipe when `pipe`), or None when no
-    kept server is in use (or it failed: then this command falls back to the forkserver)."""
+def _kept_request(kind: str, work: Any, env: dict[str, str], cwd: str, pipe: bool = False) -> Any:
+    """The kept server's child for this request (call: with the read end of its answer pipe, its output on this
+    process's stdout and stderr), or None when no kept server is in use (or it failed: then this command falls back
+    to the forkserver)."""
     if _kept is None:
         return None
+    import pickle
     from multiprocessing.connection import Connection
 
     read_fd, write_fd = os.pipe() if pipe else (-1, -1)
     try:
-        child = request(_kept, kind, payload, fds=(write_fd,) if pipe else ())
+        child = request(_kept, kind, pickle.dumps(work), env, cwd, fds=(write_fd, 1, 2) if pipe else ())
     except (KeptServerError, OSError) as exc:
+        if pipe:
+            os.close(read_fd)
         _kept_failed(exc)
         return None
     finally:
@@ -210,7 +214,7 @@ def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None =
     log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
     full_env = worker_environ({"MPLBACKEND": "Agg", **(env or {})})
     args = (WORKER_MODULE, str(trial_dir), full_env, str(log_path), tuple(str(a) for a in extra_args))
-    process = _kept_request("worker", (*args, list(sys.path)))
+    process = _kept_request("worker", args, full_env, str(trial_dir))
     if process is None:
         process = WarmProcess(_context_once().Process(target=worker_child, args=args, daemon=False))
         with _no_main_module():
