@@ -149,7 +149,7 @@ def prestart() -> None:
     global _kept
     if _keep_s > 0 and _kept is None:
         try:
-            _kept = ensure_server(_keep_s, _vision)
+            _kept = ensure_server(_keep_s, _vision, on_start=_say_kept)
             return
         except (KeptServerError, OSError) as exc:
             _kept_failed(exc)
@@ -158,6 +158,11 @@ def prestart() -> None:
 
         _context_once()
         forkserver.ensure_running()
+
+
+def _say_kept(path: Path) -> None:
+    print(f"pai-sweep: a warm worker server stays {_keep_s} s after this command for the next one (launcher.keep_warm; "
+          f"off: launcher.keep_warm=off; log: {path.with_suffix('.log')})", file=sys.stderr, flush=True)
 
 
 def _kept_failed(exc: BaseException) -> None:

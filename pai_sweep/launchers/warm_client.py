@@ -223,9 +223,9 @@ def _start_server(path: Path, idle: int, vision: bool) -> None:
     starter.wait()  # it forks the server and leaves at once: the server is never this process's child
 
 
-def ensure_server(idle: int, vision: bool) -> Path:
-    """The socket of this process's kept server; one is started (it imports in the background) when none runs.
-    Two commands starting at once start one server between them (a lock file)."""
+def ensure_server(idle: int, vision: bool, on_start: Any = None) -> Path:
+    """The socket of this process's kept server; one is started (it imports in the background; `on_start(path)` is
+    called) when none runs. Two commands starting at once start one server between them (a lock file)."""
     folder = socket_dir()
     key = server_key(vision)
     path = folder / f"{key}.sock"
@@ -242,6 +242,8 @@ def ensure_server(idle: int, vision: bool) -> Path:
             with contextlib.suppress(OSError):
                 path.unlink()
         _start_server(path, idle, vision)
+        if on_start is not None:
+            on_start(path)
         deadline = time.monotonic() + START_WAIT_S
         while not path.exists():
             if time.monotonic() > deadline:
