@@ -54,7 +54,14 @@ def idle_seconds(setting: Any) -> int:
 
     if "SLURM_JOB_ID" in os.environ:
         return 0
-    return keep_warm_seconds(setting, sys.stdin.isatty() and sys.stdout.isatty())
+    return keep_warm_seconds(setting, _is_terminal(sys.stdin) and _is_terminal(sys.stdout))
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # None (no console), closed, or a stand-in without a terminal
+        return False
 
 
 def socket_dir() -> Path:
