@@ -102,6 +102,34 @@ def test_the_key_changes_with_what_the_server_imported(monkeypatch):
     assert isinstance(stamp, list) and any("tracker_perforatedai" in p for p, _, _ in stamp), "file by file"
 
 
+def test_the_commands_own_folder_is_spelled_out(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", ["", *sys.path])
+    assert warm_client.client_path()[0] == str(tmp_path), "the server runs from /: '' must not mean / there"
+
+
+def _say(text):
+    print(text, flush=True)
+    return True
+
+
+def test_a_call_prints_to_the_callers_output_and_one_server_starts_for_two_commands(sockets, capfd):
+    import threading
+
+    paths = []
+    starters = [threading.Thread(target=lambda: paths.append(warm_client.ensure_server(idle=60, vision=False))) for _ in range(2)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join()
+    assert len(paths) == 2 and paths[0] == paths[1]
+    log = paths[0].with_suffix(".log")
+    child, answer = _call(paths[0], _say, "printed by the child")
+    assert answer.recv() == ("ok", True) and child.wait(timeout=60) == 0
+    assert "printed by the child" in capfd.readouterr().out
+    assert log.read_text().count(": serving ") == 1, "the lock let one of the two start a server"
+
+
 def test_the_socket_folder_must_be_private(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -133,6 +133,9 @@ def call_warm(fn: Any, *args: Any, timeout: float | None = None) -> Any:
             process.kill()
             raise RuntimeError(f"{getattr(fn, '__name__', fn)} did not finish in {timeout:.0f} s")
         status, value = receive.recv()
+    except KeyboardInterrupt:  # a kept server's child is in the server's session: the terminal's Ctrl-C misses it
+        process.kill()
+        raise
     except EOFError:
         raise RuntimeError(f"{getattr(fn, '__name__', fn)} ended without an answer (exit code {process.wait()})") from None
     finally:
@@ -165,6 +168,16 @@ def _say_kept(path: Path) -> None:
           f"off: launcher.keep_warm=off; log: {path.with_suffix('.log')})", file=sys.stderr, flush=True)
 
 
+def _request_twice(kind: str, work: bytes, env: dict[str, str], cwd: str, fds: tuple[int, ...]) -> KeptProcess:
+    """The request; once more through a server started now when the kept one retired meanwhile (idle, stopped)."""
+    global _kept
+    try:
+        return request(_kept, kind, work, env, cwd, fds)
+    except KeptServerError:
+        _kept = ensure_server(_keep_s, _vision, on_start=_say_kept)
+        return request(_kept, kind, work, env, cwd, fds)
+
+
 def _kept_failed(exc: BaseException) -> None:
     global _kept, _keep_s
     print(f"pai-sweep: the kept warm server cannot be used ({exc}); this command uses its own", file=sys.stderr)
@@ -182,7 +195,7 @@ def _kept_request(kind: str, work: Any, env: dict[str, str], cwd: str, pipe: boo
 
     read_fd, write_fd = os.pipe() if pipe else (-1, -1)
     try:
-        child = request(_kept, kind, pickle.dumps(work), env, cwd, fds=(write_fd, 1, 2) if pipe else ())
+        child = _request_twice(kind, pickle.dumps(work), env, cwd, fds=(write_fd, 1, 2) if pipe else ())
     except (KeptServerError, OSError) as exc:
         if pipe:
             os.close(read_fd)

@@ -8,6 +8,8 @@ other preloaded libraries by their folder, or file by file when installed from a
 compiled .so modules). Anything
 changed since gives a new key and so a new server; the old one idles out.
 
+sys.path's installation folders (site-packages) count by their mtime too: installing or removing any package
+changes it.
 The socket lives in a folder only this user can open (0700, not a symlink, checked), and the client
 checks that the server runs as this user too.
 """
@@ -36,8 +38,10 @@ DIR_ENV = "PAI_SWEEP_WARM_DIR"  # where the sockets live (default: $XDG_RUNTIME_
 IMPORT_ENV_PREFIXES = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "MKL", "KMP_", "OPENBLAS", "CUDA", "LD_", "MPL", "PAI")
 LIBRARIES = ("torch", "torchvision", "sklearn", "pandas", "matplotlib", "numpy", "scipy", "pyarrow", "safetensors", "PIL")
 STAMPED_FILE_BY_FILE = ("pai_sweep", "perforatedai")  # small, and the ones a user edits in place
-LIMITS = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK", "RLIMIT_MEMLOCK")
+LIMITS = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK", "RLIMIT_MEMLOCK",
+          "RLIMIT_CORE", "RLIMIT_FSIZE")
 START_WAIT_S = 30.0  # a server started now binds its socket within this time or is given up
+LOCK_WAIT_S = 45.0  # another command starting the same server holds the lock at most about START_WAIT_S
 REPLY_WAIT_S = 120.0  # the first request waits for the server's imports
 OLD_LOG_DAYS = 7
 
@@ -104,12 +108,24 @@ def server_key(vision: bool, path: list[str] | None = None) -> str:
     """Which kept server this process may use (see the module docstring); ~2 ms."""
     digest = hashlib.sha256()
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(IMPORT_ENV_PREFIXES))
-    with contextlib.suppress(OSError):
-        digest.update(Path("/proc/self/cgroup").read_bytes())
+    for proc_file in ("/proc/self/cgroup", "/proc/self/oom_score_adj"):
+        with contextlib.suppress(OSError):
+            digest.update(Path(proc_file).read_bytes())
+    scheduler = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None
+    # an installation folder's mtime changes when a package is installed into it or removed: every library the server
+    # preloaded (and what they import: omegaconf, yaml, sympy, ...) comes from one. Other folders (a checkout, the
+    # command's own folder) count by name only: their mtime moves with every mlflow.db journal written beside them.
+    folders = []
+    for entry in client_path() if path is None else path:
+        stamp = None
+        if any(part in ("site-packages", "dist-packages") for part in Path(entry).parts):
+            with contextlib.suppress(OSError):
+                stamp = os.stat(entry).st_mtime_ns
+        folders.append((entry, stamp))
     limits = [resource.getrlimit(getattr(resource, n)) for n in LIMITS if hasattr(resource, n)]
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    for part in (sys.executable, sys.version, subprocess._args_from_interpreter_flags(), list(path if path is not None else sys.path),
-                 env, vision, affinity, limits, os.getpriority(os.PRIO_PROCESS, 0),
+    for part in (sys.executable, sys.version, subprocess._args_from_interpreter_flags(), folders,
+                 env, vision, affinity, limits, os.getpriority(os.PRIO_PROCESS, 0), scheduler,
                  [(name, _library_stamp(name)) for name in (*STAMPED_FILE_BY_FILE, *LIBRARIES)]):
         digest.update(repr(part).encode())
     return digest.hexdigest()[:20]
@@ -121,15 +137,12 @@ def server_key(vision: bool, path: list[str] | None = None) -> str:
 class KeptProcess:
     """The part of subprocess.Popen the local launcher uses, for a child of the kept server."""
 
-    def __init__(self, conn: socket.socket, pid: int):
+    def __init__(self, conn: socket.socket, pid: int, pidfd: int | None = None):
         self._conn: socket.socket | None = conn
         self.pid = pid
         self.returncode: int | None = None
         self._code = b""
-        try:  # opened now, while the pid is surely this child's: followed by it if the server dies first
-            self._pidfd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            self._pidfd = None
+        self._pidfd = pidfd  # opened before the child started: followed by it if the server dies first
 
     @property
     def sentinel(self) -> int | None:
@@ -164,8 +177,11 @@ class KeptProcess:
 
     def kill(self) -> None:
         if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, OSError):
+                if self._pidfd is not None and hasattr(signal, "pidfd_send_signal"):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)  # never a later process with a reused pid
+                else:
+                    os.kill(self.pid, signal.SIGKILL)
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -186,6 +202,13 @@ class KeptProcess:
         if self._pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3+
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -214,20 +237,43 @@ def _connect(path: Path) -> socket.socket:
     return sock
 
 
+def client_path() -> list[str]:
+    """This process's sys.path with "" (the folder of a -c command or a REPL) spelled out: the server and its children
+    run elsewhere."""
+    return [os.getcwd() if entry == "" else entry for entry in sys.path]
+
+
+# The server's own sys.path is the client's before it imports anything of pai-sweep's (it runs from "/")
+_SERVER_MAIN = "import ast, sys; sys.path[:] = ast.literal_eval(sys.argv[4]); from pai_sweep.launchers.warm_server import main; main()"
+
+
 def _start_server(path: Path, idle: int, vision: bool) -> None:
-    for old in path.parent.glob("*.log"):  # logs of servers long gone (each key has its own)
+    for old in path.parent.glob("*.log"):  # logs of servers long gone (each key has its own; lock files stay)
         with contextlib.suppress(OSError):
             if not old.with_suffix(".sock").exists() and time.time() - old.stat().st_mtime > OLD_LOG_DAYS * 86400:
                 old.unlink()
-                old.with_suffix(".lock").unlink(missing_ok=True)
     env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg"), "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
     with open(path.with_suffix(".log"), "ab") as log:
         # its own session: Ctrl-C in the terminal does not reach it; cwd "/": it holds no user folder
         starter = subprocess.Popen(
-            [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", "from pai_sweep.launchers.warm_server import main; main()",
-             str(path), str(idle), "1" if vision else "0", repr(list(sys.path))],
+            [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", _SERVER_MAIN,
+             str(path), str(idle), "1" if vision else "0", repr(client_path())],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", env=env, start_new_session=True, close_fds=True)
-    starter.wait()  # it forks the server and leaves at once: the server is never this process's child
+    # it forks the server and leaves at once: the server is never this process's child
+    if starter.wait() != 0:
+        raise KeptServerError(f"the kept warm server did not start (exit {starter.returncode}); see {path.with_suffix('.log')}")
+
+
+def _lock(lock: Any, deadline: float) -> None:
+    """The start lock, or KeptServerError by `deadline` (a command stopped with Ctrl-Z may hold it)."""
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise KeptServerError("another command has been starting the kept warm server for too long") from None
+            time.sleep(0.02)
 
 
 def ensure_server(idle: int, vision: bool, on_start: Any = None) -> Path:
@@ -237,7 +283,7 @@ def ensure_server(idle: int, vision: bool, on_start: Any = None) -> Path:
     key = server_key(vision)
     path = folder / f"{key}.sock"
     with open(folder / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock(lock, time.monotonic() + LOCK_WAIT_S)
         try:
             _connect(path).close()
             return path
@@ -270,19 +316,23 @@ def request(path: Path, kind: str, work: bytes, env: dict[str, str], cwd: str, f
     umask = os.umask(0o022)
     os.umask(umask)
     conn.settimeout(REPLY_WAIT_S)
+    pidfd = None
     try:
-        send_request(conn, {"kind": kind, "work": work, "env": env, "cwd": cwd, "path": list(sys.path), "umask": umask}, fds)
+        send_request(conn, {"kind": kind, "work": work, "env": env, "cwd": cwd, "path": client_path(), "umask": umask}, fds)
         answer = recv_exact(conn, INT.size)
         if answer:
+            pidfd = _pidfd(INT.unpack(answer)[0])  # before GO: the child cannot have ended, its pid is surely its own
             conn.sendall(GO)
     except OSError as exc:
         conn.close()
+        if pidfd is not None:
+            os.close(pidfd)
         raise KeptServerError(f"the kept warm server at {path} did not start the child: {exc}") from None
     if not answer:
         conn.close()
         raise KeptServerError(f"the kept warm server at {path} closed the connection (see {path.with_suffix('.log')})")
     conn.settimeout(None)
-    return KeptProcess(conn, INT.unpack(answer)[0])
+    return KeptProcess(conn, INT.unpack(answer)[0], pidfd)
 
 
 def stop(path: Path) -> int | None:
@@ -291,9 +341,12 @@ def stop(path: Path) -> int | None:
         conn = _connect(path)
     except (KeptServerError, OSError):
         return None
-    with conn:
-        send_request(conn, {"kind": STOP})
-        answer = recv_exact(conn, INT.size)
+    try:
+        with conn:
+            send_request(conn, {"kind": STOP})
+            answer = recv_exact(conn, INT.size)
+    except OSError:  # still importing past the timeout, or gone meanwhile
+        return None
     return INT.unpack(answer)[0] if answer else None
 
 

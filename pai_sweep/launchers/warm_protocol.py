@@ -40,12 +40,15 @@ def send_request(conn: socket.socket, request: dict[str, Any], fds: tuple[int, .
 def read_request(conn: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """The request and the descriptors sent with it; (None, []) for a connection that sent nothing whole."""
     header, fds, _, _ = socket.recv_fds(conn, INT.size, MAX_FDS)
-    data = recv_exact(conn, INT.unpack(header)[0]) if len(header) == INT.size else b""
-    if not data:
-        for fd in fds:
-            os.close(fd)
-        return None, []
-    return pickle.loads(data), fds
+    request = None
+    try:
+        data = recv_exact(conn, INT.unpack(header)[0]) if len(header) == INT.size else b""
+        request = pickle.loads(data) if data else None
+    finally:
+        if not isinstance(request, dict):  # nothing whole, or not ours: the descriptors go back at once
+            for fd in fds:
+                os.close(fd)
+    return (request, fds) if isinstance(request, dict) else (None, [])
 
 
 def peer_uid(conn: socket.socket) -> int:

@@ -22,13 +22,15 @@ import pickle
 import select
 import signal
 import socket
+import struct
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from pai_sweep.launchers.warm_protocol import GO, INT, STOP, peer_uid, read_request, recv_exact
 
-GO_WAIT_S = 60.0  # a child whose client never says GO exits without running
+GO_WAIT_S = 600.0  # a child whose client never says GO exits without running (the client went away)
 SELECT_SLICE_S = 5.0  # how often an idle server checks that its socket is still its own
 
 
@@ -102,7 +104,7 @@ class Server:
             except OSError:  # BlockingIOError: nobody else is waiting
                 break
             conn.setblocking(True)
-            self._handle(conn, listener, *fds)
+            self._handle(conn, listener, *fds)  # never raises
         listener.close()
 
     def _reap(self) -> int:
@@ -123,10 +125,18 @@ class Server:
         return ended
 
     def _handle(self, conn: socket.socket, listener: socket.socket, *fds: int) -> None:
+        """One request; nothing a client sends can end the server."""
+        try:
+            self._answer(conn, listener, *fds)
+        except Exception as exc:  # noqa: BLE001 - logged; the server goes on serving
+            print(f"server {os.getpid()}: a request failed: {type(exc).__name__}: {exc}", flush=True)
+            conn.close()
+
+    def _answer(self, conn: socket.socket, listener: socket.socket, *fds: int) -> None:
         conn.settimeout(10.0)
         try:
             request, passed = read_request(conn) if peer_uid(conn) == os.getuid() else (None, [])
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError):
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError, struct.error):
             request, passed = None, []
         if request is None or request.get("kind") == STOP:
             if request is not None:
@@ -135,7 +145,12 @@ class Server:
                     conn.sendall(INT.pack(os.getpid()))
             conn.close()
             return
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in passed:
+                os.close(fd)
+            raise
         if pid == 0:  # the child: nothing of the server's loop survives in it
             try:
                 signal.set_wakeup_fd(-1)
@@ -147,6 +162,9 @@ class Server:
                 for fd in fds:
                     os.close(fd)
                 _run_child(conn, request, passed)
+            except BaseException:  # noqa: BLE001 - the child's own failure, said where its output goes
+                traceback.print_exc()
+                sys.stderr.flush()
             finally:
                 os._exit(1)
         for fd in passed:  # the child has them now
@@ -168,24 +186,29 @@ def _run_child(conn: socket.socket, request: dict, passed: list[int]) -> None:
     conn.close()
     if go != GO:  # the client gave up on this request (and may have started the work elsewhere)
         os._exit(1)
+    import tempfile
+
     from pai_sweep.launchers.warm_child import call_child, use_env, worker_child
 
+    if request["kind"] == "call":
+        _, out, err = passed
+        os.dup2(out, 1)  # the caller's terminal, as a forkserver child of its own would print (its errors too)
+        os.dup2(err, 2)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
     # The caller's setup first, then its work: unpickling a function imports its module, from the caller's sys.path
     os.chdir(request["cwd"])
     sys.path[:] = request["path"]
     os.umask(request["umask"])
     use_env(request["env"])
+    tempfile.tempdir = None  # chosen at the server's imports; the caller's TMPDIR counts
     work = pickle.loads(request["work"])
     if request["kind"] == "worker":
         worker_child(*work)
     elif request["kind"] == "call":
         from multiprocessing.connection import Connection
 
-        answer, out, err = passed
-        os.dup2(out, 1)  # the caller's terminal, as a forkserver child of its own would print
-        os.dup2(err, 2)
-        sys.stdout = open(1, "w", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        answer = passed[0]
         fn, args = work
         call_child(Connection(answer), request["env"], request["cwd"], request["path"], fn, args)
 
