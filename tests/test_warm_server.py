@@ -207,11 +207,12 @@ def test_a_child_outlives_a_killed_server(sockets):
 def test_the_next_command_forks_from_the_kept_server(tmp_path, sockets):
     command = [sys.executable, "-m", "pai_sweep", "model=mlp", "model.hidden=[8]", "data.limit=200", "train.max_epochs=2",
                "sweep.n_trials=1", "sweep.check_first=false", "tracking=off", "launcher.keep_warm=60"]
-    for name in ("first", "second"):
-        done = subprocess.run([*command, f"sweep.dir={tmp_path / name}"], capture_output=True, text=True, timeout=300)
+    for name in ("first", "second"):  # sweep folders relative to the command's folder, as by default (sweeps/default)
+        done = subprocess.run([*command, f"sweep.dir=sweeps/{name}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-    run = [sys.executable, "-m", "pai_sweep", "run", *command[3:7], "launcher.keep_warm=60", "--dir", str(tmp_path / "run")]
-    done = subprocess.run(run, capture_output=True, text=True, timeout=300)
+        assert "complete" in (tmp_path / "sweeps" / name / "trials" / "0" / "result.json").read_text()
+    run = [sys.executable, "-m", "pai_sweep", "run", *command[3:7], "launcher.keep_warm=60", "--dir", "run"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0 and "result: complete" in done.stdout, done.stderr
     logs = list(sockets.glob("*.log"))
     assert len(logs) == 1 and len(list(sockets.glob("*.sock"))) == 1

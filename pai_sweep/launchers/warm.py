@@ -229,10 +229,11 @@ def spawn_warm(trial_dir: Path, env: dict | None = None, log_path: Path | None =
     from pai_sweep.trial_files import WORKER_LOG
 
     trial_dir = Path(trial_dir).resolve()
-    log_path = Path(log_path) if log_path is not None else trial_dir / WORKER_LOG
+    # absolute: a kept server's child resolves paths from the trial folder, not from this process's folder
+    log_path = Path(log_path).resolve() if log_path is not None else trial_dir / WORKER_LOG
     full_env = worker_environ({"MPLBACKEND": "Agg", **(env or {})})
     args = (WORKER_MODULE, str(trial_dir), full_env, str(log_path), tuple(str(a) for a in extra_args))
-    process = _kept_request("worker", args, full_env, str(trial_dir))
+    process = _kept_request("worker", args, full_env, os.getcwd())  # the child goes to the trial folder itself
     if process is None:
         process = WarmProcess(_context_once().Process(target=worker_child, args=args, daemon=False))
         with _no_main_module():
