@@ -219,7 +219,11 @@ def test_the_next_command_forks_from_the_kept_server(tmp_path, sockets):
     forks = [line.split(":")[0] for line in logs[0].read_text().splitlines() if "forked" in line]
     assert len(forks) == 3 and len(set(forks)) == 1, f"both sweeps' trials and the run forked by one server: {forks}"
     server_pid = int(forks[0].split()[1])
-    done = subprocess.run([sys.executable, "-m", "pai_sweep.launchers.warm_client", "stop"], capture_output=True, text=True,
-                          timeout=60)
+    listed = subprocess.run([sys.executable, "-m", "pai_sweep", "warm"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stdout.startswith(f"pid {server_pid}: up ")
+    assert "3 fork(s), 0 running, exits in " in listed.stdout
+    done = subprocess.run([sys.executable, "-m", "pai_sweep", "warm", "--stop"], capture_output=True, text=True, timeout=60)
     assert done.stdout.startswith("stopped 1 kept warm server(s)")
     assert _gone(server_pid, 30)
+    listed = subprocess.run([sys.executable, "-m", "pai_sweep", "warm"], capture_output=True, text=True, timeout=60)
+    assert listed.stdout.startswith("no kept warm server runs")

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "check": "check",
     "recipes": "recipes",
     "env": "env",
+    "warm": "warm",
 }
 
 

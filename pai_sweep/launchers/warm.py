@@ -165,7 +165,7 @@ def prestart() -> None:
 
 def _say_kept(path: Path) -> None:
     print(f"pai-sweep: a warm worker server stays {_keep_s} s after this command for the next one (launcher.keep_warm; "
-          f"off: launcher.keep_warm=off; log: {path.with_suffix('.log')})", file=sys.stderr, flush=True)
+          f"off: launcher.keep_warm=off; list or stop: pai-sweep warm [--stop])", file=sys.stderr, flush=True)
 
 
 def _request_twice(kind: str, work: bytes, env: dict[str, str], cwd: str, fds: tuple[int, ...]) -> KeptProcess:

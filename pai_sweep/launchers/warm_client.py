@@ -25,6 +25,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.launchers.warm_protocol import GO, INT, STOP, peer_uid, recv_exact, send_request
+from pai_sweep.launchers.warm_protocol import GO, INT, STATUS, STOP, peer_uid, recv_exact, send_request
 
 DIR_ENV = "PAI_SWEEP_WARM_DIR"  # where the sockets live (default: $XDG_RUNTIME_DIR or the temp folder, per user)
 IMPORT_ENV_PREFIXES = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "MKL", "KMP_", "OPENBLAS", "CUDA", "LD_", "MPL", "PAI")
@@ -335,19 +336,36 @@ def request(path: Path, kind: str, work: bytes, env: dict[str, str], cwd: str, f
     return KeptProcess(conn, INT.unpack(answer)[0], pidfd)
 
 
-def stop(path: Path) -> int | None:
-    """Ask the server at `path` to retire (it exits once its running children end); its pid, or None."""
+def _ask(path: Path, kind: str, read: Any) -> Any:
+    """read(conn) after sending the server at `path` a request of `kind`; None when no server answers whole."""
     try:
         conn = _connect(path)
     except (KeptServerError, OSError):
         return None
     try:
         with conn:
-            send_request(conn, {"kind": STOP})
-            answer = recv_exact(conn, INT.size)
-    except OSError:  # still importing past the timeout, or gone meanwhile
+            send_request(conn, {"kind": kind})
+            return read(conn)
+    except (OSError, ValueError, struct.error):  # still importing past the timeout, or gone meanwhile
         return None
-    return INT.unpack(answer)[0] if answer else None
+
+
+def stop(path: Path) -> int | None:
+    """Ask the server at `path` to retire (it exits once its running children end); its pid, or None."""
+    return _ask(path, STOP, lambda conn: INT.unpack(recv_exact(conn, INT.size))[0])
+
+
+def status(path: Path) -> dict[str, Any] | None:
+    """What the server at `path` says of itself (pid, forks, running children, seconds until it exits), or None."""
+    import json
+
+    return _ask(path, STATUS, lambda conn: json.loads(recv_exact(conn, INT.unpack(recv_exact(conn, INT.size))[0])))
+
+
+def status_all() -> list[dict[str, Any]]:
+    """Every kept server of this user that answers."""
+    found = [status(path) for path in sorted(socket_dir().glob("*.sock"))]
+    return [s for s in found if s is not None]
 
 
 def stop_all() -> int:
@@ -355,7 +373,3 @@ def stop_all() -> int:
     return sum(stop(path) is not None for path in socket_dir().glob("*.sock"))
 
 
-if __name__ == "__main__":  # python -m pai_sweep.launchers.warm_client stop
-    if sys.argv[1:] != ["stop"]:
-        sys.exit("usage: python -m pai_sweep.launchers.warm_client stop")
-    print(f"stopped {stop_all()} kept warm server(s); each exits once its running trials end")

@@ -18,6 +18,7 @@ INT = struct.Struct("!i")
 GO = b"g"
 MAX_FDS = 4
 STOP = "stop"
+STATUS = "status"  # answered with length-prefixed JSON (not pickle: the client reads it without trusting it further)
 
 
 def recv_exact(conn: socket.socket, size: int) -> bytes:

@@ -28,7 +28,7 @@ import time
 import traceback
 from pathlib import Path
 
-from pai_sweep.launchers.warm_protocol import GO, INT, STOP, peer_uid, read_request, recv_exact
+from pai_sweep.launchers.warm_protocol import GO, INT, STATUS, STOP, peer_uid, read_request, recv_exact
 
 GO_WAIT_S = 600.0  # a child whose client never says GO exits without running (the client went away)
 SELECT_SLICE_S = 5.0  # how often an idle server checks that its socket is still its own
@@ -40,6 +40,9 @@ class Server:
         self.children: dict[int, socket.socket] = {}
         self.stopping = False
         self.inode = -1
+        self.started = time.time()
+        self.forks = 0
+        self.last_use = time.monotonic()
 
     def serve(self) -> None:
         listener: socket.socket | None = self._bind()  # before the imports: a client's request waits in the backlog
@@ -55,11 +58,11 @@ class Server:
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
-        last_use = time.monotonic()
+        self.last_use = time.monotonic()
         while listener is not None or self.children:
             if self._reap():
-                last_use = time.monotonic()  # a trial longer than the idle time must not retire the server as it ends
-            idle_for = time.monotonic() - last_use
+                self.last_use = time.monotonic()  # a trial longer than the idle time must not retire the server as it ends
+            idle_for = time.monotonic() - self.last_use
             if listener is not None and (self.stopping or not self._still_mine() or (not self.children and idle_for >= self.idle)):
                 self._retire(listener, wake_r, wake_w)
                 listener = None
@@ -74,8 +77,18 @@ class Server:
                 with contextlib.suppress(OSError):
                     conn, _ = listener.accept()
                     self._handle(conn, listener, wake_r, wake_w)
-                last_use = time.monotonic()
+                self.last_use = time.monotonic()
         print(f"server {os.getpid()}: exits", flush=True)
+
+    def _status(self) -> bytes:
+        import json
+
+        idle_for = time.monotonic() - self.last_use
+        data = json.dumps({"pid": os.getpid(), "socket": str(self.path), "started": self.started, "forks": self.forks,
+                           "running": len(self.children), "idle_s": self.idle, "vision": self.vision,
+                           "exits_in_s": None if self.children else round(max(0.0, self.idle - idle_for)),
+                           "python": sys.executable}).encode()
+        return INT.pack(len(data)) + data
 
     def _bind(self) -> socket.socket:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -138,6 +151,11 @@ class Server:
             request, passed = read_request(conn) if peer_uid(conn) == os.getuid() else (None, [])
         except (OSError, ValueError, pickle.UnpicklingError, EOFError, struct.error):
             request, passed = None, []
+        if request is not None and request.get("kind") == STATUS:
+            with contextlib.suppress(OSError):
+                conn.sendall(self._status())
+            conn.close()
+            return
         if request is None or request.get("kind") == STOP:
             if request is not None:
                 self.stopping = True
@@ -169,6 +187,7 @@ class Server:
                 os._exit(1)
         for fd in passed:  # the child has them now
             os.close(fd)
+        self.forks += 1
         print(f"server {os.getpid()}: forked {pid}", flush=True)  # the log: which server started what
         self.children[pid] = conn
         try:
