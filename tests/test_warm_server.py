@@ -75,8 +75,15 @@ def test_keep_warm_setting(monkeypatch):
     for bad in ("-1", "inf", "nan", "soon"):
         with pytest.raises(ValueError):
             keep_warm_seconds(bad, interactive=True)
+    from omegaconf import OmegaConf
+
+    monkeypatch.setattr(warm_client, "_is_terminal", lambda stream: True)  # as typed at a terminal
+    assert warm_client.idle_seconds(OmegaConf.create({"name": "local", "keep_warm": "auto"})) == KEEP_WARM_AUTO_S
+    assert warm_client.idle_seconds(OmegaConf.create({"name": "slurm", "keep_warm": "auto"})) == 0, "a login node"
+    assert warm_client.idle_seconds(OmegaConf.create({"name": "slurm", "keep_warm": 60})) == 60
     monkeypatch.setenv("SLURM_JOB_ID", "7")
-    assert warm_client.idle_seconds(600) == 0, "never inside a SLURM job: the server would live in that job's cgroup"
+    assert warm_client.idle_seconds(OmegaConf.create({"name": "local", "keep_warm": 600})) == 0, \
+        "never inside a SLURM job: the server would live in that job's cgroup"
 
 
 def test_bad_keep_warm_is_one_line_before_any_work(tmp_path):

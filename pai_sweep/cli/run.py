@@ -107,7 +107,7 @@ def _kept_spawn(cfg):
     the CPU: the next run skips the imports; else None, a fresh process as always."""
     from pai_sweep.launchers.warm_client import idle_seconds
 
-    if cfg.launcher.get("warm_start") is False or idle_seconds(cfg.launcher.get("keep_warm", 0)) <= 0:
+    if cfg.launcher.get("warm_start") is False or idle_seconds(cfg.launcher) <= 0:
         return None
     from pai_sweep.preflight import can_run_warm
 

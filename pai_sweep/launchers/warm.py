@@ -106,8 +106,7 @@ def plan_preload(cfg: Any) -> None:
     (launcher.keep_warm); no effect once the server runs."""
     global _vision, _keep_s
     if _context is None and _kept is None:
-        launcher = cfg.get("launcher") if hasattr(cfg, "get") else None
-        _keep_s = idle_seconds(launcher.get("keep_warm", 0)) if launcher is not None and hasattr(launcher, "get") else 0
+        _keep_s = idle_seconds(cfg.get("launcher") if hasattr(cfg, "get") else None)
         models, data = _choices(cfg, "model.name"), _choices(cfg, "data.name")
         _vision = not (models and data and models <= set(NO_VISION_MODELS) and data <= set(NO_VISION_DATA))
 

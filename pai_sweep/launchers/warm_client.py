@@ -51,15 +51,18 @@ class KeptServerError(RuntimeError):
     """No kept server could be used (the caller falls back to the per-command server)."""
 
 
-def idle_seconds(setting: Any) -> int:
-    """launcher.keep_warm in seconds (schema/runtime.py): auto keeps the server for commands typed at a terminal, not
-    in scripts or CI; a number keeps it that long; 0 or off never. Never inside a SLURM job: a server left in one
-    job's cgroup would run the next job's trials and die with the first job."""
+def idle_seconds(launcher: Any) -> int:
+    """The launcher config's keep_warm in seconds (schema/runtime.py): auto keeps the server for commands typed at a
+    terminal with launcher=local (not in scripts or CI, not on a login node whose trials go to SLURM); a number keeps
+    it that long; 0 or off never. Never inside a SLURM job: a server left in one job's cgroup would run the next job's
+    trials and die with the first job."""
     from pai_sweep.schema.runtime import keep_warm_seconds
 
+    setting = launcher.get("keep_warm", 0) if launcher is not None and hasattr(launcher, "get") else 0
     if "SLURM_JOB_ID" in os.environ:
         return 0
-    return keep_warm_seconds(setting, _is_terminal(sys.stdin) and _is_terminal(sys.stdout))
+    local = str(launcher.get("name", "local")) == "local" if launcher is not None and hasattr(launcher, "get") else True
+    return keep_warm_seconds(setting, local and _is_terminal(sys.stdin) and _is_terminal(sys.stdout))
 
 
 def _is_terminal(stream: Any) -> bool:

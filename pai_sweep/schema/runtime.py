@@ -28,7 +28,7 @@ class LauncherConfig:
     devices: Any = "auto"  # local: auto, cpu, or a list of GPU ids
     trials_per_device: int = 1  # local: trials sharing one GPU (same CUDA_VISIBLE_DEVICES) or one CPU slot
     warm_start: Optional[bool] = None  # local: fork trials from a process that imported torch once (None: on for CPU slots)
-    keep_warm: Any = "auto"  # local: keep that process this many seconds after the command (auto: 300 at a terminal; 0/off)
+    keep_warm: Any = "auto"  # local: keep that process this many seconds after the command (auto: 300 at a terminal with launcher=local; 0/off)
     poll_interval: float = 0.5  # seconds between polls (slurm: one squeue per interval for all jobs, >= 1 s)
     partition: Optional[str] = None  # slurm: checked against sinfo before the first submission
     account: Optional[str] = None
