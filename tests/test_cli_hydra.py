@@ -46,6 +46,10 @@ def test_info_and_help_list_every_group_and_recipe(capsys):
         assert "mlp" in lines["model"] and "efficiency" in lines["objective"] and "slurm" in lines["launcher"]
         assert all(f"  {name}: " in out for name in recipe_names())
         assert "analyze" in out and "--cfg" in out and "--multirun" not in out
+        commands = next(ln for ln in out.splitlines() if "pai-sweep COMMAND" in ln)
+        from pai_sweep.cli import SUBCOMMANDS
+
+        assert all(f" {name} " in commands for name in SUBCOMMANDS if name != "sweep"), commands
 
 
 def test_hydra_run_dir_is_the_sweep_folder(tmp_path, capsys):

@@ -18,7 +18,7 @@ HELP_TEMPLATE = """pai-sweep: sweep PerforatedAI dendrite settings (Hydra config
 
   pai-sweep [OVERRIDES]          run (or resume) a sweep, e.g. pai-sweep model=mlp sweep.n_trials=4
   pai-sweep +recipe=NAME         a ready-made sweep (below)
-  pai-sweep COMMAND ...          run | analyze | report | compare | check | env | recipes (pai-sweep COMMAND --help)
+  pai-sweep COMMAND ...          run | analyze | report | compare | check | env | recipes | warm (pai-sweep COMMAND --help)
 
 == Configuration groups ==
 Compose your configuration from those groups (group=option; recipe with +recipe=NAME)
