@@ -65,13 +65,10 @@ def time_help() -> float:
 
 
 def stop_kept(sockets: Path) -> None:
+    from pai_sweep.launchers.processes import wait_gone
     from pai_sweep.launchers.warm_client import stop
 
-    for sock in sockets.glob("*.sock"):
-        pid = stop(sock)
-        deadline = time.monotonic() + 30
-        while pid and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+    wait_gone([pid for pid in map(stop, sockets.glob("*.sock")) if pid], 30)
 
 
 def first_trial(work: Path, name: str, extra: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:

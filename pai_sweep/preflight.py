@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pai_sweep.launchers.processes import WorkerRun
+from pai_sweep.launchers.processes import WorkerRun, no_result
 from pai_sweep.trial_files import RESULT, RUN_CONFIG, WORKER_LOG, read_metrics
 
 CAPACITY_DENDRITES = 3  # what the library's smoke test adds before it completes
@@ -119,7 +119,7 @@ def _run(run_cfg: Any, folder: Path, epochs_limit: int, batches: int, timeout: f
         report["reason"] = f"the capacity test did not finish in {timeout:.0f} s (see {folder / WORKER_LOG})"
         report["verdict"] = f"FAILED: {report['reason']}"
     elif result is None:
-        report["reason"] = f"the worker exited with code {code} without a result; see {folder / WORKER_LOG}"
+        report["reason"] = f"{no_result(code)}; see {folder / WORKER_LOG}"
         report["verdict"] = f"FAILED: {report['reason']}"
     elif result.status != "complete":
         # a data problem stops any training, with or without dendrites: say so instead of blaming the dendrites

@@ -83,9 +83,8 @@ def xdg_cache(_session_cache, monkeypatch) -> Path:
 def kept(tmp_path, monkeypatch):
     """This test process uses a kept warm server (launcher.keep_warm; a socket folder of its own) instead of the
     per-command forkserver; the test must have forked from it (its log says so); stopped at the end."""
-    import time
-
     from pai_sweep.launchers import warm, warm_client
+    from pai_sweep.launchers.processes import pid_alive, wait_gone
 
     monkeypatch.setenv(warm_client.DIR_ENV, str(tmp_path / "sockets"))
     monkeypatch.setattr(warm, "_keep_s", 60)
@@ -99,7 +98,5 @@ def kept(tmp_path, monkeypatch):
     monkeypatch.setattr(warm, "_kept", None)
     pid = warm_client.stop(path)
     assert pid is not None
-    deadline = time.monotonic() + 30
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{pid}"), "the kept server exits when asked"
+    wait_gone([pid], 30)
+    assert not pid_alive(pid), "the kept server exits when asked"

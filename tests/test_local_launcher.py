@@ -16,7 +16,7 @@ from pai_sweep.errors import ConfigError
 from pai_sweep.launchers.base import JobState
 from pai_sweep.launchers.devices import device_slots, threads_per_trial
 from pai_sweep.launchers.local import LocalLauncher
-from pai_sweep.launchers.processes import pid_alive as _pid_alive
+from pai_sweep.launchers.processes import pid_alive
 
 # Writes its environment, starts a grandchild that sleeps, then sleeps itself (or exits at once).
 SCRIPT = """
@@ -82,15 +82,15 @@ def test_cpu_slots_split_threads_and_cancel_kills_the_whole_group(tmp_path, monk
 
     child = int((dirs[0] / "child.pid").read_text())
     launcher.cancel(jobs[0], "test")
-    assert not _pid_alive(jobs[0].info["pid"])
+    assert not pid_alive(jobs[0].info["pid"])
     deadline = time.monotonic() + 10  # the signal reaches the grandchild a moment later
-    while _pid_alive(child) and time.monotonic() < deadline:
+    while pid_alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _pid_alive(child)
+    assert not pid_alive(child)
     assert launcher.free == ["cpu"]
     assert other.reattach(0, dirs[0]) is None
     launcher.close()
-    assert not _pid_alive(jobs[1].info["pid"])
+    assert not pid_alive(jobs[1].info["pid"])
 
 
 def test_finished_process_frees_its_gpu_slot(tmp_path):

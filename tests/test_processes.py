@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -24,5 +25,6 @@ def test_a_child_that_ignores_sigterm_does_not_outlive_the_stop():
     child_pid = int(leader.stdout.readline())
     stop_group(leader, grace=5.0, kill_wait=5.0)
     assert leader.poll() is not None  # the leader ended on SIGTERM, well inside the grace
+    assert leader.returncode == -signal.SIGTERM
     wait_gone([child_pid], 5.0)
     assert not pid_alive(child_pid)  # the child ignored SIGTERM: the group's SIGKILL took it

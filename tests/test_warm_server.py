@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -17,19 +18,14 @@ from pathlib import Path
 import pytest
 
 from pai_sweep.launchers import warm_client
+from pai_sweep.launchers.processes import pid_alive, wait_gone
 from pai_sweep.launchers.warm_protocol import INT, recv_exact, send_request
 from pai_sweep.schema.runtime import KEEP_WARM_AUTO_S, keep_warm_seconds
 
 
 def _gone(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
+    wait_gone([pid], seconds)
+    return not pid_alive(pid)
 
 
 def _ppid():
@@ -209,6 +205,7 @@ def test_a_child_outlives_a_killed_server(sockets):
     assert answer.recv() == ("ok", "answered")
     assert child.wait(timeout=30) == 1  # its exit code died with the server: result.json tells how a worker ended
     assert child.sentinel is not None
+    assert select.select([child.sentinel], [], [], 0)[0], "its sentinel stays readable: a launcher's wait returns at once"
 
 
 def test_the_next_command_forks_from_the_kept_server(tmp_path, sockets):

@@ -109,15 +109,13 @@ def _kept_spawn(cfg):
 
     if cfg.launcher.get("warm_start") is False or idle_seconds(cfg.launcher) <= 0:
         return None
-    from pai_sweep.preflight import can_run_warm
+    from pai_sweep.preflight import warm_up
 
-    if not can_run_warm(cfg):
+    if not warm_up(cfg):  # a CUDA trial needs a fresh process
         return None
-    from pai_sweep.launchers import warm
+    from pai_sweep.launchers.warm import spawn_warm
 
-    warm.plan_preload(cfg)
-    warm.prestart()
-    return warm.spawn_warm
+    return spawn_warm
 
 
 def _print_result(result) -> None:

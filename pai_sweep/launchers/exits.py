@@ -4,12 +4,14 @@ A warm worker (launchers/warm.py) has multiprocessing's sentinel, a pipe that be
 when it ends; a subprocess.Popen worker gets a pidfd (Linux 5.3+), readable when it ends. Both
 are selected on without reading them, so nothing is reaped here: the launcher's poll() still
 collects the exit code. Where neither exists (no pidfd), the wait checks such workers every 50 ms.
+`pid_alive` answers for any process by its pid, a child or not (a zombie counts as ended).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from multiprocessing.connection import wait as _select
 from typing import Any, Iterable
 
@@ -55,3 +57,16 @@ def wait_any(procs: Iterable[Any], timeout: float) -> bool:
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    """The process runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

@@ -175,8 +175,7 @@ class LocalLauncher(Launcher):
     def cancel(self, job: TrialJob, reason: str = "") -> None:
         proc = self.procs.get(job.trial_number)
         if proc is not None:
-            proc.stop()
-            proc.wait(timeout=5)
+            proc.stop()  # waits for the group to end (SIGKILL after the grace)
         elif int(job.info.get("pid") or -1) > 0:  # re-attached: not our child
             stop_group(Pid(int(job.info["pid"])))
         job.reason = reason or job.reason

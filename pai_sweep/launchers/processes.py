@@ -17,25 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from pai_sweep.launchers.exits import pid_alive  # noqa: F401 - re-exported: where launchers and tests find it
 from pai_sweep.spawn import spawn_worker
 from pai_sweep.trial_files import RESULT, TrialResult, read_result
 
 GRACE_S = 3.0  # seconds between SIGTERM and SIGKILL when a worker is stopped
 TAIL_LINES = 8
 Spawn = Callable[..., Any]  # (trial_dir, env=, log_path=, ...) -> a subprocess.Popen or a warm.WarmProcess (pid, poll, wait)
-
-
-def pid_alive(pid: int) -> bool:
-    """The process runs (a zombie, ended but not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def cwd_of(pid: int) -> str | None:
@@ -87,7 +75,9 @@ def stop_group(proc: Any, grace: float = GRACE_S, kill_wait: float | None = GRAC
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             return
-        if _ended(proc, wait):
+        # by pid, not proc.wait: a Popen's wait takes its reaping lock, which a main thread blocked in that wait holds
+        # (a SLURM job's preemption handler stops the worker from inside it); an ended, unreaped leader counts as gone
+        if _ended(Pid(proc.pid), wait):
             if sig != signal.SIGKILL:  # the leader left on SIGTERM; what it started and ignored SIGTERM goes too
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -165,9 +155,6 @@ class WorkerRun:
 
     def stop(self, grace: float = GRACE_S, kill_wait: float | None = GRACE_S) -> None:
         stop_group(self.proc, grace=grace, kill_wait=kill_wait)
-
-    def ask_to_stop(self) -> bool:
-        return ask_to_stop(self.pid)
 
     def result(self) -> TrialResult | None:
         return read_result(self.trial_dir)

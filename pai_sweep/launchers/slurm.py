@@ -68,12 +68,6 @@ def check_config(cfg: Any) -> None:
                           "+launcher.additional_parameters.gres=shard:1), see docs/slurm.md")
 
 
-def _stop(worker: WorkerRun, grace: float = _STOP_GRACE_S) -> None:
-    """A worker that still runs: SIGTERM its process group, SIGKILL when it does not exit in time."""
-    if worker.poll() is None:
-        worker.stop(grace=grace, kill_wait=5.0)
-
-
 class WorkerJob:
     """What a job runs: the worker in the trial folder, one process per trial. Checkpointable for submitit."""
 
@@ -116,7 +110,8 @@ class WorkerJob:
         try:
             code = self._proc.wait()
         finally:
-            _stop(self._proc)
+            if self._proc.poll() is None:  # still running (an exception here): its group goes too
+                self._proc.stop(grace=_STOP_GRACE_S, kill_wait=5.0)
         if code < 0 and read_result(trial_dir) is None:
             # Killed by a signal: the scheduler is preempting, requeueing or cancelling this job. Wait for
             # its next step (submitit's USR2 -> checkpoint -> requeue, or SIGKILL) instead of failing first.
@@ -140,9 +135,8 @@ class WorkerJob:
     def checkpoint(self) -> DelayedSubmission | None:
         """submitit calls this on preemption or time limit: stop the worker, ask for a requeue."""
         if self._proc is not None and pid_alive(self._proc.pid):
-            # A signal handler: the main thread is blocked in the worker's Popen.wait, which holds its reaping lock,
-            # so wait on the pid (an exited worker counts as gone) instead of Popen, or every stop took the full grace.
-            stop_group(Pid(self._proc.pid), grace=_STOP_GRACE_S, kill_wait=5.0)
+            # a signal handler while the main thread waits on the worker: stop_group waits by pid, not on Popen
+            self._proc.stop(grace=_STOP_GRACE_S, kill_wait=5.0)
         if self.requeues + 1 > self.max_requeues:
             return None  # submitit then ends the job as failed
         return DelayedSubmission(type(self)(self.trial_dir, self.max_requeues, self.requeues + 1))
@@ -337,7 +331,8 @@ class SubmititLauncher(Launcher):
         # submitit's local job ignores SIGTERM: stop the worker first, then the controller.
         try:
             worker = int(Path(job.info["folder"], f"{job_id}_worker.pid").read_text())
-            _stop(WorkerRun(Pid(worker), job.trial_dir), grace=5.0)
+            if pid_alive(worker):
+                stop_group(Pid(worker), grace=5.0, kill_wait=5.0)
         except (OSError, ValueError):
             pass
         if pid_alive(int(job_id)):

@@ -162,7 +162,7 @@ def prestart() -> None:
         forkserver.ensure_running()
 
 
-def _say_kept(path: Path) -> None:
+def _say_kept() -> None:
     print(f"pai-sweep: a warm worker server stays {_keep_s} s after this command for the next one (launcher.keep_warm; "
           f"off: launcher.keep_warm=off; list or stop: pai-sweep warm [--stop])", file=sys.stderr, flush=True)
 

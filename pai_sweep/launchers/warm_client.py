@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pai_sweep.launchers.exits import pid_alive, wait_any
 from pai_sweep.launchers.warm_protocol import GO, INT, STATUS, STOP, peer_uid, recv_exact, send_request
 
 DIR_ENV = "PAI_SWEEP_WARM_DIR"  # where the sockets live (default: $XDG_RUNTIME_DIR or the temp folder, per user)
@@ -58,11 +59,11 @@ def idle_seconds(launcher: Any) -> int:
     trials and die with the first job."""
     from pai_sweep.schema.runtime import keep_warm_seconds
 
-    setting = launcher.get("keep_warm", 0) if launcher is not None and hasattr(launcher, "get") else 0
     if "SLURM_JOB_ID" in os.environ:
         return 0
-    local = str(launcher.get("name", "local")) == "local" if launcher is not None and hasattr(launcher, "get") else True
-    return keep_warm_seconds(setting, local and _is_terminal(sys.stdin) and _is_terminal(sys.stdout))
+    launcher = {} if launcher is None else launcher
+    local = str(launcher.get("name", "local")) == "local"
+    return keep_warm_seconds(launcher.get("keep_warm", 0), local and _is_terminal(sys.stdin) and _is_terminal(sys.stdout))
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -175,7 +176,7 @@ class KeptProcess:
         if self._pidfd is not None:
             if select.select([self._pidfd], [], [], 0)[0]:
                 self.returncode = 1  # nobody saw its exit code: result.json says how a worker ended
-        elif not _alive(self.pid):
+        elif not pid_alive(self.pid):
             self.returncode = 1
         return self.returncode
 
@@ -193,11 +194,7 @@ class KeptProcess:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(f"worker pid {self.pid}", timeout)
-            fd = self.sentinel
-            if fd is None:
-                time.sleep(0.05 if left is None else min(0.05, left))
-            else:
-                select.select([fd], [], [], left)
+            wait_any([self], 60.0 if left is None else left)
         return self.returncode
 
     def __del__(self) -> None:
@@ -213,16 +210,6 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):  # not Linux 5.3+
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---- finding, starting, asking, stopping -----------------------------------------------------------
@@ -281,7 +268,7 @@ def _lock(lock: Any, deadline: float) -> None:
 
 
 def ensure_server(idle: int, vision: bool, on_start: Any = None) -> Path:
-    """The socket of this process's kept server; one is started (it imports in the background; `on_start(path)` is
+    """The socket of this process's kept server; one is started (it imports in the background; `on_start()` is
     called) when none runs. Two commands starting at once start one server between them (a lock file)."""
     folder = socket_dir()
     key = server_key(vision)
@@ -300,7 +287,7 @@ def ensure_server(idle: int, vision: bool, on_start: Any = None) -> Path:
                 path.unlink()
         _start_server(path, idle, vision)
         if on_start is not None:
-            on_start(path)
+            on_start()
         deadline = time.monotonic() + START_WAIT_S
         while not path.exists():
             if time.monotonic() > deadline:
