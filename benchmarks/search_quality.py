@@ -297,10 +297,15 @@ def resummarise(path: Path, out: Path | None, work: Path | None = None) -> dict[
     result = json.loads(path.read_text())
     for task, data in result["tasks"].items():
         for method, rs in data["runs"].items():
-            for r in rs if work is not None else ():
-                name = f"{task}_{method}_s{r['seed']}"
-                r["points"] = read_sweep(work / name, name)["points"]
-                r["curves"] = curves(r, result["n_trials"], result["tolerance"])
+            if work is not None:
+                for r in rs:
+                    name = f"{task}_{method}_s{r['seed']}"
+                    r["points"] = read_sweep(work / name, name)["points"]
+                    r["curves"] = curves(r, result["n_trials"], result["tolerance"])
+            elif any(all(p["origin"] != "baseline" for p in r["points"]) for r in rs):
+                # stored before the baseline's point was recorded: summarised as it is, it would be the old measure
+                sys.exit(f"{path}: its {task} {method} runs have no baseline point (an older result); pass --work with "
+                         f"its sweep folders to read them again")
         data["summary"] = summarise(data["runs"], result["n_trials"])
     result["headline"] = headline(result)
     result["resummarised"] = {"from": str(path), "by_commit": common.machine_info().get("commit")}
@@ -349,14 +354,15 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int) -> dict[str, Any]:
     tpe_final = mean["tpe"]["hypervolume"][-1]
     per_seed = []
     for g, t in zip(runs["guided"], runs["tpe"]):
-        level = t["curves"]["hypervolume"][-1]
+        final = hv_at_compute(t, float("inf"))  # unrounded, as compute_share and the baseline's point are
+        level = round(final, 5)  # as the curves hold it
         k = first_reaching(g["curves"]["hypervolume"], level)
         share, c = compute_share(g, t)
         per_seed.append({"seed": g["seed"], "tpe_final": level, "guided_final": g["curves"]["hypervolume"][-1],
                          "trials_to_tpe_final": k, "compute_to_tpe_final": c, "tpe_compute": t["compute_seconds"],
                          "guided_compute": g["compute_seconds"], "compute_share": round(share, 3),
                          "compute_share_baseline_left_out": round(compute_share(baseline_left_out(g), baseline_left_out(t))[0], 3),
-                         "tpe_improved": level > hv_at_compute(t, 0.0) + 1e-12})
+                         "tpe_improved": final > hv_at_compute(t, 0.0) + 1e-12})
     # mean hypervolume against compute, on a grid from the point where every method has finished a trial (on
     # average; before it, which trial happens to end first decides everything) to the largest mean total compute,
     # each sweep's curve flat after its last trial (a grid that stopped at the smallest total hid a method's last

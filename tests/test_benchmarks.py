@@ -222,8 +222,8 @@ def test_the_baseline_point_counts_for_every_method_from_compute_0():
     assert reached is None and share == 1.0
 
     # in the summary such a seed has nothing to reach: it is left out of the mean share, not counted as 0
-    def sweep(seed, points):
-        run = {"seed": seed, "original_params": 500.0, "baseline_score": 90.0, "baseline_params": 500.0, "points": [base, *points],
+    def sweep(seed, points, first=base):
+        run = {"seed": seed, "original_params": 500.0, "baseline_score": first["score"], "baseline_params": 500.0, "points": [first, *points],
                "compute_seconds": max(p["compute"] for p in points), "first_trial_compute": min(p["compute"] for p in points),
                "seconds": 1.0, "wall_trial_seconds": 1.0, "derived": 0, "lower_bounds": 0, "origins": {"sampler": 1, "rule": 0},
                "failed": 0}
@@ -235,7 +235,22 @@ def test_the_baseline_point_counts_for_every_method_from_compute_0():
         "guided": [sweep(0, [{**rerun, "compute": 8.0, "score": 70.0, "params": 200.0}]),
                    sweep(1, [{**rerun, "compute": 10.0, "score": 88.0, "params": 300.0}])],
     }
+    # a baseline whose hypervolume the 5-decimal curves round up (0.412345678 -> 0.41235): a re-run is still no gain
+    odd = {**base, "score": 91.2345678}
+    runs["tpe"].append(sweep(2, [{**rerun, "score": 91.2345678}], odd))
+    runs["guided"].append(sweep(2, [{**rerun, "compute": 8.0, "score": 70.0, "params": 200.0}], odd))
     runs["random"] = runs["tpe"]
     summary = search_quality.summarise(runs, 1)
-    assert [p["tpe_improved"] for p in summary["per_seed"]] == [False, True]
+    assert [p["tpe_improved"] for p in summary["per_seed"]] == [False, True, False]
     assert summary["seeds_where_tpe_beat_the_baseline"] == 1 and summary["compute_share_to_reach_tpe_final"] == 0.5
+
+
+def test_resummarise_refuses_runs_stored_without_the_baseline_point(tmp_path):
+    # an older result's points have no baseline: summarised as they are they would give the old measure, unsaid
+    old = {"tasks": {"digits": {"runs": {"tpe": [{"seed": 0, "points": [
+        {"at": 1, "compute": 5.0, "origin": "sampler", "score": 80.0, "params": 300.0}]}]}}}, "n_trials": 1, "tolerance": 1.0}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="no baseline point .* pass --work"):
+        search_quality.resummarise(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
