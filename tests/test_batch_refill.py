@@ -92,6 +92,7 @@ def test_a_repeated_error_in_one_batch_stops_only_after_every_started_job_is_rec
     trials = trials_of(tmp_path)
     assert TrialState.RUNNING not in [t.state for t in trials]
     assert trials[2].user_attrs["reason"] == STOPPED_REASON
+    assert trials[2].user_attrs["requeued"] is True  # one mark for every trial queued to run again (study.queued_again)
 
 
 def test_different_submission_errors_do_not_stop_the_sweep(tmp_path):

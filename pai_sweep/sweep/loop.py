@@ -146,6 +146,7 @@ class SweepLoop(Guidance, Shutdown):
             self._write_result(trial_dir, TrialResult(status=STATUS_FAILED, reason=reason))
         handle.set_user_attr("status", "failed")
         handle.set_user_attr("reason", reason)
+        handle.set_user_attr(REQUEUED, True)  # before the tell: a finished trial takes no attrs
         self.study.tell(handle, state=TrialState.FAIL)
         self._queue_again(handle, trial_origin, stored_params)
         self.progress.note(f"trial {handle.number} {reason}: marked failed, its params queued to run again")

@@ -29,7 +29,7 @@ SAMPLER, BASELINE, DERIVED, RULE = "sampler", "baseline", "derived", "rule:"
 STALE_REASON = "driver stopped while running"
 STOPPED_REASON = "cancelled: the sweep stopped"
 RESTART_REASONS = (STALE_REASON, STOPPED_REASON)  # such trials are re-run and do not count
-REQUEUED = "requeued"  # user attr: a trial that failed of its folder (a full disk) and was queued to run again
+REQUEUED = "requeued"  # user attr: a trial the driver, a stop or the disk ended, whose params were queued to run again
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 CONFIG_FILE = "config.yaml"
@@ -49,8 +49,9 @@ def origin(trial: FrozenTrial) -> str:
 
 
 def queued_again(trial: FrozenTrial) -> bool:
-    """Ended by the driver or the disk, not by itself: its params run again in a new trial (which counts instead)."""
-    return trial.user_attrs.get("reason") in RESTART_REASONS or bool(trial.user_attrs.get(REQUEUED))
+    """Ended by the driver or the disk, not by itself: its params run again in a new trial (which counts instead).
+    The reasons: studies written before every such trial was marked REQUEUED."""
+    return bool(trial.user_attrs.get(REQUEUED)) or trial.user_attrs.get("reason") in RESTART_REASONS
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
