@@ -45,10 +45,13 @@ def _sizes(space: SearchSpace, key: str) -> list[float]:
     elif getattr(dist, "step", None):
         n = int(round((dist.high - dist.low) / dist.step))
         values = [dist.low + i * dist.step for i in range(n + 1)]
-    elif dist.low > 0 and dist.high < 1.0:  # every size is below the original: the range's own ends are sizes
-        values = [dist.low * (dist.high / dist.low) ** (i / 3) for i in range(4)]
-    else:  # up to the original (1.0), which the baseline already measures
-        values = [dist.low * (1.0 / dist.low) ** (i / 4) for i in range(4)] if dist.low > 0 else []
+    elif dist.low > 0:
+        # geometric steps: to the range's top when every size is below the original (its ends are sizes), else
+        # towards the original (1.0), which the baseline already measures
+        top, steps = (dist.high, 3) if dist.high < 1.0 else (1.0, 4)
+        values = [dist.low * (top / dist.low) ** (i / steps) for i in range(4)]
+    else:
+        values = []
     return sorted({round(v, 10) for v in values if 0 < v < 1.0})
 
 
