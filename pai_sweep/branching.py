@@ -1,10 +1,15 @@
 """Which trials may start from another trial's saved state instead of from epoch 0.
 
-Two kinds of start point, both a resume point (training.PAISession) another trial wrote:
+Three kinds of start point, each a resume point (training.PAISession) another trial wrote:
 
 - a branch point, ``trials/<n>/branch/``: the state at the end of the last epoch before the
   parent's first switch. A trial whose run config equals the parent's in everything that acts
   before that switch trains exactly the parent's epochs up to there, so it starts from it.
+- a later point, ``trials/<n>/branch-after-switch-<k>/`` (the state just after the parent's k-th
+  switch) or ``trials/<n>/branch-at-cap/`` (its state when train.max_epochs stopped it): a trial equal
+  to the parent in everything but a larger max_dendrites, a larger epoch cap or the threshold
+  entries for dendrites it has not reached there continues from it (the rule "more dendrites",
+  "run longer", a sweep over max_dendrites).
 - an interrupted trial's own folder (its resume_state.pt): the same run config run again
   (Ctrl-C, a driver restart) continues from its last finished epoch.
 
@@ -12,6 +17,8 @@ What acts before the first switch follows perforatedai 3.2.9 (docs/worker.md, "B
 the knobs below are read only when a dendrite is added or after; the improvement threshold is
 a per-dendrite schedule whose first entry judges the neuron phase. Every other key, including
 any the code does not know (dendrites.extra), must be equal: an unknown key means no branching.
+After a switch every knob has acted but max_dendrites (read when a dendrite would be added; a
+point with k dendrites serves a trial allowed at least k) and the epoch cap.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from pai_sweep.schema.dendrites import threshold_schedule
-from pai_sweep.trial_files import PAI_SAVE_NAME, RESUME_FILE, RUN_CONFIG
+from pai_sweep.trial_files import PAI_SAVE_NAME, RESUME_FILE, RUN_CONFIG, write_json
 
-BRANCH_DIR = "branch"  # in a parent's trial folder
+BRANCH_DIR = "branch"  # in a parent's trial folder: the point before its first switch
+LATER_PREFIX = "branch-"  # its later points: branch-after-switch-<k>/, branch-at-cap/ (same files as branch/)
 BRANCH_STATE = "state.pt"  # the resume point's sidecar (optimizer, scheduler, RNGs, records, tracker values)
-BRANCH_INFO = "branch.json"  # {"epoch": epochs in the shared prefix, "signature": prefix_signature(run)}
+BRANCH_INFO = "branch.json"  # {"epoch": epochs in the shared prefix, "signature": prefix_signature(run, dendrites),
+# "dendrites": dendrites in the state (0, or absent, for branch/), "trial": the parent's folder name}
 BRANCH_MODEL = "branch"  # the model + tracker saved by perforatedai's save_system, pai/branch.pt
 
 # dendrites.* read by perforatedai only at a switch or after it (a test per key: tests/test_branching.py)
@@ -39,6 +48,8 @@ POST_SWITCH_DENDRITE_KEYS = frozenset({
     "find_best_lr",  # the learning-rate search after a switch
 })
 # Not here, measured: initial_history_after_switches already shapes the running scores of the neuron phase.
+# Of those, the ones read only when a dendrite set is judged (at the switch after it): a failed set's retries, keeping it
+JUDGING_DENDRITE_KEYS = frozenset({"max_dendrite_tries", "retain_all_dendrites"})
 # train.* that change what is written, never what is trained
 BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "start_from"})
 
@@ -54,18 +65,28 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def prefix_signature(run: dict) -> str | None:
+def prefix_signature(run: dict, dendrites: int = 0, switches: int | None = None) -> str | None:
     """A digest of everything in a run config (groups model, downsize, dendrites, data, train) that acts
-    before the first switch; None when the run cannot share a prefix (no dendrites: no switch)."""
+    before a point: the first switch (dendrites=0), or a state with that many dendrites added after that
+    many switches (default: one per dendrite); None when the run cannot share a prefix (no dendrites)."""
+    switches = int(dendrites if switches is None else switches)
     plain = _without_bookkeeping(run)
-    dendrites = plain.get("dendrites", {})
-    if not dendrites.get("enabled", True):
+    d = plain.get("dendrites", {})
+    if not d.get("enabled", True):
         return None
-    for key in POST_SWITCH_DENDRITE_KEYS:
-        dendrites.pop(key, None)
     plain.get("train", {}).pop("max_epochs", None)  # a cap: find_parent checks the prefix ends before it
-    if "improvement_threshold" in dendrites:
-        dendrites["improvement_threshold"] = threshold_schedule(dendrites["improvement_threshold"])[0]
+    # read when a dendrite would be added: find_parent checks the trial may add as many as the point holds
+    d.pop("max_dendrites", None)
+    if switches == 0:
+        for key in POST_SWITCH_DENDRITE_KEYS:
+            d.pop(key, None)
+    elif switches == 1:  # no dendrite set judged yet: whether a failed one is retried or kept has not acted
+        for key in JUDGING_DENDRITE_KEYS:
+            d.pop(key, None)
+    if "improvement_threshold" in d:  # entry i judges the phase with i dendrites; the last entry repeats
+        schedule = threshold_schedule(d["improvement_threshold"])
+        head = [schedule[min(i, len(schedule) - 1)] for i in range(int(dendrites) + 1)]
+        d["improvement_threshold"] = head[0] if dendrites == 0 else head  # a number before the first switch, as always
     return _digest(plain)
 
 
@@ -75,7 +96,7 @@ def run_signature(run: dict) -> str:
 
 
 def branch_info(branch_dir: Path) -> dict | None:
-    """branch.json of a complete branch point (written last, after the state and the model), else None."""
+    """branch.json of a complete start point (written last, after the state and the model), else None."""
     try:
         info = json.loads((Path(branch_dir) / BRANCH_INFO).read_text())
     except (OSError, ValueError):
@@ -83,22 +104,46 @@ def branch_info(branch_dir: Path) -> dict | None:
     return info if isinstance(info, dict) and "signature" in info and "epoch" in info else None
 
 
-def find_parent(candidates: Iterable[tuple[int, Path]], signature: str | None, max_epochs: int,
-                known: dict[int, dict] | None = None) -> tuple[int, Path, int] | None:
-    """The first candidate trial (number, folder) with a branch point of this prefix signature that leaves
-    epochs to train: (number, branch folder, epochs in the prefix), else None. `known` keeps the branch.json of
-    every trial found with one (it never changes once written), so a sweep reads each once, not once per launch."""
-    if signature is None:
+def point_dirs(trial_dir: Path) -> list[Path]:
+    """A trial folder's start points that other trials may use (branch/ and its later points)."""
+    try:
+        return sorted(p for p in Path(trial_dir).iterdir() if p.name == BRANCH_DIR or p.name.startswith(LATER_PREFIX))
+    except OSError:
+        return []
+
+
+def fits(info: dict, run: dict) -> str:
+    """Why the start point `info` describes cannot start `run` ("" when it can)."""
+    dendrites = int(info.get("dendrites", 0))
+    if info["signature"] != prefix_signature(run, dendrites, info.get("switches")):
+        what = "before its first switch" if dendrites == 0 else f"up to its {dendrites} dendrite(s)"
+        return f"it was saved by a run that trains differently {what}"
+    if int(info["epoch"]) >= int(run.get("train", {}).get("max_epochs", 60)):
+        return f"it holds {info['epoch']} epochs, train.max_epochs leaves none to train"
+    allowed = run.get("dendrites", {}).get("max_dendrites")
+    if allowed is not None and int(allowed) < dendrites:
+        return f"it holds {dendrites} dendrites, dendrites.max_dendrites={allowed} allows fewer"
+    return ""
+
+
+def find_parent(candidates: Iterable[tuple[int, Path]], run: dict,
+                known: dict[str, dict] | None = None) -> tuple[int, Path, int] | None:
+    """The deepest start point (most epochs) among the candidate trials (number, folder) that fits `run`:
+    (number, point folder, epochs in the prefix), else None. `known` keeps the branch.json of every point
+    found (it never changes once written), so a sweep reads each once, not once per launch."""
+    if prefix_signature(run) is None:
         return None
     known = {} if known is None else known
+    best: tuple[int, Path, int] | None = None
     for number, trial_dir in candidates:
-        branch = Path(trial_dir) / BRANCH_DIR
-        info = known.get(number) or branch_info(branch)
-        if info is not None:
-            known[number] = info
-        if info is not None and info["signature"] == signature and int(info["epoch"]) < int(max_epochs):
-            return number, branch, int(info["epoch"])
-    return None
+        for point in point_dirs(trial_dir):
+            info = known.get(str(point)) or branch_info(point)
+            if info is None:
+                continue
+            known[str(point)] = info
+            if not fits(info, run) and (best is None or int(info["epoch"]) > best[2]):
+                best = (number, point, int(info["epoch"]))
+    return best
 
 
 def seed_trial(start_from: str | Path, trial_dir: Path, run: dict, load_run: Callable[[Path], dict]) -> tuple[dict | None, str]:
@@ -108,8 +153,9 @@ def seed_trial(start_from: str | Path, trial_dir: Path, run: dict, load_run: Cal
     start = Path(start_from)
     info = branch_info(start)
     if info is not None:
-        if info["signature"] != prefix_signature(run):
-            return None, f"{start} was saved by a run that trains differently before its first switch"
+        why = fits(info, run)
+        if why:
+            return None, f"{start}: {why}"
         state, kind, epoch = start / BRANCH_STATE, "branch", int(info["epoch"])
     elif (start / RUN_CONFIG).exists():
         try:
@@ -129,4 +175,35 @@ def seed_trial(start_from: str | Path, trial_dir: Path, run: dict, load_run: Cal
         shutil.copyfile(state, trial_dir / RESUME_FILE)
     except OSError as exc:
         return None, f"cannot copy {start} ({exc.strerror or exc})"
-    return {"kind": kind, "from": str(start), "epoch": epoch, "parent": info.get("trial") if info else None}, ""
+    return {"kind": kind, "from": str(start), "epoch": epoch, "parent": info.get("trial") if info else None,
+            **({"dendrites": int(info.get("dendrites", 0))} if info else {})}, ""
+
+
+def write_point(dest: Path, resume_file: Path, info: dict, checkpoints: tuple[Path, ...], log: Callable[[str], None]) -> bool:
+    """The resume point last saved in `resume_file` (its model in pai/, in the working directory) plus `checkpoints`
+    (files in pai/) become the start point `dest` (written aside, renamed into place, branch.json last: the driver
+    reads it as the sign it is complete). A point only saves later trials work: when it cannot be written (a full
+    disk) the trial goes on without it (False)."""
+    import torch
+
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        state = torch.load(resume_file, weights_only=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / PAI_SAVE_NAME).mkdir(parents=True)
+        shutil.copyfile(Path(PAI_SAVE_NAME) / f"{state['tracker']['name']}.pt", tmp / PAI_SAVE_NAME / f"{BRANCH_MODEL}.pt")
+        for path in checkpoints:
+            if path.exists():
+                shutil.copyfile(path, tmp / PAI_SAVE_NAME / path.name)
+        state["tracker"]["name"] = BRANCH_MODEL
+        torch.save(state, tmp / BRANCH_STATE)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.replace(dest)
+        write_json(dest / BRANCH_INFO, info)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        why = getattr(exc, "strerror", None) or " ".join(str(exc).split())
+        log(f"pai-sweep: no start point {dest.name}: {why}; the trial goes on without it")
+        return False
+    return True

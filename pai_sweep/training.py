@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from pai_sweep.errors import PaiSweepError
 from pai_sweep.models.target import resolve_class
-from pai_sweep.trial_files import EpochRecord, append_metrics, drop_resume_point, finite, write_json
+from pai_sweep.trial_files import EpochRecord, append_metrics, drop_resume_point, finite
 
 
 class TrialFailure(PaiSweepError):
@@ -85,6 +85,8 @@ class PAISession:
         resume_every_epoch: bool = True,
         branch_dir: str | Path | None = None,
         branch_info: dict | None = None,
+        later_points: bool = False,
+        point_signature: Callable[[int, int], str | None] | None = None,
     ):
         self.model = model
         self.device = device
@@ -115,6 +117,10 @@ class PAISession:
         self.branch_dir = Path(branch_dir) if branch_dir is not None and enabled else None
         self._branch_info = dict(branch_info or {})
         self._branch_pending = self.branch_dir is not None and self.resume_file is not None
+        # later points (branching.py): after each switch and at the epoch cap, in the trial folder, for trials that
+        # differ only in what has not acted yet there; point_signature(dendrites, switches) is their branch.json signature
+        self._later_points = bool(later_points) and enabled and self.resume_file is not None and self.trial_dir is not None
+        self._point_signature = point_signature or (lambda dendrites, switches: None)
         self._point: tuple[int, Any] | None = None  # (epochs done, best_model.pt's stat) of the last point saved
 
     # -- the API a training function uses
@@ -167,8 +173,11 @@ class PAISession:
         if not complete and self.epoch >= self.max_epochs:
             complete, self.end_reason = True, "epoch_cap"
         stopping = _STOP["requested"] and not complete and self.resume_file is not None
-        if not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending or stopping):
+        later = self._later_point(restructured, complete, dendrites)
+        if later or (not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending or stopping)):
             self._save_resume_point()  # first: a metrics line on disk means its resume point is too
+        if later:
+            self._write_later_point(later, dendrites)
         if self.trial_dir is not None:
             append_metrics(self.trial_dir, record)
         if stopping:
@@ -223,28 +232,52 @@ class PAISession:
             self._point = None
 
     def _write_branch_point(self, best: Path) -> None:
-        """The point saved after the previous epoch and the best model as it was then become trial_dir/branch/
-        (written aside, renamed into place, branch.json last: the driver reads it as the sign it is complete)."""
-        import shutil
+        """The point saved after the previous epoch and the best model as it was then become trial_dir/branch/."""
+        info = {**self._branch_info, "epoch": self.epoch, "dendrites": 0, "switches": 0, "signature": self._point_signature(0, 0)}
+        if self._write_point(self.branch_dir, info, (best,)):
+            self.log(f"pai-sweep: branch point saved: the state after epoch {self.epoch - 1}, before the first switch")
 
-        import torch
+    def _later_point(self, restructured: Any, complete: bool, dendrites: int) -> str | None:
+        """The folder name of the later point this epoch ends at (after a switch, at the epoch cap), else None."""
+        from pai_sweep import branching
 
-        from pai_sweep import branching, perforate
+        if not self._later_points:
+            return None
+        switches = sum(1 for r in self.records if r.restructured)
+        if switches and not dendrites:
+            return None  # a dendrite set dropped again: nothing a trial with more dendrites would share
+        if restructured and not complete:
+            name = f"{branching.LATER_PREFIX}after-switch-{switches}"
+        elif complete and self.end_reason == "epoch_cap":
+            name = f"{branching.LATER_PREFIX}at-cap"
+        else:
+            return None
+        return None if (self.trial_dir / name).exists() else name  # a resumed run passes it again: the same state
 
-        state = torch.load(self.resume_file, weights_only=False)
-        tmp = self.branch_dir.with_name(f".{self.branch_dir.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / perforate.SAVE_NAME).mkdir(parents=True)
-        shutil.copyfile(Path(perforate.SAVE_NAME) / f"{state['tracker']['name']}.pt",
-                        tmp / perforate.SAVE_NAME / f"{branching.BRANCH_MODEL}.pt")
-        if best.exists():
-            shutil.copyfile(best, tmp / perforate.SAVE_NAME / best.name)
-        state["tracker"]["name"] = branching.BRANCH_MODEL
-        torch.save(state, tmp / branching.BRANCH_STATE)
-        shutil.rmtree(self.branch_dir, ignore_errors=True)
-        tmp.replace(self.branch_dir)
-        write_json(self.branch_dir / branching.BRANCH_INFO, {**self._branch_info, "epoch": self.epoch})
-        self.log(f"pai-sweep: branch point saved: the state after epoch {self.epoch - 1}, before the first switch")
+    def _write_later_point(self, name: str, dendrites: int) -> None:
+        """The point just saved, with what PerforatedAI reads back later (best model, switch_<k>) and the copies of its
+        CSVs it made at each switch so far (a trial from here writes only its own), becomes trial_dir/<name>/; then,
+        unless train.resume keeps one every epoch, the resume point goes again."""
+        from pai_sweep import perforate
+        from pai_sweep.trial_files import RESUME_MODELS
+
+        pai = Path(perforate.SAVE_NAME)
+        kept = tuple(p for p in sorted(pai.iterdir()) if p.is_file() and p.name not in RESUME_MODELS
+                     and not (p.suffix == ".pt" and perforate.UNREAD_CHECKPOINTS.match(p.stem)))
+        # with no dendrite yet (the cap in the neuron phase) nothing after the first switch has acted
+        switches = sum(1 for r in self.records if r.restructured)
+        info = {**self._branch_info, "epoch": self.epoch, "dendrites": int(dendrites), "switches": switches,
+                "signature": self._point_signature(int(dendrites), switches)}
+        if self._write_point(self.trial_dir / name, info, kept):
+            self.log(f"pai-sweep: start point {name} saved: the state after epoch {self.epoch - 1}, {dendrites} dendrite(s)")
+        if not (self._resume_every_epoch or _STOP["requested"]):  # a stop continues from it
+            drop_resume_point(self.resume_file.parent)
+            self._point = None
+
+    def _write_point(self, dest: Path, info: dict, checkpoints: tuple[Path, ...]) -> bool:
+        from pai_sweep import branching
+
+        return branching.write_point(dest, self.resume_file, info, checkpoints, self.log)
 
     def restore(self) -> None:
         """Continue from this trial's resume point (its own, or one copied in from train.start_from): model, tracker,

@@ -9,6 +9,7 @@ A trial lives in ``<sweep dir>/trials/<number>/``::
     launch.json     how the launcher started it (pid / SLURM job id), for re-attaching on resume
     resume_state.pt the last resume point while it trains (train.resume), removed at the end
     branch/         the state before the first switch, for trials that share that prefix (branching.py)
+    branch-*/       later start points: after-switch-<k>, at-cap (branching.py)
     worker.log      the worker's stdout and stderr
 
 result.json is the only proof that a trial finished: PerforatedAI can exit 0 on failure.

@@ -227,17 +227,21 @@ def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
         result.extra["auto_tracked"] = done.plan.track_names[len(d.module_names_to_track):] + done.plan.track_params
     else:
         model = model.to(device)
-    # A branch point for trials that share this run's neuron phase (branching.py): not for one that started
-    # from another's state (its prefix is the parent's), nor when this folder has one already (a resumed run)
-    wants_branch = (bool(train_cfg.branch_point) and enabled and not capacity_test and not train_cfg.start_from
+    # Start points for trials that share this run's prefix (branching.py). The one before the first switch: not for a
+    # run that started from another's state (its prefix is the parent's), nor when this folder has one already (a
+    # resumed run). Later points (after each switch, at the epoch cap): for every run that keeps points.
+    keeps_points = bool(train_cfg.branch_point) and enabled and not capacity_test
+    wants_branch = (keeps_points and not train_cfg.start_from
                     and branching.branch_info(trial_dir / branching.BRANCH_DIR) is None)
+    run = spec.to_dict()
     session = PAISession(
         model, train_cfg=train_cfg, enabled=enabled, maximizing=bool(d.maximizing_score),
         patience=int(d.n_epochs_to_switch), device=device, trial_dir=trial_dir,
         resume_file=trial_dir / RESUME_FILE if not capacity_test else None,  # written when asked: train.resume, branching, a stop
         generators=(getattr(data.train, "generator", None),),
         resume_every_epoch=bool(train_cfg.resume), branch_dir=trial_dir / branching.BRANCH_DIR if wants_branch else None,
-        branch_info={"signature": branching.prefix_signature(spec.to_dict()), "trial": trial_dir.name},
+        branch_info={"trial": trial_dir.name}, later_points=keeps_points,
+        point_signature=lambda dendrites, switches: branching.prefix_signature(run, dendrites, switches),
     )
     if resume:
         try:

@@ -139,6 +139,18 @@ def test_branching_quick(tmp_path):
     assert "identical objective values" in md
 
 
+def test_branching_quick_over_the_dendrite_budget(tmp_path):
+    """The grid over max_dendrites and tries: later trials may start after an earlier one's switch."""
+    branching.main(["--quick", "--space", "dendrite_budget", "--trials", "4", "--out", str(tmp_path / "out"),
+                    "--work", str(tmp_path / "work")])
+    data, md = _read(tmp_path / "out", "branching_dendrite_budget")
+    assert data["space"] == "dendrite_budget" and data["headline"]["identical_results"] is True
+    on = data["sides"]["branching"]
+    assert len(on["trials"]) == 4 and on["branched"] >= 1 and on["branched_after_a_switch"] >= 1
+    assert on["own_epochs"] < data["sides"]["off"]["own_epochs"]
+    assert "sweep.sampler=grid" in md
+
+
 def test_same_results_quick(tmp_path):
     same_results.main(["--quick", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
     data, md = _read(tmp_path / "out", "same_results")

@@ -3,7 +3,9 @@ switch, and ends exactly where the same config trained from epoch 0 ends (real P
 
 One parent keeps its branch point; for every knob the code calls post-switch, a child that differs from
 the parent only in that knob is trained twice, from scratch and from the branch point, and the two must
-agree: per-epoch scores, PerforatedAI's CSVs (Times aside) and the saved weights.
+agree: per-epoch scores, PerforatedAI's CSVs (Times aside) and the saved weights. The same holds for the
+later points: after a switch (a child allowed more dendrites, or with another threshold for dendrites the
+parent had not reached) and at the epoch cap (a child with a larger cap).
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ POST_SWITCH_CHILDREN = {
     "find_best_lr": {"max_dendrites": 2, "find_best_lr": False},
     "improvement_threshold": {"max_dendrites": 2, "improvement_threshold": [0.001, 0.01]},
 }
+# children of the later points: (the point, the child's dendrites knobs, the from-scratch run it must equal)
+LATER_CHILDREN = {
+    "more_dendrites": ("parent", "branch-after-switch-1", {"max_dendrites": 2}, "scratch_max_dendrites"),
+    "threshold_tail": ("parent", "branch-after-switch-1", {"max_dendrites": 3, "improvement_threshold": [0.001, 0.0001, 0.5]},
+                       "scratch_threshold_tail"),
+    "longer": ("capped", "branch-at-cap", {"max_dendrites": 2}, "scratch_max_dendrites"),
+    # no dendrite set has been judged right after the first switch: retries and keeping one have not acted
+    "tries": ("parent", "branch-after-switch-1", POST_SWITCH_CHILDREN["max_dendrite_tries"], "scratch_max_dendrite_tries"),
+    "retain_all": ("parent", "branch-after-switch-1", POST_SWITCH_CHILDREN["retain_all_dendrites"], "scratch_retain_all_dendrites"),
+}
+CAP = 9  # the capped parent's train.max_epochs: after its first switch, before its second
 
 
 def paced_fit(session, data):
@@ -90,7 +103,12 @@ def branched(tmp_path_factory, run_trials):
     proc = spawn_worker(killed, env={"OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.dirname(__file__)})
     watcher = threading.Thread(target=_kill_after_switch, args=(killed, proc))
     watcher.start()
-    first = {"parent": _run(branch_point=True), **{f"scratch_{k}": _run(v) for k, v in POST_SWITCH_CHILDREN.items()}}
+    # a point that cannot be written (here a file in the way; a full disk alike) must not fail its trial
+    (root / "blocked").mkdir()
+    (root / "blocked" / ".branch-at-cap.tmp").write_text("in the way")
+    first = {"parent": _run(branch_point=True), "blocked": _run({"max_dendrites": 2}, branch_point=True, max_epochs=CAP), **{f"scratch_{k}": _run(v) for k, v in POST_SWITCH_CHILDREN.items()},
+             "capped": _run({"max_dendrites": 2}, branch_point=True, max_epochs=CAP),
+             "scratch_threshold_tail": _run(LATER_CHILDREN["threshold_tail"][2])}
     dirs = run_trials(root, first, timeout=400)
     watcher.join(timeout=300)
     assert proc.poll() == -signal.SIGKILL, "the paced parent finished before it could be killed"
@@ -99,6 +117,11 @@ def branched(tmp_path_factory, run_trials):
     second = {f"branched_{k}": _run(v, start_from=point) for k, v in POST_SWITCH_CHILDREN.items()}
     # a knob that acts before the switch (when it happens) must not branch: it trains from epoch 0 and says why
     second["refused"] = _run({"n_epochs_to_switch": 3}, start_from=point)
+    for name, (parent, folder, knobs, _) in LATER_CHILDREN.items():
+        second[f"later_{name}"] = _run(knobs, start_from=str(dirs[parent] / folder), branch_point=True)
+    # after a switch the init multiplier has acted: a child that changes it cannot use the point
+    second["later_refused"] = _run({"max_dendrites": 2, "candidate_weight_initialization_multiplier": 0.2},
+                                   start_from=str(dirs["parent"] / "branch-after-switch-1"))
     return {**dirs, **run_trials(root, second, timeout=400)}
 
 
@@ -138,6 +161,56 @@ def test_branched_trial_equals_training_from_scratch(branched, knob):
     assert _csvs(child) == _csvs(scratch)
     a, b = load_file(scratch / "pai" / "best_model.pt"), load_file(child / "pai" / "best_model.pt")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a if k != "tracker_string")
+
+
+def test_parents_keep_a_point_after_each_switch_and_at_the_cap(branched):
+    parent, capped = branched["parent"], branched["capped"]
+    switch = next(r.epoch for r in read_metrics(parent) if r.restructured)
+    after = branching.branch_info(parent / "branch-after-switch-1")
+    assert after is not None and after["epoch"] == switch + 1 and after["dendrites"] == 1 and after["trial"] == "parent"
+    assert (parent / "branch-after-switch-1" / "pai" / "branch.pt").exists()
+    records = read_metrics(capped)
+    assert len(records) == CAP and read_result(capped).reason == "epoch_cap"
+    cap = branching.branch_info(capped / "branch-at-cap")
+    assert cap is not None and cap["epoch"] == CAP and cap["dendrites"] == records[-1].dendrites >= 1
+    assert [p.name for p in branching.point_dirs(capped)][0] == "branch"
+    # without train.resume no resume point outlives the run's points
+    assert not (parent / RESUME_FILE).exists() and not (capped / RESUME_FILE).exists()
+
+
+def test_a_point_that_cannot_be_written_does_not_fail_its_trial(branched):
+    blocked = branched["blocked"]
+    result = read_result(blocked)
+    assert result.status == "complete" and result.epochs == CAP, result.reason
+    assert not (blocked / "branch-at-cap").exists() and branching.branch_info(blocked / "branch-after-switch-1") is not None
+    assert "no start point branch-at-cap: " in (blocked / "worker.log").read_text()
+    assert [r.val for r in read_metrics(blocked)] == [r.val for r in read_metrics(branched["capped"])]
+
+
+@pytest.mark.parametrize("name", sorted(LATER_CHILDREN))
+def test_a_trial_from_a_later_point_equals_training_from_scratch(branched, name):
+    parent, folder, _, scratch_name = LATER_CHILDREN[name]
+    child, scratch = branched[f"later_{name}"], branched[scratch_name]
+    result = read_result(child)
+    assert result.status == "complete", result.reason
+    point = branching.branch_info(branched[parent] / folder)
+    started = result.extra["started_from"]
+    assert started["kind"] == "branch" and started["epoch"] == point["epoch"] == result.extra["resumed_at_epoch"]
+    assert started["dendrites"] == point["dendrites"] >= 1
+    fields = ("epoch", "val", "train", "test", "loss", "lr", "params", "dendrites", "restructured")
+    ours = [tuple(getattr(r, f) for f in fields) for r in read_metrics(child)]
+    theirs = [tuple(getattr(r, f) for f in fields) for r in read_metrics(scratch)]
+    assert ours == theirs and len(ours) > point["epoch"]
+    assert _csvs(child) == _csvs(scratch)
+    a, b = load_file(scratch / "pai" / "best_model.pt"), load_file(child / "pai" / "best_model.pt")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a if k != "tracker_string")
+
+
+def test_a_later_point_refuses_a_knob_that_acted_before_it(branched):
+    result = read_result(branched["later_refused"])
+    assert result.status == "complete" and "started_from" not in result.extra
+    assert "trains differently up to its 1 dendrite(s)" in result.extra["start_refused"]
+    assert read_metrics(branched["later_refused"])[0].epoch == 0
 
 
 def test_a_pre_switch_change_trains_from_epoch_zero_and_says_why(branched):
@@ -183,6 +256,59 @@ def test_prefix_signature_ignores_exactly_the_post_switch_knobs():
     assert branching.prefix_signature(off) is None
 
 
+def test_after_a_switch_only_the_dendrite_cap_the_epoch_cap_and_later_thresholds_leave_the_signature():
+    base = {"dendrites": dataclasses.asdict(DendritesConfig()), "train": dataclasses.asdict(TrainConfig()), "model": {}}
+    for key in branching.POST_SWITCH_DENDRITE_KEYS - {"max_dendrites"}:
+        changed = json.loads(json.dumps(base))
+        value = changed["dendrites"][key]
+        changed["dendrites"][key] = not value if isinstance(value, bool) else value + 1
+        assert branching.prefix_signature(changed) == branching.prefix_signature(base), key  # not yet acted
+        # a set is first judged at the second switch: the retry knobs act from there, the others from the first
+        judged = key in branching.JUDGING_DENDRITE_KEYS
+        assert (branching.prefix_signature(changed, 1) == branching.prefix_signature(base, 1)) == judged, key
+        assert branching.prefix_signature(changed, 1, switches=2) != branching.prefix_signature(base, 1, switches=2), key
+        assert branching.prefix_signature(changed, 2) != branching.prefix_signature(base, 2), key
+    more = json.loads(json.dumps(base))
+    more["dendrites"]["max_dendrites"] += 5
+    more["train"]["max_epochs"] += 50
+    assert branching.prefix_signature(more, 2) == branching.prefix_signature(base, 2)
+    schedule = json.loads(json.dumps(base))
+    schedule["dendrites"]["improvement_threshold"] = [0.001, 0.0001, 0.5]
+    base["dendrites"]["improvement_threshold"] = [0.001, 0.0001, 0.0]
+    assert branching.prefix_signature(schedule, 1) == branching.prefix_signature(base, 1)  # entry 2: two dendrites on
+    assert branching.prefix_signature(schedule, 2) != branching.prefix_signature(base, 2)
+    # the last entry repeats: [a, b] and [a, b, b] are the same schedule at any depth
+    short, long = json.loads(json.dumps(base)), json.loads(json.dumps(base))
+    short["dendrites"]["improvement_threshold"], long["dendrites"]["improvement_threshold"] = [0.01, 0.1], [0.01, 0.1, 0.1, 0.1]
+    assert all(branching.prefix_signature(short, k) == branching.prefix_signature(long, k) for k in range(5))
+
+
+def _point(trial_dir, name, epoch, run, dendrites=0):
+    point = trial_dir / name
+    point.mkdir(parents=True)
+    (point / "branch.json").write_text(json.dumps(
+        {"epoch": epoch, "dendrites": dendrites, "signature": branching.prefix_signature(run, dendrites)}))
+    return point
+
+
+def test_the_deepest_point_that_fits_is_chosen(tmp_path):
+    run = {"dendrites": {"enabled": True, "max_dendrites": 2, "improvement_threshold": [0.1]}, "train": {"max_epochs": 40}}
+    first = _point(tmp_path / "0", "branch", 10, run)
+    after = _point(tmp_path / "0", "branch-after-switch-1", 21, run, dendrites=1)
+    _point(tmp_path / "1", "branch-after-switch-3", 35, run, dendrites=3)  # more dendrites than max_dendrites=2 allows
+    _point(tmp_path / "1", "branch-at-cap", 40, run, dendrites=2)  # nothing left under the epoch cap
+    other = {**run, "dendrites": {**run["dendrites"], "candidate_weight_initialization_multiplier": 0.5}}
+    _point(tmp_path / "2", "branch-after-switch-2", 30, other, dendrites=2)  # another init multiplier
+    trials = [(0, tmp_path / "0"), (1, tmp_path / "1"), (2, tmp_path / "2")]
+    assert branching.find_parent(trials, run) == (0, after, 21)
+    # the init multiplier has not acted before the first switch: that point still serves
+    assert branching.find_parent(trials, other) == (2, tmp_path / "2" / "branch-after-switch-2", 30)
+    assert branching.find_parent(trials, {**run, "dendrites": {**run["dendrites"], "max_dendrites": 3}})[2] == 35
+    assert branching.find_parent(trials, {**run, "train": {"max_epochs": 41}})[2] == 40
+    assert branching.find_parent(trials, {**run, "train": {"max_epochs": 15}}) == (0, first, 10)
+    assert "allows fewer" in branching.fits(json.loads((tmp_path / "1" / "branch-after-switch-3" / "branch.json").read_text()), run)
+
+
 def test_seed_refuses_what_it_cannot_use(tmp_path):
     run = {"dendrites": {"enabled": True}, "train": {}}
     info, why = branching.seed_trial(tmp_path / "nowhere", tmp_path / "t", run, lambda p: run)
@@ -192,11 +318,12 @@ def test_seed_refuses_what_it_cannot_use(tmp_path):
     (point / "branch.json").write_text(json.dumps({"epoch": 3, "signature": branching.prefix_signature(run)}))
     info, why = branching.seed_trial(point, tmp_path / "t", run, lambda p: run)
     assert info is None and "holds no saved state" in why
-    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), max_epochs=10) == (0, point, 3)
-    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), max_epochs=3) is None
-    assert branching.find_parent([(0, tmp_path / "p")], "other", max_epochs=10) is None
-    # a branch point found once is not read again (branch.json never changes once written)
+    longer = {**run, "train": {"max_epochs": 10}}
+    assert branching.find_parent([(0, tmp_path / "p")], longer) == (0, point, 3)
+    assert branching.find_parent([(0, tmp_path / "p")], {**run, "train": {"max_epochs": 3}}) is None
+    assert branching.find_parent([(0, tmp_path / "p")], {**longer, "model": {"name": "other"}}) is None
+    # a point found once is not read again (branch.json never changes once written)
     known: dict = {}
-    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), 10, known) == (0, point, 3)
+    assert branching.find_parent([(0, tmp_path / "p")], longer, known) == (0, point, 3)
     (point / "branch.json").unlink()
-    assert branching.find_parent([(0, tmp_path / "p")], branching.prefix_signature(run), 10, known) == (0, point, 3)
+    assert branching.find_parent([(0, tmp_path / "p")], longer, known) == (0, point, 3)

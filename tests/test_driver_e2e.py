@@ -264,9 +264,11 @@ def test_a_sweep_over_post_switch_knobs_branches_and_finds_the_same_values(tmp_p
         if mode == "auto":
             assert "branched_from" not in trials[0].user_attrs and (sweep_dir / "trials" / "0" / "branch" / "branch.json").exists()
             for t, result in zip(trials[1:], results[1:]):
-                assert t.user_attrs["branched_from"] == 0 and t.user_attrs["branch_epoch"] > 0
+                assert t.user_attrs["branched_from"] < t.number and t.user_attrs["branch_epoch"] > 0
                 assert result["extra"]["started_from"]["kind"] == "branch"
                 assert result["extra"]["resumed_at_epoch"] == t.user_attrs["branch_epoch"]
+            # a trial allowed the dendrites an earlier one had added starts after that one's switch, not before it
+            assert any(r["extra"]["started_from"]["dendrites"] >= 1 for r in results[1:])
         else:
             assert not any("branched_from" in t.user_attrs for t in trials)
             assert not any((sweep_dir / "trials" / str(t.number) / "branch").exists() for t in trials)

@@ -31,5 +31,5 @@ class TrainConfig:
     graphs: str = "end"  # end: draw PerforatedAI's PNG once at the end (CSVs every epoch); every_epoch: library default
     test_saves: bool = True  # PerforatedAI's extra checkpoints (its learning-rate search reloads some)
     resume: bool = False  # save a resume point every epoch; a re-run (SLURM requeue) continues exactly from it
-    branch_point: bool = False  # keep the state before the first switch (branch/) for trials that share that prefix
-    start_from: Optional[str] = None  # a branch point (trials/N/branch) or an interrupted trial folder to continue from
+    branch_point: bool = False  # keep start points (branch/, branch-after-switch-<k>/, branch-at-cap/) for trials that share a prefix
+    start_from: Optional[str] = None  # a start point (trials/N/branch*) or an interrupted trial folder to continue from

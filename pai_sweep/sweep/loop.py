@@ -75,7 +75,7 @@ class SweepLoop(Guidance, Shutdown):
         # The first write the sweep folder refused (disk full, read-only): the step that met it finishes (its trial
         # is told), then the sweep stops with it; trials in flight are stopped and queued again, none left RUNNING.
         self.refused: OSError | None = None
-        self.branch_points: dict[int, dict] = {}  # trial number -> its branch.json, read once (sweep/start_points.py)
+        self.branch_points: dict[str, dict] = {}  # start point folder -> its branch.json, read once (sweep/start_points.py)
         self.last_refusal: tuple[BaseException, str] | None = None  # the last submission the launcher refused, and why
 
     # ---------------------------------------------------------------- counts
