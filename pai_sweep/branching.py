@@ -48,8 +48,9 @@ POST_SWITCH_DENDRITE_KEYS = frozenset({
     "find_best_lr",  # the learning-rate search after a switch
 })
 # Not here, measured: initial_history_after_switches already shapes the running scores of the neuron phase.
-# Of those, the ones read only when a dendrite set is judged (at the switch after it): a failed set's retries, keeping it
-JUDGING_DENDRITE_KEYS = frozenset({"max_dendrite_tries", "retain_all_dendrites"})
+# Of those, the one read only when a dendrite set did not help (judged at the switch after it), so not yet right after the
+# first switch. retain_all_dendrites is not: it already resets the best score at the first switch (measured).
+RETRY_DENDRITE_KEYS = frozenset({"max_dendrite_tries"})
 # train.* that change what is written, never what is trained
 BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "start_from"})
 
@@ -80,8 +81,8 @@ def prefix_signature(run: dict, dendrites: int = 0, switches: int | None = None)
     if switches == 0:
         for key in POST_SWITCH_DENDRITE_KEYS:
             d.pop(key, None)
-    elif switches == 1:  # no dendrite set judged yet: whether a failed one is retried or kept has not acted
-        for key in JUDGING_DENDRITE_KEYS:
+    elif switches == 1:  # no dendrite set judged yet: how often a failed one is retried has not acted
+        for key in RETRY_DENDRITE_KEYS:
             d.pop(key, None)
     if "improvement_threshold" in d:  # entry i judges the phase with i dendrites; the last entry repeats
         schedule = threshold_schedule(d["improvement_threshold"])
@@ -137,8 +138,10 @@ def find_parent(candidates: Iterable[tuple[int, Path]], run: dict,
     best: tuple[int, Path, int] | None = None
     for number, trial_dir in candidates:
         for point in point_dirs(trial_dir):
-            info = known.get(str(point)) or branch_info(point)
+            info = known.get(str(point)) if (point / BRANCH_INFO).exists() else None
+            info = info or branch_info(point)
             if info is None:
+                known.pop(str(point), None)
                 continue
             known[str(point)] = info
             if not fits(info, run) and (best is None or int(info["epoch"]) > best[2]):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -298,6 +299,21 @@ _REAL_SAVE_SYSTEM: Any = None
 # switch_<k> (every restructure) and the PBCount_* points of its learning-rate search (test_saves);
 # resume points are pai-sweep's own (resume0/resume1, branch: training.PAISession).
 UNREAD_CHECKPOINTS = re.compile(r"^(latest|beforeSwitch_\d+)$")
+_SWITCH_CHECKPOINT = re.compile(r"^switch_(\d+)$")
+
+
+def read_back_files(folder: Path, exclude: tuple[str, ...] = ()) -> tuple[Path, ...]:
+    """What a run continued from this save folder needs of it: the checkpoints the library reads back (best_model, the
+    newest switch_<k>: it reloads switch_{len(switch_epochs)}, and its learning-rate search's PBCount_* points) and
+    its own output so far (the CSVs and graphs it copied at each switch). Older switch_<k> and the copies of models it
+    never reads stay behind (a start point holds them once, not once per switch)."""
+    files = [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.name not in exclude]
+    models = [p for p in files if p.suffix == ".pt"]
+    switches = sorted((int(m.group(1)), p) for p in models if (m := _SWITCH_CHECKPOINT.match(p.stem)))
+    keep = [p for p in files if p.suffix != ".pt"]
+    keep += [p for p in models if p.stem == "best_model" or "PBCount" in p.stem]
+    keep += [switches[-1][1]] if switches else []
+    return tuple(sorted(keep))
 
 
 def _deferred_save_graphs(self: Any, extra_string: str = "") -> Any:

@@ -174,8 +174,10 @@ class PAISession:
             complete, self.end_reason = True, "epoch_cap"
         stopping = _STOP["requested"] and not complete and self.resume_file is not None
         later = self._later_point(restructured, complete, dendrites)
-        if later or (not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending or stopping)):
+        if not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending or stopping):
             self._save_resume_point()  # first: a metrics line on disk means its resume point is too
+        elif later:
+            later = later if self._save_point_state(later) else None
         if later:
             self._write_later_point(later, dendrites)
         if self.trial_dir is not None:
@@ -252,18 +254,27 @@ class PAISession:
             name = f"{branching.LATER_PREFIX}at-cap"
         else:
             return None
-        return None if (self.trial_dir / name).exists() else name  # a resumed run passes it again: the same state
+        return None if branching.branch_info(self.trial_dir / name) else name  # a resumed run passes it again: the same state
+
+    def _save_point_state(self, name: str) -> bool:
+        """The resume point a later point is made of, when nothing else needs one this epoch: a point only saves later
+        trials work, so one that cannot be saved (a full disk) is skipped, never the trial's failure."""
+        try:
+            self._save_resume_point()
+        except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+            self.log(f"pai-sweep: no start point {name}: {getattr(exc, 'strerror', None) or ' '.join(str(exc).split())}; "
+                     "the trial goes on without it")
+            return False
+        return True
 
     def _write_later_point(self, name: str, dendrites: int) -> None:
-        """The point just saved, with what PerforatedAI reads back later (best model, switch_<k>) and the copies of its
-        CSVs it made at each switch so far (a trial from here writes only its own), becomes trial_dir/<name>/; then,
-        unless train.resume keeps one every epoch, the resume point goes again."""
+        """The point just saved, with what PerforatedAI reads back later and the copies of its CSVs it made at each
+        switch so far (a trial from here writes only its own), becomes trial_dir/<name>/; then, unless train.resume
+        keeps one every epoch, the resume point goes again."""
         from pai_sweep import perforate
         from pai_sweep.trial_files import RESUME_MODELS
 
-        pai = Path(perforate.SAVE_NAME)
-        kept = tuple(p for p in sorted(pai.iterdir()) if p.is_file() and p.name not in RESUME_MODELS
-                     and not (p.suffix == ".pt" and perforate.UNREAD_CHECKPOINTS.match(p.stem)))
+        kept = perforate.read_back_files(Path(perforate.SAVE_NAME), exclude=RESUME_MODELS)
         # with no dendrite yet (the cap in the neuron phase) nothing after the first switch has acted
         switches = sum(1 for r in self.records if r.restructured)
         info = {**self._branch_info, "epoch": self.epoch, "dendrites": int(dendrites), "switches": switches,

@@ -42,15 +42,20 @@ POST_SWITCH_CHILDREN = {
     "find_best_lr": {"max_dendrites": 2, "find_best_lr": False},
     "improvement_threshold": {"max_dendrites": 2, "improvement_threshold": [0.001, 0.01]},
 }
+# a parent whose first dendrite set cannot help (entry 1 asks for a 1000 % gain): it is retried once, then the cap stops it
+FAILING = {"max_dendrites": 2, "max_dendrite_tries": 2, "improvement_threshold": [0.001, 10.0]}
 # children of the later points: (the point, the child's dendrites knobs, the from-scratch run it must equal)
 LATER_CHILDREN = {
     "more_dendrites": ("parent", "branch-after-switch-1", {"max_dendrites": 2}, "scratch_max_dendrites"),
     "threshold_tail": ("parent", "branch-after-switch-1", {"max_dendrites": 3, "improvement_threshold": [0.001, 0.0001, 0.5]},
                        "scratch_threshold_tail"),
     "longer": ("capped", "branch-at-cap", {"max_dendrites": 2}, "scratch_max_dendrites"),
-    # no dendrite set has been judged right after the first switch: retries and keeping one have not acted
+    # no dendrite set has been judged right after the first switch: how often a failed one is retried has not acted
     "tries": ("parent", "branch-after-switch-1", POST_SWITCH_CHILDREN["max_dendrite_tries"], "scratch_max_dendrite_tries"),
-    "retain_all": ("parent", "branch-after-switch-1", POST_SWITCH_CHILDREN["retain_all_dendrites"], "scratch_retain_all_dendrites"),
+    # ... also when the set then fails: a retry in one, the end in the other
+    "failed_set_tries": ("failing", "branch-after-switch-1", {**FAILING, "max_dendrite_tries": 1}, "scratch_failing_tries"),
+    # a point after a retry (2 switches, 1 dendrite)
+    "after_a_retry": ("failing", "branch-after-switch-2", {**FAILING, "max_dendrites": 3}, "scratch_failing_more"),
 }
 CAP = 9  # the capped parent's train.max_epochs: after its first switch, before its second
 
@@ -90,7 +95,9 @@ def _csvs(trial_dir) -> dict:
 
 
 def _run(dendrites: dict | None = None, **train) -> dict:
-    return {**BASE, "dendrites": {**BASE["dendrites"], **(dendrites or {})}, "train": {**BASE["train"], **train}}
+    # the failing family keeps PerforatedAI's own checkpoints (test_saves, the default): its learning-rate search's too
+    saves = {"test_saves": True} if dendrites and dendrites.get("improvement_threshold") == FAILING["improvement_threshold"] else {}
+    return {**BASE, "dendrites": {**BASE["dendrites"], **(dendrites or {})}, "train": {**BASE["train"], **saves, **train}}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +115,10 @@ def branched(tmp_path_factory, run_trials):
     (root / "blocked" / ".branch-at-cap.tmp").write_text("in the way")
     first = {"parent": _run(branch_point=True), "blocked": _run({"max_dendrites": 2}, branch_point=True, max_epochs=CAP), **{f"scratch_{k}": _run(v) for k, v in POST_SWITCH_CHILDREN.items()},
              "capped": _run({"max_dendrites": 2}, branch_point=True, max_epochs=CAP),
-             "scratch_threshold_tail": _run(LATER_CHILDREN["threshold_tail"][2])}
+             "scratch_threshold_tail": _run(LATER_CHILDREN["threshold_tail"][2]),
+             "failing": _run(FAILING, branch_point=True),
+             "scratch_failing_tries": _run(LATER_CHILDREN["failed_set_tries"][2]),
+             "scratch_failing_more": _run(LATER_CHILDREN["after_a_retry"][2])}
     dirs = run_trials(root, first, timeout=400)
     watcher.join(timeout=300)
     assert proc.poll() == -signal.SIGKILL, "the paced parent finished before it could be killed"
@@ -119,9 +129,10 @@ def branched(tmp_path_factory, run_trials):
     second["refused"] = _run({"n_epochs_to_switch": 3}, start_from=point)
     for name, (parent, folder, knobs, _) in LATER_CHILDREN.items():
         second[f"later_{name}"] = _run(knobs, start_from=str(dirs[parent] / folder), branch_point=True)
-    # after a switch the init multiplier has acted: a child that changes it cannot use the point
-    second["later_refused"] = _run({"max_dendrites": 2, "candidate_weight_initialization_multiplier": 0.2},
-                                   start_from=str(dirs["parent"] / "branch-after-switch-1"))
+    # after a switch the init multiplier has acted, and so has retain_all_dendrites (it resets the best score at the
+    # switch): a child that changes either cannot use the point
+    for knob in ("candidate_weight_initialization_multiplier", "retain_all_dendrites"):
+        second[f"later_refused_{knob}"] = _run(POST_SWITCH_CHILDREN[knob], start_from=str(dirs["parent"] / "branch-after-switch-1"))
     return {**dirs, **run_trials(root, second, timeout=400)}
 
 
@@ -206,11 +217,20 @@ def test_a_trial_from_a_later_point_equals_training_from_scratch(branched, name)
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a if k != "tracker_string")
 
 
-def test_a_later_point_refuses_a_knob_that_acted_before_it(branched):
-    result = read_result(branched["later_refused"])
+@pytest.mark.parametrize("knob", ["candidate_weight_initialization_multiplier", "retain_all_dendrites"])
+def test_a_later_point_refuses_a_knob_that_acted_before_it(branched, knob):
+    result = read_result(branched[f"later_refused_{knob}"])
     assert result.status == "complete" and "started_from" not in result.extra
     assert "trains differently up to its 1 dendrite(s)" in result.extra["start_refused"]
-    assert read_metrics(branched["later_refused"])[0].epoch == 0
+    assert read_metrics(branched[f"later_refused_{knob}"])[0].epoch == 0
+
+
+def test_a_retry_is_a_switch_of_its_own(branched):
+    failing = branched["failing"]
+    switched = [(r.epoch, r.dendrites) for r in read_metrics(failing) if r.restructured]
+    assert [d for _, d in switched] == [1, 1], switched  # the set did not help: the same dendrite count again
+    info = branching.branch_info(failing / "branch-after-switch-2")
+    assert info["switches"] == 2 and info["dendrites"] == 1 and info["epoch"] == switched[1][0] + 1
 
 
 def test_a_pre_switch_change_trains_from_epoch_zero_and_says_why(branched):
@@ -264,7 +284,7 @@ def test_after_a_switch_only_the_dendrite_cap_the_epoch_cap_and_later_thresholds
         changed["dendrites"][key] = not value if isinstance(value, bool) else value + 1
         assert branching.prefix_signature(changed) == branching.prefix_signature(base), key  # not yet acted
         # a set is first judged at the second switch: the retry knobs act from there, the others from the first
-        judged = key in branching.JUDGING_DENDRITE_KEYS
+        judged = key in branching.RETRY_DENDRITE_KEYS
         assert (branching.prefix_signature(changed, 1) == branching.prefix_signature(base, 1)) == judged, key
         assert branching.prefix_signature(changed, 1, switches=2) != branching.prefix_signature(base, 1, switches=2), key
         assert branching.prefix_signature(changed, 2) != branching.prefix_signature(base, 2), key
@@ -322,8 +342,10 @@ def test_seed_refuses_what_it_cannot_use(tmp_path):
     assert branching.find_parent([(0, tmp_path / "p")], longer) == (0, point, 3)
     assert branching.find_parent([(0, tmp_path / "p")], {**run, "train": {"max_epochs": 3}}) is None
     assert branching.find_parent([(0, tmp_path / "p")], {**longer, "model": {"name": "other"}}) is None
-    # a point found once is not read again (branch.json never changes once written)
+    # a point found once is not read again (branch.json never changes once written), and forgotten once it is gone
     known: dict = {}
     assert branching.find_parent([(0, tmp_path / "p")], longer, known) == (0, point, 3)
-    (point / "branch.json").unlink()
+    (point / "branch.json").write_text("not read again")
     assert branching.find_parent([(0, tmp_path / "p")], longer, known) == (0, point, 3)
+    (point / "branch.json").unlink()
+    assert branching.find_parent([(0, tmp_path / "p")], longer, known) is None and not known

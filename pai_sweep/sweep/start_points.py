@@ -27,17 +27,19 @@ def _trial_dirs(sweep_dir: Path) -> Iterator[tuple[int, Path]]:
 
 
 def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier_attempt: Path | None,
-               known: dict[int, dict] | None = None) -> dict[str, Any]:
+               known: dict[str, dict] | None = None) -> dict[str, Any]:
     """Fill run_yaml's start keys for one trial; returns the user attrs to record (empty: from epoch 0).
     `known`: the start points found so far (branching.find_parent), kept by the caller across launches."""
     if cfg.launcher.get("resume_requeued"):
         run_yaml.train.resume = True  # a resume point every epoch: an interrupted trial continues where it was
+    branching_on = cfg.sweep.get("branching", "auto") != "off" and not baseline and run_yaml.dendrites.enabled
+    # its states before the first switch, after each switch and at its cap may serve later trials (also a continued one's)
+    run_yaml.train.branch_point = bool(branching_on)
     if earlier_attempt is not None and (earlier_attempt / RESUME_FILE).exists():  # saved every epoch, or when stopped
         run_yaml.train.start_from = str(earlier_attempt)
         return {"continues": int(earlier_attempt.name) if earlier_attempt.name.isdigit() else str(earlier_attempt)}
-    if cfg.sweep.get("branching", "auto") == "off" or baseline or not run_yaml.dendrites.enabled:
+    if not branching_on:
         return {}
-    run_yaml.train.branch_point = True  # its states before the first switch, after each switch and at its cap may serve later trials
     found = branching.find_parent(_trial_dirs(sweep_dir), OmegaConf.to_container(run_yaml, resolve=True), known)
     if found is None:
         return {}

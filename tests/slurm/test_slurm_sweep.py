@@ -4,6 +4,7 @@ and the same command finishes the sweep by following those jobs (none is submitt
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 import time
@@ -71,6 +72,8 @@ def test_trials_on_slurm_branch_from_a_branch_point_in_the_shared_sweep_folder(s
     assert (sweep_dir / "trials" / "0" / "branch" / "branch.json").exists()
     for t in trials[1:]:
         result = json.loads((sweep_dir / "trials" / str(t.number) / "result.json").read_text())
-        assert t.user_attrs["branched_from"] == 0 and result["extra"]["started_from"]["kind"] == "branch"
-        assert result["extra"]["started_from"]["from"] == str(sweep_dir / "trials" / "0" / "branch")
+        parent = t.user_attrs["branched_from"]
+        assert parent < t.number and result["extra"]["started_from"]["kind"] == "branch"
+        point = Path(result["extra"]["started_from"]["from"])  # before the parent's first switch or a later point
+        assert point.parent == sweep_dir / "trials" / str(parent) and point.name.startswith("branch")
         assert json.loads((sweep_dir / "trials" / str(t.number) / "launch.json").read_text())["job_id"]  # a SLURM job ran it
