@@ -119,8 +119,10 @@ def fits(info: dict, run: dict) -> str:
     if info["signature"] != prefix_signature(run, dendrites, info.get("switches")):
         what = "before its first switch" if dendrites == 0 else f"up to its {dendrites} dendrite(s)"
         return f"it was saved by a run that trains differently {what}"
-    if int(info["epoch"]) >= int(run.get("train", {}).get("max_epochs", 60)):
-        return f"it holds {info['epoch']} epochs, train.max_epochs leaves none to train"
+    epoch, cap = int(info["epoch"]), int(run.get("train", {}).get("max_epochs", 60))
+    # a run the cap ended at this same cap is this trial's whole run: it starts there with nothing left to train
+    if epoch > cap or (epoch == cap and info.get("kind") != "at_cap"):
+        return f"it holds {epoch} epochs, train.max_epochs={cap} leaves none to train"
     allowed = run.get("dendrites", {}).get("max_dendrites")
     if allowed is not None and int(allowed) < dendrites:
         return f"it holds {dendrites} dendrites, dendrites.max_dendrites={allowed} allows fewer"
@@ -129,7 +131,8 @@ def fits(info: dict, run: dict) -> str:
 
 def find_parent(candidates: Iterable[tuple[int, Path]], run: dict,
                 known: dict[str, dict] | None = None) -> tuple[int, Path, int] | None:
-    """The deepest start point (most epochs) among the candidate trials (number, folder) that fits `run`:
+    """The deepest start point (most epochs; a run the same epoch cap ended, whose knobs that differ never acted,
+    is the whole run) among the candidate trials (number, folder) that fits `run`:
     (number, point folder, epochs in the prefix), else None. `known` keeps the branch.json of every point
     found (it never changes once written), so a sweep reads each once, not once per launch."""
     if prefix_signature(run) is None:

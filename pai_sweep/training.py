@@ -235,7 +235,8 @@ class PAISession:
 
     def _write_branch_point(self, best: Path) -> None:
         """The point saved after the previous epoch and the best model as it was then become trial_dir/branch/."""
-        info = {**self._branch_info, "epoch": self.epoch, "dendrites": 0, "switches": 0, "signature": self._point_signature(0, 0)}
+        info = {**self._branch_info, "epoch": self.epoch, "dendrites": 0, "switches": 0, "kind": "before_switch",
+                "signature": self._point_signature(0, 0)}
         if self._write_point(self.branch_dir, info, (best,)):
             self.log(f"pai-sweep: branch point saved: the state after epoch {self.epoch - 1}, before the first switch")
 
@@ -278,6 +279,7 @@ class PAISession:
         # with no dendrite yet (the cap in the neuron phase) nothing after the first switch has acted
         switches = sum(1 for r in self.records if r.restructured)
         info = {**self._branch_info, "epoch": self.epoch, "dendrites": int(dendrites), "switches": switches,
+                "kind": "at_cap" if name.endswith("at-cap") else "after_switch",
                 "signature": self._point_signature(int(dendrites), switches)}
         if self._write_point(self.trial_dir / name, info, kept):
             self.log(f"pai-sweep: start point {name} saved: the state after epoch {self.epoch - 1}, {dendrites} dendrite(s)")

@@ -261,6 +261,12 @@ def train(setup: TrialSetup, max_batches: int | None = None) -> None:
     from pai_sweep.train_loop import classification_loop  # imports torch: see setup_trial
 
     train_cfg = setup.train_cfg
+    session = setup.session
+    if session.epoch >= session.max_epochs:  # it started from a run its own epoch cap ended (branching.fits)
+        session.end_reason = "epoch_cap"
+        print(f"pai-sweep: nothing left to train: the run it started from reached train.max_epochs={session.max_epochs} "
+              "and what differs never acted", flush=True)
+        return
     if train_cfg.train_fn:
         resolve_callable(train_cfg.train_fn, "train.train_fn")(setup.session, setup.data)
     else:

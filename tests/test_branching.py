@@ -42,6 +42,7 @@ POST_SWITCH_CHILDREN = {
     "find_best_lr": {"max_dendrites": 2, "find_best_lr": False},
     "improvement_threshold": {"max_dendrites": 2, "improvement_threshold": [0.001, 0.01]},
 }
+CAP = 9  # the capped parent's train.max_epochs: after its first switch, before its second
 # a parent whose first dendrite set cannot help (entry 1 asks for a 1000 % gain): it is retried once, then the cap stops it
 FAILING = {"max_dendrites": 2, "max_dendrite_tries": 2, "improvement_threshold": [0.001, 10.0]}
 # children of the later points: (the point, the child's dendrites knobs, the from-scratch run it must equal)
@@ -50,6 +51,8 @@ LATER_CHILDREN = {
     "threshold_tail": ("parent", "branch-after-switch-1", {"max_dendrites": 3, "improvement_threshold": [0.001, 0.0001, 0.5]},
                        "scratch_threshold_tail"),
     "longer": ("capped", "branch-at-cap", {"max_dendrites": 2}, "scratch_max_dendrites"),
+    # the same cap and a knob that never acted before it (no second switch by epoch CAP): the whole run is the parent's
+    "same_cap": ("capped", "branch-at-cap", {"max_dendrites": 3, "train": {"max_epochs": CAP}}, "scratch_capped_more"),
     # no dendrite set has been judged right after the first switch: how often a failed one is retried has not acted
     "tries": ("parent", "branch-after-switch-1", POST_SWITCH_CHILDREN["max_dendrite_tries"], "scratch_max_dendrite_tries"),
     # ... also when the set then fails: a retry in one, the end in the other
@@ -57,7 +60,6 @@ LATER_CHILDREN = {
     # a point after a retry (2 switches, 1 dendrite)
     "after_a_retry": ("failing", "branch-after-switch-2", {**FAILING, "max_dendrites": 3}, "scratch_failing_more"),
 }
-CAP = 9  # the capped parent's train.max_epochs: after its first switch, before its second
 
 
 def paced_fit(session, data):
@@ -118,7 +120,8 @@ def branched(tmp_path_factory, run_trials):
              "scratch_threshold_tail": _run(LATER_CHILDREN["threshold_tail"][2]),
              "failing": _run(FAILING, branch_point=True),
              "scratch_failing_tries": _run(LATER_CHILDREN["failed_set_tries"][2]),
-             "scratch_failing_more": _run(LATER_CHILDREN["after_a_retry"][2])}
+             "scratch_failing_more": _run(LATER_CHILDREN["after_a_retry"][2]),
+             "scratch_capped_more": _run({"max_dendrites": 3}, max_epochs=CAP)}
     dirs = run_trials(root, first, timeout=400)
     watcher.join(timeout=300)
     assert proc.poll() == -signal.SIGKILL, "the paced parent finished before it could be killed"
@@ -128,7 +131,9 @@ def branched(tmp_path_factory, run_trials):
     # a knob that acts before the switch (when it happens) must not branch: it trains from epoch 0 and says why
     second["refused"] = _run({"n_epochs_to_switch": 3}, start_from=point)
     for name, (parent, folder, knobs, _) in LATER_CHILDREN.items():
-        second[f"later_{name}"] = _run(knobs, start_from=str(dirs[parent] / folder), branch_point=True)
+        knobs = dict(knobs)
+        train = knobs.pop("train", {})
+        second[f"later_{name}"] = _run(knobs, start_from=str(dirs[parent] / folder), branch_point=True, **train)
     # after a switch the init multiplier has acted, and so has retain_all_dendrites (it resets the best score at the
     # switch): a child that changes either cannot use the point
     for knob in ("candidate_weight_initialization_multiplier", "retain_all_dendrites"):
@@ -211,7 +216,10 @@ def test_a_trial_from_a_later_point_equals_training_from_scratch(branched, name)
     fields = ("epoch", "val", "train", "test", "loss", "lr", "params", "dendrites", "restructured")
     ours = [tuple(getattr(r, f) for f in fields) for r in read_metrics(child)]
     theirs = [tuple(getattr(r, f) for f in fields) for r in read_metrics(scratch)]
-    assert ours == theirs and len(ours) > point["epoch"]
+    assert ours == theirs and len(ours) >= point["epoch"]
+    if len(ours) == point["epoch"]:  # the whole run was the parent's: nothing trained, the cap ended it
+        assert name == "same_cap" and result.reason == "epoch_cap"
+        assert "nothing left to train" in (child / "worker.log").read_text()
     assert _csvs(child) == _csvs(scratch)
     a, b = load_file(scratch / "pai" / "best_model.pt"), load_file(child / "pai" / "best_model.pt")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a if k != "tracker_string")
@@ -303,11 +311,11 @@ def test_after_a_switch_only_the_dendrite_cap_the_epoch_cap_and_later_thresholds
     assert all(branching.prefix_signature(short, k) == branching.prefix_signature(long, k) for k in range(5))
 
 
-def _point(trial_dir, name, epoch, run, dendrites=0):
+def _point(trial_dir, name, epoch, run, dendrites=0, kind="after_switch"):
     point = trial_dir / name
     point.mkdir(parents=True)
     (point / "branch.json").write_text(json.dumps(
-        {"epoch": epoch, "dendrites": dendrites, "signature": branching.prefix_signature(run, dendrites)}))
+        {"epoch": epoch, "dendrites": dendrites, "kind": kind, "signature": branching.prefix_signature(run, dendrites)}))
     return point
 
 
@@ -316,14 +324,19 @@ def test_the_deepest_point_that_fits_is_chosen(tmp_path):
     first = _point(tmp_path / "0", "branch", 10, run)
     after = _point(tmp_path / "0", "branch-after-switch-1", 21, run, dendrites=1)
     _point(tmp_path / "1", "branch-after-switch-3", 35, run, dendrites=3)  # more dendrites than max_dendrites=2 allows
-    _point(tmp_path / "1", "branch-at-cap", 40, run, dendrites=2)  # nothing left under the epoch cap
     other = {**run, "dendrites": {**run["dendrites"], "candidate_weight_initialization_multiplier": 0.5}}
     _point(tmp_path / "2", "branch-after-switch-2", 30, other, dendrites=2)  # another init multiplier
     trials = [(0, tmp_path / "0"), (1, tmp_path / "1"), (2, tmp_path / "2")]
     assert branching.find_parent(trials, run) == (0, after, 21)
+    # a state at epoch 40 leaves nothing under the cap of 40, unless the cap ended that run there: then it is the whole run
+    late = {"epoch": 40, "dendrites": 1, "kind": "after_switch", "signature": branching.prefix_signature(run, 1)}
+    assert "leaves none to train" in branching.fits(late, run) and not branching.fits({**late, "kind": "at_cap"}, run)
+    assert "leaves none to train" in branching.fits({**late, "kind": "at_cap"}, {**run, "train": {"max_epochs": 39}})
+    cap = _point(tmp_path / "1", "branch-at-cap", 40, run, dendrites=2, kind="at_cap")
+    assert branching.find_parent(trials, run) == (1, cap, 40)
     # the init multiplier has not acted before the first switch: that point still serves
     assert branching.find_parent(trials, other) == (2, tmp_path / "2" / "branch-after-switch-2", 30)
-    assert branching.find_parent(trials, {**run, "dendrites": {**run["dendrites"], "max_dendrites": 3}})[2] == 35
+    assert branching.find_parent(trials, {"dendrites": {**run["dendrites"], "max_dendrites": 3}, "train": {"max_epochs": 39}})[2] == 35
     assert branching.find_parent(trials, {**run, "train": {"max_epochs": 41}})[2] == 40
     assert branching.find_parent(trials, {**run, "train": {"max_epochs": 15}}) == (0, first, 10)
     assert "allows fewer" in branching.fits(json.loads((tmp_path / "1" / "branch-after-switch-3" / "branch.json").read_text()), run)
