@@ -19,6 +19,7 @@ itself, wall seconds, and whether every trial's objective values are identical b
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -77,10 +78,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = common.base_parser(__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=None, help="trials per sweep (default 10; --quick 3)")
     p.add_argument("--space", choices=sorted(SPACES), default="post_switch", help="which sweep (see above)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one more override for every side (e.g. train.max_epochs=150); the result file's name says so")
     args = p.parse_args(argv)
     n = args.trials or (3 if args.quick else 10)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_branching_"))
-    base = overrides(n, args.quick, args.space)
+    base = overrides(n, args.quick, args.space) + list(args.set)
     sides: dict[str, Any] = {}
     with common.LoadSampler() as load:
         for side, extra in SIDES.items():
@@ -100,8 +103,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     on, off, points = sides["branching"], sides["off"], sides["off_resume_points"]
     same = [t["values"] for t in on["trials"]] == [t["values"] for t in off["trials"]] == [t["values"] for t in points["trials"]]
     result = {
-        "benchmark": "branching" if args.space == "post_switch" else f"branching_{args.space}", "command": common.command_line(), "machine": common.machine_info(), "load": load.summary(),
-        "quick": args.quick, "n_trials": n, "space": args.space, "overrides": base, "sides": sides,
+        "benchmark": "_".join(["branching", *([args.space] if args.space != "post_switch" else []),
+                               *(re.sub(r"[^A-Za-z0-9]+", "_", o).strip("_") for o in args.set)]), "command": common.command_line(), "machine": common.machine_info(), "load": load.summary(),
+        "quick": args.quick, "n_trials": n, "space": args.space, "overrides": base, "extra_overrides": list(args.set), "sides": sides,
         "headline": {
             "identical_results": same,
             "trial_cpu_saved_share": round(1 - on["trial_cpu_seconds"] / off["trial_cpu_seconds"], 3),
@@ -122,7 +126,7 @@ def markdown(result: dict[str, Any]) -> str:
     space = result.get("space", "post_switch")
     return (
         common.header_md(f"Branching: one sweep over post-switch knobs ({space}), on and off", result)
-        + f"\n{result['n_trials']} trials, {' '.join(SPACES[space])} (the same params on every side), "
+        + f"\n{result['n_trials']} trials, {' '.join(SPACES[space] + result.get('extra_overrides', []))} (the same params on every side), "
         f"{2 if not result['quick'] else 1} in flight.\n\n"
         + common.md_table(["side", "trial CPU s (summed)", "trial wall s (summed)", "epochs trained / in the records",
                            "branched trials", "of them from a state with dendrites", "wall s"], rows)
