@@ -55,6 +55,12 @@ RETRY_DENDRITE_KEYS = frozenset({"max_dendrite_tries"})
 BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "start_from"})
 
 
+def pre_switch_keys(keys: Iterable[str]) -> list[str]:
+    """The searched (dotted) keys that act before the first switch: all but the post-switch knobs and the epoch cap."""
+    post = {f"dendrites.{k}" for k in POST_SWITCH_DENDRITE_KEYS} | {"train.max_epochs"}
+    return [k for k in keys if k not in post]
+
+
 def _without_bookkeeping(run: dict) -> dict:
     out = json.loads(json.dumps(run, sort_keys=True, default=str))  # a deep, plain copy
     for key in BOOKKEEPING_TRAIN_KEYS:

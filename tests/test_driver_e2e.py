@@ -250,13 +250,14 @@ def test_a_sweep_over_post_switch_knobs_branches_and_finds_the_same_values(tmp_p
     space = "sweep.space={dendrites.max_dendrites:{type:int,low:1,high:3},dendrites.max_dendrite_tries:{type:int,low:1,high:2}}"
     base = [sys.executable, "-m", "pai_sweep", *SHRINK[:-1], "sweep=empty", space, "dendrites.n_epochs_to_switch=2",
             "train.optimizer.args.lr=0.05",
-            "sweep.name=default", "sweep.sampler=random", "sweep.n_trials=3", "sweep.in_flight=1", "tracking=off", "sweep.derived_trials=false",
+            "sweep.name=default", "sweep.sampler=random", "sweep.n_trials=3", "tracking=off", "sweep.derived_trials=false",
             "sweep.rule_trials=false", "sweep.check_first=false"]
     values = {}
     for mode in ("auto", "off"):
         sweep_dir = tmp_path / mode
-        done = subprocess.run([*base, f"sweep.branching={mode}", f"sweep.dir={sweep_dir}"], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=240)
+        # two in flight: trial 1 would start beside trial 0; with branching it waits for trial 0's branch point
+        done = subprocess.run([*base, f"sweep.branching={mode}", f"sweep.dir={sweep_dir}", "sweep.in_flight=2"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=240)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         trials = load(sweep_dir).get_trials()
         values[mode] = [(t.params, t.values) for t in trials]
@@ -269,6 +270,7 @@ def test_a_sweep_over_post_switch_knobs_branches_and_finds_the_same_values(tmp_p
                 assert result["extra"]["resumed_at_epoch"] == t.user_attrs["branch_epoch"]
             # a trial allowed the dendrites an earlier one had added starts after that one's switch, not before it
             assert any(r["extra"]["started_from"]["dendrites"] >= 1 for r in results[1:])
+            assert "the next trial waits for trial 0's state before its first switch" in done.stdout + done.stderr
         else:
             assert not any("branched_from" in t.user_attrs for t in trials)
             assert not any((sweep_dir / "trials" / str(t.number) / "branch").exists() for t in trials)

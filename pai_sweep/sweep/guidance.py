@@ -14,11 +14,28 @@ from pai_sweep.progress import short_params
 from pai_sweep.sweep import feedback, rule_policy
 from pai_sweep.sweep.prefix_reuse import PREFIX_OF, fixed_prefix
 from pai_sweep.sweep.running import Outcome, Running
+from pai_sweep.sweep.start_points import prefix_in_training
 from pai_sweep.sweep.study import RULE, SAMPLER, origin, startup_trials
 
 
 class Guidance:
-    """After a told trial: derived trials, rule trials, prefix reuse (SweepLoop's state)."""
+    """After a told trial: derived trials, rule trials, prefix reuse (SweepLoop's state); before a sampler trial, waiting
+    for the neuron phase it shares with a running trial."""
+
+    _waited_for: int | None = None  # the running trial the sweep said it waits for (said once)
+
+    def _waits_for_prefix(self) -> bool:
+        """True while the next sampler trial should wait for a running trial's state before its first switch
+        (start_points.prefix_in_training); queued trials (baseline, re-runs, rule trials) never wait."""
+        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return False
+        number = prefix_in_training(self.cfg, list(self.space.keys), self.sweep_dir,
+                                    [(run.number, run.trial_dir) for run in self.running.values()])
+        if number is not None and number != self._waited_for:
+            self.progress.note(f"the next trial waits for trial {number}'s state before its first switch (sweep.branching=auto): "
+                               "it would train the same epochs")
+        self._waited_for = number if number is not None else self._waited_for
+        return number is not None
 
     def _reuse_prefix(self) -> None:
         """sweep.prefix_reuse: queue the next sampler trial with a front trial's pre-switch params fixed (it branches)."""

@@ -189,6 +189,8 @@ class SweepLoop(Guidance, Shutdown):
         launched, ready = False, []
         while len(self.running) < self.launcher.capacity and self.budget_left() > 0 and self.refused is None:
             self._check_failures()
+            if self._waits_for_prefix():
+                break
             ready.append(self._launch())
             launched = True
         self._submit([run for run in ready if run is not None])

@@ -26,8 +26,7 @@ PREFIX_OF = "prefix_of"  # user attr: the front trial whose pre-switch params a 
 
 def pre_switch_keys(space: SearchSpace) -> list[str]:
     """The searched keys that act before the first switch (all but the post-switch knobs and the epoch cap)."""
-    post = {f"dendrites.{k}" for k in branching.POST_SWITCH_DENDRITE_KEYS} | {"train.max_epochs"}
-    return [k for k in space.keys if k not in post]
+    return branching.pre_switch_keys(space.keys)
 
 
 def _front(trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection]) -> list[FrozenTrial]:

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from omegaconf import OmegaConf
 
 from pai_sweep import branching
-from pai_sweep.trial_files import RESUME_FILE
+from pai_sweep.trial_files import RESUME_FILE, RUN_CONFIG, read_yaml
 
 
 def _trial_dirs(sweep_dir: Path) -> Iterator[tuple[int, Path]]:
@@ -46,3 +46,19 @@ def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier
     number, point, epoch = found
     run_yaml.train.start_from = str(point)
     return {"branched_from": number, "branch_epoch": epoch}
+
+
+def prefix_in_training(cfg: Any, space_keys: list[str], sweep_dir: Path, running: list[tuple[int, Path]]) -> int | None:
+    """The running trial (number) to wait for before the next sampler trial starts, else None: when every sampler
+    trial of this sweep shares its neuron phase (the space holds post-switch knobs only), no trial has kept its
+    state before the first switch yet, and a running one trains that phase and will keep it. Started now, the next
+    trial would train that phase again; started once the point exists, it begins after it."""
+    if cfg.sweep.get("branching", "auto") == "off" or branching.pre_switch_keys(space_keys):
+        return None
+    if any(branching.branch_info(folder / branching.BRANCH_DIR) for _, folder in _trial_dirs(sweep_dir)):
+        return None  # a point before the first switch exists: the next trial starts from it (or a later one)
+    for number, folder in running:
+        train = read_yaml(folder / RUN_CONFIG).get("train") or {}
+        if train.get("branch_point") and not train.get("start_from") and not branching.point_dirs(folder):
+            return number
+    return None
