@@ -35,8 +35,9 @@ from pai_sweep.trial_files import PAI_SAVE_NAME, RESUME_FILE, RUN_CONFIG, write_
 BRANCH_DIR = "branch"  # in a parent's trial folder: the point before its first switch
 LATER_PREFIX = "branch-"  # its later points: branch-after-switch-<k>/, branch-at-cap/ (same files as branch/)
 BRANCH_STATE = "state.pt"  # the resume point's sidecar (optimizer, scheduler, RNGs, records, tracker values)
-BRANCH_INFO = "branch.json"  # {"epoch": epochs in the shared prefix, "signature": prefix_signature(run, dendrites),
-# "dendrites": dendrites in the state (0, or absent, for branch/), "trial": the parent's folder name}
+BRANCH_INFO = "branch.json"  # {"epoch": epochs in the shared prefix, "signature": prefix_signature(run, dendrites, switches),
+# "dendrites" and "switches" (restructures) in the state (0, or absent, for branch/), "kind": before_switch | after_switch
+# | at_cap, "trial": the parent's folder name}
 BRANCH_MODEL = "branch"  # the model + tracker saved by perforatedai's save_system, pai/branch.pt
 
 # dendrites.* read by perforatedai only at a switch or after it (a test per key: tests/test_branching.py)
@@ -53,6 +54,12 @@ POST_SWITCH_DENDRITE_KEYS = frozenset({
 RETRY_DENDRITE_KEYS = frozenset({"max_dendrite_tries"})
 # train.* that change what is written, never what is trained
 BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "start_from"})
+
+
+def post_switch_only(keys: Iterable[str]) -> bool:
+    """Whether searched (dotted) keys are dendrite knobs that act only at or after the first switch, so every trial of
+    the search shares one neuron phase (no keys: every trial is the same run)."""
+    return all(k.startswith("dendrites.") and k.split(".", 1)[1] in POST_SWITCH_DENDRITE_KEYS for k in keys)
 
 
 def pre_switch_keys(keys: Iterable[str]) -> list[str]:
@@ -125,9 +132,11 @@ def fits(info: dict, run: dict) -> str:
     if info["signature"] != prefix_signature(run, dendrites, info.get("switches")):
         what = "before its first switch" if dendrites == 0 else f"up to its {dendrites} dendrite(s)"
         return f"it was saved by a run that trains differently {what}"
-    epoch, cap = int(info["epoch"]), int(run.get("train", {}).get("max_epochs", 60))
+    train = run.get("train", {})
+    epoch, cap = int(info["epoch"]), int(train.get("max_epochs", 60))
     # a run the cap ended at this same cap is this trial's whole run: it starts there with nothing left to train
-    if epoch > cap or (epoch == cap and info.get("kind") != "at_cap"):
+    # (not with a train.train_fn: what it does after its loop would not happen)
+    if epoch > cap or (epoch == cap and (info.get("kind") != "at_cap" or train.get("train_fn"))):
         return f"it holds {epoch} epochs, train.max_epochs={cap} leaves none to train"
     allowed = run.get("dendrites", {}).get("max_dendrites")
     if allowed is not None and int(allowed) < dendrites:

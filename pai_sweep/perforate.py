@@ -370,6 +370,17 @@ def finish_graphs(draw: bool = True) -> None:
         UPA.save_system, _REAL_SAVE_SYSTEM = _REAL_SAVE_SYSTEM, None
     if draw:
         TPA.plt, _REAL_PLT = _REAL_PLT, None
+    _save_graphs_clamped()
+
+
+def write_graphs() -> None:
+    """The tracker's CSVs and PNG from its current state, with the library's own per-epoch writing on
+    (train.graphs=every_epoch) but no epoch run to write them (a trial started from a run the cap ended)."""
+    if _REAL_PLT is None:
+        _save_graphs_clamped()
+
+
+def _save_graphs_clamped() -> None:
     GPA, _ = _pai()
     mv = GPA.pai_tracker.member_vars
     # After the epoch cap or a final reload, 3.2.9's tracker can hold an epoch_last_improved past the end of its

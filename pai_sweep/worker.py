@@ -228,10 +228,11 @@ def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
     else:
         model = model.to(device)
     # Start points for trials that share this run's prefix (branching.py). The one before the first switch: not for a
-    # run that started from another's state (its prefix is the parent's), nor when this folder has one already (a
+    # run that started from another's point (its prefix is the parent's), nor when this folder has one already (a
     # resumed run). Later points (after each switch, at the epoch cap): for every run that keeps points.
     keeps_points = bool(train_cfg.branch_point) and enabled and not capacity_test
-    wants_branch = (keeps_points and not train_cfg.start_from
+    continued = (result.extra.get("started_from") or {}).get("kind") == "continue"  # its own neuron phase, run again
+    wants_branch = (keeps_points and (not train_cfg.start_from or continued)
                     and branching.branch_info(trial_dir / branching.BRANCH_DIR) is None)
     run = spec.to_dict()
     session = PAISession(
@@ -266,6 +267,10 @@ def train(setup: TrialSetup, max_batches: int | None = None) -> None:
         session.end_reason = "epoch_cap"
         print(f"pai-sweep: nothing left to train: the run it started from reached train.max_epochs={session.max_epochs} "
               "and what differs never acted", flush=True)
+        if setup.enabled and train_cfg.graphs != "end":  # no epoch ran to write the library's CSVs (summarise: graphs=end)
+            from pai_sweep import perforate
+
+            perforate.write_graphs()
         return
     if train_cfg.train_fn:
         resolve_callable(train_cfg.train_fn, "train.train_fn")(setup.session, setup.data)

@@ -43,6 +43,7 @@ POST_SWITCH_CHILDREN = {
     "improvement_threshold": {"max_dendrites": 2, "improvement_threshold": [0.001, 0.01]},
 }
 CAP = 9  # the capped parent's train.max_epochs: after its first switch, before its second
+UNSWITCHED = {"n_epochs_to_switch": 20}  # no switch before the cap CAP
 # a parent whose first dendrite set cannot help (entry 1 asks for a 1000 % gain): it is retried once, then the cap stops it
 FAILING = {"max_dendrites": 2, "max_dendrite_tries": 2, "improvement_threshold": [0.001, 10.0]}
 # children of the later points: (the point, the child's dendrites knobs, the from-scratch run it must equal)
@@ -53,6 +54,9 @@ LATER_CHILDREN = {
     "longer": ("capped", "branch-at-cap", {"max_dendrites": 2}, "scratch_max_dendrites"),
     # the same cap and a knob that never acted before it (no second switch by epoch CAP): the whole run is the parent's
     "same_cap": ("capped", "branch-at-cap", {"max_dendrites": 3, "train": {"max_epochs": CAP}}, "scratch_capped_more"),
+    # a cap in the neuron phase: nothing after the first switch has acted, so the init multiplier may differ too
+    "neuron_phase_cap": ("unswitched", "branch-at-cap", {**UNSWITCHED, "candidate_weight_initialization_multiplier": 0.2,
+                                                         "train": {"max_epochs": CAP}}, "scratch_unswitched_child"),
     # no dendrite set has been judged right after the first switch: how often a failed one is retried has not acted
     "tries": ("parent", "branch-after-switch-1", POST_SWITCH_CHILDREN["max_dendrite_tries"], "scratch_max_dendrite_tries"),
     # ... also when the set then fails: a retry in one, the end in the other
@@ -121,7 +125,9 @@ def branched(tmp_path_factory, run_trials):
              "failing": _run(FAILING, branch_point=True),
              "scratch_failing_tries": _run(LATER_CHILDREN["failed_set_tries"][2]),
              "scratch_failing_more": _run(LATER_CHILDREN["after_a_retry"][2]),
-             "scratch_capped_more": _run({"max_dendrites": 3}, max_epochs=CAP)}
+             "scratch_capped_more": _run({"max_dendrites": 3}, max_epochs=CAP),
+             "unswitched": _run(UNSWITCHED, branch_point=True, max_epochs=CAP),
+             "scratch_unswitched_child": _run({**UNSWITCHED, "candidate_weight_initialization_multiplier": 0.2}, max_epochs=CAP)}
     dirs = run_trials(root, first, timeout=400)
     watcher.join(timeout=300)
     assert proc.poll() == -signal.SIGKILL, "the paced parent finished before it could be killed"
@@ -212,13 +218,13 @@ def test_a_trial_from_a_later_point_equals_training_from_scratch(branched, name)
     point = branching.branch_info(branched[parent] / folder)
     started = result.extra["started_from"]
     assert started["kind"] == "branch" and started["epoch"] == point["epoch"] == result.extra["resumed_at_epoch"]
-    assert started["dendrites"] == point["dendrites"] >= 1
+    assert started["dendrites"] == point["dendrites"] >= (0 if name == "neuron_phase_cap" else 1)
     fields = ("epoch", "val", "train", "test", "loss", "lr", "params", "dendrites", "restructured")
     ours = [tuple(getattr(r, f) for f in fields) for r in read_metrics(child)]
     theirs = [tuple(getattr(r, f) for f in fields) for r in read_metrics(scratch)]
     assert ours == theirs and len(ours) >= point["epoch"]
     if len(ours) == point["epoch"]:  # the whole run was the parent's: nothing trained, the cap ended it
-        assert name == "same_cap" and result.reason == "epoch_cap"
+        assert name in ("same_cap", "neuron_phase_cap") and result.reason == "epoch_cap"
         assert "nothing left to train" in (child / "worker.log").read_text()
     assert _csvs(child) == _csvs(scratch)
     a, b = load_file(scratch / "pai" / "best_model.pt"), load_file(child / "pai" / "best_model.pt")
@@ -332,6 +338,11 @@ def test_the_deepest_point_that_fits_is_chosen(tmp_path):
     late = {"epoch": 40, "dendrites": 1, "kind": "after_switch", "signature": branching.prefix_signature(run, 1)}
     assert "leaves none to train" in branching.fits(late, run) and not branching.fits({**late, "kind": "at_cap"}, run)
     assert "leaves none to train" in branching.fits({**late, "kind": "at_cap"}, {**run, "train": {"max_epochs": 39}})
+    # a user's training function is always called: what it does after its loop would be skipped
+    own_fn = {**run, "train": {"max_epochs": 40, "train_fn": "m.f"}}
+    at_cap_fn = {**late, "kind": "at_cap", "signature": branching.prefix_signature(own_fn, 1)}
+    assert "leaves none to train" in branching.fits(at_cap_fn, own_fn)
+    assert not branching.fits(at_cap_fn, {**own_fn, "train": {**own_fn["train"], "max_epochs": 41}})
     cap = _point(tmp_path / "1", "branch-at-cap", 40, run, dendrites=2, kind="at_cap")
     assert branching.find_parent(trials, run) == (1, cap, 40)
     # the init multiplier has not acted before the first switch: that point still serves

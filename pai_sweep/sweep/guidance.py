@@ -8,9 +8,11 @@ from __future__ import annotations
 import random
 
 import optuna
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from pai_sweep.progress import short_params
+from pai_sweep.schema.run import run_dict
 from pai_sweep.sweep import feedback, rule_policy
 from pai_sweep.sweep.prefix_reuse import PREFIX_OF, fixed_prefix
 from pai_sweep.sweep.running import Outcome, Running
@@ -23,14 +25,17 @@ class Guidance:
     for the neuron phase it shares with a running trial."""
 
     _waited_for: int | None = None  # the running trial the sweep said it waits for (said once)
+    _base_run: dict | None = None  # the sweep's run config without searched params (every sampler trial's prefix)
 
     def _waits_for_prefix(self) -> bool:
         """True while the next sampler trial should wait for a running trial's state before its first switch
         (start_points.prefix_in_training); queued trials (baseline, re-runs, rule trials) never wait."""
         if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return False
-        number = prefix_in_training(self.cfg, list(self.space.keys), self.sweep_dir,
-                                    [(run.number, run.trial_dir) for run in self.running.values()])
+        if self._base_run is None:
+            self._base_run = OmegaConf.to_container(OmegaConf.create(run_dict(self.cfg)), resolve=True)
+        number = prefix_in_training(self.cfg, list(self.space.keys), self._base_run, self.sweep_dir,
+                                    [(run.number, run.trial_dir) for run in self.running.values()], self.branch_points)
         if number is not None and number != self._waited_for:
             self.progress.note(f"the next trial waits for trial {number}'s state before its first switch (sweep.branching=auto): "
                                "it would train the same epochs")

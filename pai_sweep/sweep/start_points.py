@@ -48,17 +48,29 @@ def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier
     return {"branched_from": number, "branch_epoch": epoch}
 
 
-def prefix_in_training(cfg: Any, space_keys: list[str], sweep_dir: Path, running: list[tuple[int, Path]]) -> int | None:
+def prefix_in_training(cfg: Any, space_keys: list[str], base_run: dict, sweep_dir: Path, running: list[tuple[int, Path]],
+                       known: dict[str, dict] | None = None) -> int | None:
     """The running trial (number) to wait for before the next sampler trial starts, else None: when every sampler
-    trial of this sweep shares its neuron phase (the space holds post-switch knobs only), no trial has kept its
-    state before the first switch yet, and a running one trains that phase and will keep it. Started now, the next
-    trial would train that phase again; started once the point exists, it begins after it."""
-    if cfg.sweep.get("branching", "auto") == "off" or branching.pre_switch_keys(space_keys):
+    trial of this sweep shares its neuron phase (the space holds post-switch dendrite knobs only; `base_run` is the
+    sweep's run config without them), no start point serves it yet, and a running trial trains that phase and will
+    keep its state before the first switch. Started now, the next trial would train that phase again; started
+    once that trial keeps a point (or has ended), it begins from there."""
+    if cfg.sweep.get("branching", "auto") == "off" or not branching.post_switch_only(space_keys):
         return None
-    if any(branching.branch_info(folder / branching.BRANCH_DIR) for _, folder in _trial_dirs(sweep_dir)):
-        return None  # a point before the first switch exists: the next trial starts from it (or a later one)
+    signature = branching.prefix_signature(base_run)
+    if signature is None or branching.find_parent(_trial_dirs(sweep_dir), base_run, known) is not None:
+        return None  # no dendrites, or a point serves already: the next trial starts from it
     for number, folder in running:
         train = read_yaml(folder / RUN_CONFIG).get("train") or {}
-        if train.get("branch_point") and not train.get("start_from") and not branching.point_dirs(folder):
+        start = train.get("start_from")
+        if not train.get("branch_point") or (start and branching.branch_info(Path(start)) is not None):
+            continue  # keeps no points, or started from another's point: it does not train the phase
+        if any(branching.branch_info(p) for p in branching.point_dirs(folder)):
+            continue  # it kept a point that does not serve (another cap, a later state): waiting gains nothing
+        try:
+            theirs = branching.prefix_signature(OmegaConf.to_container(OmegaConf.load(folder / RUN_CONFIG), resolve=True))
+        except Exception:  # noqa: BLE001 - an unreadable run.yaml: not a phase to wait for
+            continue
+        if theirs == signature:
             return number
     return None
