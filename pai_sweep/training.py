@@ -322,6 +322,8 @@ class PAISession:
         self.epoch = int(state["epoch"])
         # epochs after the resume point are run again: metrics.jsonl holds the lines up to it
         self.records = [EpochRecord(**r) for r in state["records"]]
+        if any(r.restructured for r in self.records):
+            self._branch_pending = False  # past its first switch: the state before it is not ahead
         if self.trial_dir is not None:
             (self.trial_dir / METRICS).unlink(missing_ok=True)
             for rec in self.records:

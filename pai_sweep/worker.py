@@ -5,7 +5,6 @@ checked once (load_run_spec: a hand-written run.yaml gets the driver's checks), 
 (PerforatedAI writes ./pai/), and always ends with TRIAL_DIR/result.json: status complete or
 failed with a one-line reason, whatever happened (exception, pdb trap, the library's
 sys.exit(0), NaN). Only a killed process leaves no result.json; the caller marks that failed.
-
 Importing this module does not import torch. Callers start it with pai_sweep.spawn.spawn_worker.
 """
 
@@ -228,11 +227,10 @@ def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
     else:
         model = model.to(device)
     # Start points for trials that share this run's prefix (branching.py). The one before the first switch: not for a
-    # run that started from another's point (its prefix is the parent's), nor when this folder has one already (a
-    # resumed run). Later points (after each switch, at the epoch cap): for every run that keeps points.
+    # run that started from another's point (its prefix is the parent's; one continuing its own attempt keeps it), nor
+    # when this folder has one already (a resumed run). Later points (after each switch, at the cap): every run.
     keeps_points = bool(train_cfg.branch_point) and enabled and not capacity_test
-    continued = (result.extra.get("started_from") or {}).get("kind") == "continue"  # its own neuron phase, run again
-    wants_branch = (keeps_points and (not train_cfg.start_from or continued)
+    wants_branch = (keeps_points and (not train_cfg.start_from or result.extra.get("started_from", {}).get("kind") == "continue")
                     and branching.branch_info(trial_dir / branching.BRANCH_DIR) is None)
     run = spec.to_dict()
     session = PAISession(
@@ -258,18 +256,16 @@ def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
 
 def train(setup: TrialSetup, max_batches: int | None = None) -> None:
     """The user's train.train_fn, or the built-in loop, on the set-up session."""
+    from pai_sweep import perforate
     from pai_sweep.models.target import resolve_callable
     from pai_sweep.train_loop import classification_loop  # imports torch: see setup_trial
 
-    train_cfg = setup.train_cfg
-    session = setup.session
+    train_cfg, session = setup.train_cfg, setup.session
     if session.epoch >= session.max_epochs:  # it started from a run its own epoch cap ended (branching.fits)
         session.end_reason = "epoch_cap"
         print(f"pai-sweep: nothing left to train: the run it started from reached train.max_epochs={session.max_epochs} "
               "and what differs never acted", flush=True)
-        if setup.enabled and train_cfg.graphs != "end":  # no epoch ran to write the library's CSVs (summarise: graphs=end)
-            from pai_sweep import perforate
-
+        if setup.enabled:  # no epoch ran to write the library's CSVs (a no-op with graphs=end: summarise writes them)
             perforate.write_graphs()
         return
     if train_cfg.train_fn:

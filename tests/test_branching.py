@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -136,6 +137,12 @@ def branched(tmp_path_factory, run_trials):
     second = {f"branched_{k}": _run(v, start_from=point) for k, v in POST_SWITCH_CHILDREN.items()}
     # a knob that acts before the switch (when it happens) must not branch: it trains from epoch 0 and says why
     second["refused"] = _run({"n_epochs_to_switch": 3}, start_from=point)
+    # an earlier attempt of the failing run, stopped after its first switch (its resume point: that switch's state)
+    attempt = root / "attempt"
+    shutil.copytree(dirs["failing"] / "branch-after-switch-1" / "pai", attempt / "pai")
+    shutil.copyfile(dirs["failing"] / "branch-after-switch-1" / "state.pt", attempt / RESUME_FILE)
+    shutil.copyfile(dirs["failing"] / "run.yaml", attempt / "run.yaml")
+    second["continued"] = _run(FAILING, branch_point=True, start_from=str(attempt))
     for name, (parent, folder, knobs, _) in LATER_CHILDREN.items():
         knobs = dict(knobs)
         train = knobs.pop("train", {})
@@ -237,6 +244,17 @@ def test_a_later_point_refuses_a_knob_that_acted_before_it(branched, knob):
     assert result.status == "complete" and "started_from" not in result.extra
     assert "trains differently up to its 1 dendrite(s)" in result.extra["start_refused"]
     assert read_metrics(branched[f"later_refused_{knob}"])[0].epoch == 0
+
+
+def test_a_run_continued_after_its_first_switch_keeps_no_point_before_it(branched):
+    """Its own earlier attempt had switched: the state before the first switch is behind it, so a restructure ahead
+    (here the retry) must not be taken for the first switch; its later points are kept, its scores are the run's."""
+    continued, failing = branched["continued"], branched["failing"]
+    result = read_result(continued)
+    assert result.status == "complete" and result.extra["started_from"]["kind"] == "continue"
+    assert not (continued / "branch").exists()
+    assert branching.branch_info(continued / "branch-after-switch-2")["switches"] == 2
+    assert [r.val for r in read_metrics(continued)] == [r.val for r in read_metrics(failing)]
 
 
 def test_a_retry_is_a_switch_of_its_own(branched):
