@@ -239,6 +239,10 @@ def test_report_bad_folders_are_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
+    # the sweep command's override form names the folder: say to pass it as it is
+    assert main(["report", f"sweep.dir={tmp_path / 'empty'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"pass the folder itself (pai-sweep report {tmp_path / 'empty'})" in err and len(err.strip().splitlines()) == 1
     assert main(["report", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "not a sweep folder" in err and len(err.strip().splitlines()) == 1
@@ -256,3 +260,17 @@ def test_report_reads_the_storage_named_in_config(tmp_path):
     (sweep_dir / "config.yaml").write_text(text)
     rep = json.loads((write_sweep_report(sweep_dir) / "report.json").read_text())
     assert rep["sweep"] == "stored" and len(rep["trials"]) == len(study.trials)
+
+
+def test_no_importances_when_every_trial_has_the_same_objective():
+    """Ten trials that all scored the same (a grid whose knobs never acted): Optuna's evaluator would still split
+    the importance evenly between the searched keys; the report says why there is nothing to show instead."""
+    from pai_sweep.report.data import SweepData, TrialRow, importances
+
+    rows = [TrialRow(number=i, state="COMPLETE", origin="sampler", objective=93.33, params=2870.0, score=93.33, dendrites=1,
+                     feasible=None, status="complete", reason=None, search={"max_dendrites": i % 5, "tries": i % 2})
+            for i in range(10)]
+    data = SweepData(name="grid", sweep_dir="unused", directions=["maximize"], objective_name="accuracy", rows=rows,
+                     search_keys=["max_dendrites", "tries"])
+    found, note = importances(data)
+    assert found == {} and "same objective (93.33)" in note

@@ -86,6 +86,9 @@ def open_study(sweep_dir: Path):
 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
+        key, _, value = str(sweep_dir).partition("=")
+        if value and Path(value).is_dir():  # `pai-sweep report sweep.dir=X`, as the sweep command takes it
+            raise SweepError(f"{sweep_dir} is an override, not a folder: pass the folder itself (pai-sweep report {value})")
         raise SweepError(f"{sweep_dir} is not a folder: pass a sweep folder (e.g. sweeps/default)")
     sweep_cfg = read_yaml(sweep_dir / CONFIG).get("sweep") or {}
     storage = sweep_cfg.get("storage") or None
@@ -274,6 +277,8 @@ def importances(data: SweepData, study=None, min_trials: int = 5) -> tuple[dict[
         return {}, f"needs at least 2 parameters that vary (varied: {', '.join(varying) or 'none'})"
     if len(done) < min_trials:
         return {}, f"needs at least {min_trials} finished trials (have {len(done)})"
+    if len({r.objective for r in done}) == 1:  # no variation to share out: the evaluator's even split would be noise
+        return {}, f"every finished trial has the same objective ({done[0].objective:.4g}): no searched setting changed it"
     import optuna
 
     try:
