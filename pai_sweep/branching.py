@@ -39,6 +39,7 @@ BRANCH_INFO = "branch.json"  # {"epoch": epochs in the shared prefix, "signature
 # "dendrites" and "switches" (restructures) in the state (0, or absent, for branch/), "kind": before_switch | after_switch
 # | at_cap, "trial": the parent's folder name}
 BRANCH_MODEL = "branch"  # the model + tracker saved by perforatedai's save_system, pai/branch.pt
+POINT_DISK_RESERVE = 2**30  # bytes a start point leaves free on its disk (results, the study, the trial's own files)
 
 # dendrites.* read by perforatedai only at a switch or after it (a test per key: tests/test_branching.py)
 POST_SWITCH_DENDRITE_KEYS = frozenset({
@@ -53,7 +54,7 @@ POST_SWITCH_DENDRITE_KEYS = frozenset({
 # first switch. retain_all_dendrites is not: it already resets the best score at the first switch (measured).
 RETRY_DENDRITE_KEYS = frozenset({"max_dendrite_tries"})
 # train.* that change what is written, never what is trained
-BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "start_from"})
+BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "later_points", "start_from"})
 
 
 def post_switch_only(keys: Iterable[str]) -> bool:
@@ -210,9 +211,16 @@ def write_point(dest: Path, resume_file: Path, info: dict, checkpoints: tuple[Pa
     tmp = dest.with_name(f".{dest.name}.tmp")
     try:
         state = torch.load(resume_file, weights_only=False)
+        model = Path(PAI_SAVE_NAME) / f"{state['tracker']['name']}.pt"
+        need = sum(p.stat().st_size for p in (Path(resume_file), model, *checkpoints) if p.exists())
+        free = shutil.disk_usage(dest.parent).free
+        if free - need < POINT_DISK_RESERVE:  # a point must never take the room a result or the study needs
+            log(f"pai-sweep: no start point {dest.name}: {free / 2**30:.1f} GiB free on the trial folder's disk, a point "
+                f"needs {need / 2**20:.0f} MiB and {POINT_DISK_RESERVE / 2**30:.0f} GiB stay free; sweep.branching=first keeps fewer")
+            return False
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / PAI_SAVE_NAME).mkdir(parents=True)
-        shutil.copyfile(Path(PAI_SAVE_NAME) / f"{state['tracker']['name']}.pt", tmp / PAI_SAVE_NAME / f"{BRANCH_MODEL}.pt")
+        shutil.copyfile(model, tmp / PAI_SAVE_NAME / f"{BRANCH_MODEL}.pt")
         for path in checkpoints:
             if path.exists():
                 shutil.copyfile(path, tmp / PAI_SAVE_NAME / path.name)

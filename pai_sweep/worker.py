@@ -239,7 +239,7 @@ def setup_trial(spec: RunSpec, trial_dir: Path, result: TrialResult, capacity_te
         resume_file=trial_dir / RESUME_FILE if not capacity_test else None,  # written when asked: train.resume, branching, a stop
         generators=(getattr(data.train, "generator", None),),
         resume_every_epoch=bool(train_cfg.resume), branch_dir=trial_dir / branching.BRANCH_DIR if wants_branch else None,
-        branch_info={"trial": trial_dir.name}, later_points=keeps_points,
+        branch_info={"trial": trial_dir.name}, later_points=keeps_points and bool(train_cfg.later_points),
         point_signature=lambda dendrites, switches: branching.prefix_signature(run, dendrites, switches),
     )
     if resume:

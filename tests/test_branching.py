@@ -120,7 +120,7 @@ def branched(tmp_path_factory, run_trials):
     # a point that cannot be written (here a file in the way; a full disk alike) must not fail its trial
     (root / "blocked").mkdir()
     (root / "blocked" / ".branch-at-cap.tmp").write_text("in the way")
-    first = {"parent": _run(branch_point=True), "blocked": _run({"max_dendrites": 2}, branch_point=True, max_epochs=CAP), **{f"scratch_{k}": _run(v) for k, v in POST_SWITCH_CHILDREN.items()},
+    first = {"parent": _run(branch_point=True), "first_only": _run(branch_point=True, later_points=False), "blocked": _run({"max_dendrites": 2}, branch_point=True, max_epochs=CAP), **{f"scratch_{k}": _run(v) for k, v in POST_SWITCH_CHILDREN.items()},
              "capped": _run({"max_dendrites": 2}, branch_point=True, max_epochs=CAP),
              "scratch_threshold_tail": _run(LATER_CHILDREN["threshold_tail"][2]),
              "failing": _run(FAILING, branch_point=True),
@@ -205,6 +205,13 @@ def test_parents_keep_a_point_after_each_switch_and_at_the_cap(branched):
     assert [p.name for p in branching.point_dirs(capped)][0] == "branch"
     # without train.resume no resume point outlives the run's points
     assert not (parent / RESUME_FILE).exists() and not (capped / RESUME_FILE).exists()
+
+
+def test_without_later_points_only_the_state_before_the_first_switch_is_kept(branched):
+    """train.later_points=false (sweep.branching=first): one point per trial, for models whose copies are large."""
+    first_only = branched["first_only"]
+    assert [p.name for p in branching.point_dirs(first_only)] == ["branch"]
+    assert [r.val for r in read_metrics(first_only)] == [r.val for r in read_metrics(branched["parent"])]
 
 
 def test_a_point_that_cannot_be_written_does_not_fail_its_trial(branched):
@@ -391,3 +398,26 @@ def test_seed_refuses_what_it_cannot_use(tmp_path):
     assert branching.find_parent([(0, tmp_path / "p")], longer, known) == (0, point, 3)
     (point / "branch.json").unlink()
     assert branching.find_parent([(0, tmp_path / "p")], longer, known) is None and not known
+
+
+def test_a_point_leaves_room_on_its_disk(tmp_path, monkeypatch):
+    """write_point copies a resume point into place, and skips it (one log line, False) when what stays free would
+    drop under the reserve: a point only saves later trials work, a result or the study needs the room."""
+    import collections
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pai").mkdir()
+    (tmp_path / "pai" / "resume0.pt").write_bytes(b"m" * 1000)
+    (tmp_path / "pai" / "best_model.pt").write_bytes(b"b" * 1000)
+    torch.save({"tracker": {"name": "resume0"}, "epoch": 3}, tmp_path / "resume_state.pt")
+    logged: list[str] = []
+    info = {"epoch": 3, "signature": "s"}
+    checkpoints = (tmp_path / "pai" / "best_model.pt",)
+    assert branching.write_point(tmp_path / "branch", tmp_path / "resume_state.pt", info, checkpoints, logged.append)
+    assert branching.branch_info(tmp_path / "branch") == info and (tmp_path / "branch" / "pai" / "branch.pt").read_bytes() == b"m" * 1000
+    assert torch.load(tmp_path / "branch" / "state.pt", weights_only=False)["tracker"]["name"] == "branch"
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(branching.shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, branching.POINT_DISK_RESERVE + 2000))
+    assert not branching.write_point(tmp_path / "branch-at-cap", tmp_path / "resume_state.pt", info, checkpoints, logged.append)
+    assert not (tmp_path / "branch-at-cap").exists() and not list(tmp_path.glob(".branch*"))
+    assert len(logged) == 1 and "no start point branch-at-cap: " in logged[0] and "sweep.branching=first" in logged[0]

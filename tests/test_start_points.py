@@ -99,3 +99,10 @@ def test_a_continued_trial_keeps_points_for_later_trials(tmp_path):
     baseline = OmegaConf.create(json.loads(json.dumps(BASE)))
     assert plan_start(_cfg(), tmp_path, baseline, baseline=True, earlier_attempt=None) == {}
     assert baseline.train.branch_point is False
+
+
+@pytest.mark.parametrize("mode, later", [("auto", True), ("first", False)])
+def test_branching_first_keeps_only_the_point_before_the_first_switch(tmp_path, mode, later):
+    run_yaml = OmegaConf.create(json.loads(json.dumps(BASE)))
+    plan_start(_cfg(mode), tmp_path, run_yaml, baseline=False, earlier_attempt=None)
+    assert run_yaml.train.branch_point is True and run_yaml.train.later_points is later

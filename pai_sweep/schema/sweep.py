@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 
-BRANCHING_MODES = ("auto", "off")  # sweep.branching
+BRANCHING_MODES = ("auto", "first", "off")  # sweep.branching
 SIZE_LADDER_MODES = ("auto", "off")  # sweep.size_ladder
 
 
@@ -28,7 +28,9 @@ class SweepConfig:
     max_failures: int = 3  # stop the sweep after this many failed trials
     trial_timeout: Optional[float] = None  # seconds before a trial is killed (None: no limit)
     check_first: bool = True  # run `pai-sweep check` once before launching trials
-    branching: str = "auto"  # auto: a trial sharing another's neuron phase starts from its state before the switch; off
+    # auto: a trial sharing another's prefix starts from its kept state (before its first switch, after a later one, at
+    # its cap); first: only the state before the first switch is kept (one point per trial: large models); off
+    branching: str = "auto"
     # auto: a guided efficiency sweep starts with the model at a few smaller sizes, most dendrites, latest switch
     # (sweep/size_ladder.py); off: the sampler's start-up draws at random
     size_ladder: str = "auto"

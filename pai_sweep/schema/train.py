@@ -32,4 +32,5 @@ class TrainConfig:
     test_saves: bool = True  # PerforatedAI's extra checkpoints (its learning-rate search reloads some)
     resume: bool = False  # save a resume point every epoch; a re-run (SLURM requeue) continues exactly from it
     branch_point: bool = False  # keep start points (branch/, branch-after-switch-<k>/, branch-at-cap/) for trials that share a prefix
+    later_points: bool = True  # with branch_point: also the ones after each switch and at the cap (sweep.branching=first: no)
     start_from: Optional[str] = None  # a start point (trials/N/branch*) or an interrupted trial folder to continue from

@@ -35,6 +35,7 @@ def plan_start(cfg: Any, sweep_dir: Path, run_yaml: Any, baseline: bool, earlier
     branching_on = cfg.sweep.get("branching", "auto") != "off" and not baseline and run_yaml.dendrites.enabled
     # its states before the first switch, after each switch and at its cap may serve later trials (also a continued one's)
     run_yaml.train.branch_point = bool(branching_on)
+    run_yaml.train.later_points = cfg.sweep.get("branching", "auto") != "first"
     if earlier_attempt is not None and (earlier_attempt / RESUME_FILE).exists():  # saved every epoch, or when stopped
         run_yaml.train.start_from = str(earlier_attempt)
         return {"continues": int(earlier_attempt.name) if earlier_attempt.name.isdigit() else str(earlier_attempt)}
