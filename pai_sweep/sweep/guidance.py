@@ -37,8 +37,8 @@ class Guidance:
         number = prefix_in_training(self.cfg, list(self.space.keys), self._base_run, self.sweep_dir,
                                     [(run.number, run.trial_dir) for run in self.running.values()], self.branch_points)
         if number is not None and number != self._waited_for:
-            self.progress.note(f"the next trial waits for trial {number}'s state before its first switch (sweep.branching=auto): "
-                               "it would train the same epochs")
+            self.progress.note(f"the next trial waits for trial {number}'s state before its first switch "
+                               f"(sweep.branching={self.cfg.sweep.branching}): it would train the same epochs")
         self._waited_for = number if number is not None else self._waited_for
         return number is not None
 
