@@ -24,6 +24,7 @@ def test_a_child_that_ignores_sigterm_does_not_outlive_the_stop():
     leader = subprocess.Popen([sys.executable, "-c", LEADER], stdout=subprocess.PIPE, text=True, start_new_session=True)
     child_pid = int(leader.stdout.readline())
     stop_group(leader, grace=5.0, kill_wait=5.0)
+    assert leader.returncode is not None  # stop_group collected its exit status itself: no zombie is left behind
     assert leader.poll() is not None  # the leader ended on SIGTERM, well inside the grace
     assert leader.returncode == -signal.SIGTERM
     wait_gone([child_pid], 5.0)

@@ -69,6 +69,15 @@ def stop_group(proc: Any, grace: float = GRACE_S, kill_wait: float | None = GRAC
     """SIGTERM the process group `proc` leads, SIGKILL it when it has not ended `grace` s later (grace=0: SIGKILL
     at once), then wait up to `kill_wait` s for it (None: until it ends). The group is signalled even when its
     leader has ended: anything the worker started goes too."""
+    try:
+        _signal_group(proc, grace, kill_wait)
+    finally:
+        poll = getattr(proc, "poll", None)  # a Popen (or a kept child) collects its exit status: no zombie left behind;
+        if poll is not None:                # it never blocks, also while another thread holds the reaping lock
+            poll()
+
+
+def _signal_group(proc: Any, grace: float, kill_wait: float | None) -> None:
     signals = [(signal.SIGTERM, grace)] if grace > 0 else []
     for sig, wait in [*signals, (signal.SIGKILL, kill_wait)]:
         try:
