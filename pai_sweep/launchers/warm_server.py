@@ -233,11 +233,8 @@ def _run_child(conn: socket.socket, request: dict, passed: list[int]) -> None:
 
 
 def main() -> None:
-    """`python -c "from pai_sweep.launchers.warm_server import main; main()" SOCKET IDLE VISION SYS_PATH` (warm_client)."""
-    import ast
-
+    """Run by warm_client._SERVER_MAIN with argv SOCKET IDLE VISION SYS_PATH; that line has already set sys.path to
+    SYS_PATH (the client's) before importing this module, so the preloads resolve as the client's own imports would."""
     if os.fork() > 0:  # the starter leaves; the server (its child) is adopted by init, never a zombie of the client
         os._exit(0)
-    path, idle, vision, client_path = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", ast.literal_eval(sys.argv[4])
-    sys.path[:] = client_path  # the preloads resolve as the client's own imports would
-    Server(path, idle, vision).serve()
+    Server(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1").serve()
