@@ -57,16 +57,18 @@ RETRY_DENDRITE_KEYS = frozenset({"max_dendrite_tries"})
 BOOKKEEPING_TRAIN_KEYS = frozenset({"resume", "graphs", "branch_point", "later_points", "start_from"})
 
 
+POST_SWITCH_SEARCH_KEYS = frozenset(f"dendrites.{k}" for k in POST_SWITCH_DENDRITE_KEYS)  # as a search space names them
+
+
 def post_switch_only(keys: Iterable[str]) -> bool:
     """Whether searched (dotted) keys are dendrite knobs that act only at or after the first switch, so every trial of
     the search shares one neuron phase (no keys: every trial is the same run)."""
-    return all(k.startswith("dendrites.") and k.split(".", 1)[1] in POST_SWITCH_DENDRITE_KEYS for k in keys)
+    return all(k in POST_SWITCH_SEARCH_KEYS for k in keys)
 
 
 def pre_switch_keys(keys: Iterable[str]) -> list[str]:
     """The searched (dotted) keys that act before the first switch: all but the post-switch knobs and the epoch cap."""
-    post = {f"dendrites.{k}" for k in POST_SWITCH_DENDRITE_KEYS} | {"train.max_epochs"}
-    return [k for k in keys if k not in post]
+    return [k for k in keys if k not in POST_SWITCH_SEARCH_KEYS | {"train.max_epochs"}]
 
 
 def _without_bookkeeping(run: dict) -> dict:
@@ -201,15 +203,18 @@ def seed_trial(start_from: str | Path, trial_dir: Path, run: dict, load_run: Cal
             **({"dendrites": int(info.get("dendrites", 0))} if info else {})}, ""
 
 
-def write_point(dest: Path, resume_file: Path, info: dict, checkpoints: tuple[Path, ...], log: Callable[[str], None]) -> bool:
-    """The resume point last saved in `resume_file` (its model in pai/, in the working directory) plus `checkpoints`
-    (files in pai/) become the start point `dest` (written aside, renamed into place, branch.json last: the driver
-    reads it as the sign it is complete). A point only saves later trials work: when it cannot be written (a full
-    disk) the trial goes on without it (False)."""
+def write_point(dest: Path, resume_file: Path, info: dict, checkpoints: tuple[Path, ...], log: Callable[[str], None],
+                save: Callable[[], Any] | None = None) -> bool:
+    """The resume point last saved in `resume_file` (its model in pai/, in the working directory; `save` saves it first
+    when nothing else did this epoch) plus `checkpoints` (files in pai/) become the start point `dest` (written aside,
+    renamed into place, branch.json last: the driver reads it as the sign it is complete). A point only saves later
+    trials work: when it cannot be saved or written (a full disk) the trial goes on without it (False)."""
     import torch
 
     tmp = dest.with_name(f".{dest.name}.tmp")
     try:
+        if save is not None:
+            save()
         state = torch.load(resume_file, weights_only=False)
         model = Path(PAI_SAVE_NAME) / f"{state['tracker']['name']}.pt"
         need = sum(p.stat().st_size for p in (Path(resume_file), model, *checkpoints) if p.exists())

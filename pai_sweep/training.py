@@ -173,13 +173,12 @@ class PAISession:
         if not complete and self.epoch >= self.max_epochs:
             complete, self.end_reason = True, "epoch_cap"
         stopping = _STOP["requested"] and not complete and self.resume_file is not None
-        later = self._later_point(restructured, complete, dendrites)
-        if not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending or stopping):
+        saved = not complete and self.resume_file is not None and (self._resume_every_epoch or self._branch_pending or stopping)
+        if saved:
             self._save_resume_point()  # first: a metrics line on disk means its resume point is too
-        elif later:
-            later = later if self._save_point_state(later) else None
+        later = self._later_point(restructured, complete, dendrites)
         if later:
-            self._write_later_point(later, dendrites)
+            self._write_later_point(*later, dendrites, saved)
         if self.trial_dir is not None:
             append_metrics(self.trial_dir, record)
         if stopping:
@@ -240,57 +239,42 @@ class PAISession:
         if self._write_point(self.branch_dir, info, (best,)):
             self.log(f"pai-sweep: branch point saved: the state after epoch {self.epoch - 1}, before the first switch")
 
-    def _later_point(self, restructured: Any, complete: bool, dendrites: int) -> str | None:
-        """The folder name of the later point this epoch ends at (after a switch, at the epoch cap), else None."""
+    def _later_point(self, restructured: Any, complete: bool, dendrites: int) -> tuple[str, int] | None:
+        """The folder name of the later point this epoch ends at (after a switch, at the epoch cap) and the switches so
+        far, else None."""
         from pai_sweep import branching
 
-        if not self._later_points:
+        if not self._later_points or not (restructured and not complete or complete and self.end_reason == "epoch_cap"):
             return None
         switches = sum(1 for r in self.records if r.restructured)
         if switches and not dendrites:
             return None  # a dendrite set dropped again: nothing a trial with more dendrites would share
-        if restructured and not complete:
-            name = f"{branching.LATER_PREFIX}after-switch-{switches}"
-        elif complete and self.end_reason == "epoch_cap":
-            name = f"{branching.LATER_PREFIX}at-cap"
-        else:
-            return None
-        return None if branching.branch_info(self.trial_dir / name) else name  # a resumed run passes it again: the same state
+        name = f"{branching.LATER_PREFIX}at-cap" if complete else f"{branching.LATER_PREFIX}after-switch-{switches}"
+        # a resumed run passes it again: the same state
+        return None if branching.branch_info(self.trial_dir / name) else (name, switches)
 
-    def _save_point_state(self, name: str) -> bool:
-        """The resume point a later point is made of, when nothing else needs one this epoch: a point only saves later
-        trials work, so one that cannot be saved (a full disk) is skipped, never the trial's failure."""
-        try:
-            self._save_resume_point()
-        except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
-            self.log(f"pai-sweep: no start point {name}: {getattr(exc, 'strerror', None) or ' '.join(str(exc).split())}; "
-                     "the trial goes on without it")
-            return False
-        return True
-
-    def _write_later_point(self, name: str, dendrites: int) -> None:
-        """The point just saved, with what PerforatedAI reads back later and the copies of its CSVs it made at each
-        switch so far (a trial from here writes only its own), becomes trial_dir/<name>/; then, unless train.resume
-        keeps one every epoch, the resume point goes again."""
+    def _write_later_point(self, name: str, switches: int, dendrites: int, saved: bool) -> None:
+        """The resume point of this epoch (saved here unless `saved`), with what PerforatedAI reads back later and the
+        copies of its CSVs it made at each switch so far (a trial from here writes only its own), becomes
+        trial_dir/<name>/; then, unless train.resume keeps one every epoch, the resume point goes again."""
         from pai_sweep import perforate
         from pai_sweep.trial_files import RESUME_MODELS
 
         kept = perforate.read_back_files(Path(perforate.SAVE_NAME), exclude=RESUME_MODELS)
         # with no dendrite yet (the cap in the neuron phase) nothing after the first switch has acted
-        switches = sum(1 for r in self.records if r.restructured)
         info = {**self._branch_info, "epoch": self.epoch, "dendrites": int(dendrites), "switches": switches,
                 "kind": "at_cap" if name.endswith("at-cap") else "after_switch",
                 "signature": self._point_signature(int(dendrites), switches)}
-        if self._write_point(self.trial_dir / name, info, kept):
+        if self._write_point(self.trial_dir / name, info, kept, save=None if saved else self._save_resume_point):
             self.log(f"pai-sweep: start point {name} saved: the state after epoch {self.epoch - 1}, {dendrites} dendrite(s)")
         if not (self._resume_every_epoch or _STOP["requested"]):  # a stop continues from it
             drop_resume_point(self.resume_file.parent)
             self._point = None
 
-    def _write_point(self, dest: Path, info: dict, checkpoints: tuple[Path, ...]) -> bool:
+    def _write_point(self, dest: Path, info: dict, checkpoints: tuple[Path, ...], save: Callable[[], Any] | None = None) -> bool:
         from pai_sweep import branching
 
-        return branching.write_point(dest, self.resume_file, info, checkpoints, self.log)
+        return branching.write_point(dest, self.resume_file, info, checkpoints, self.log, save=save)
 
     def restore(self) -> None:
         """Continue from this trial's resume point (its own, or one copied in from train.start_from): model, tracker,
