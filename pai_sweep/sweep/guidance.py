@@ -11,6 +11,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from pai_sweep import branching
 from pai_sweep.progress import short_params
 from pai_sweep.schema.run import run_dict
 from pai_sweep.sweep import feedback, rule_policy
@@ -30,6 +31,8 @@ class Guidance:
     def _waits_for_prefix(self) -> bool:
         """True while the next sampler trial should wait for a running trial's state before its first switch
         (start_points.prefix_in_training); queued trials (baseline, re-runs, rule trials) never wait."""
+        if self.cfg.sweep.branching == "off" or not branching.post_switch_only(self.space.keys):
+            return False  # what every launch pays on most sweeps: no storage query, no folder scan
         if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return False
         if self._base_run is None:

@@ -62,16 +62,13 @@ def prefix_in_training(cfg: Any, space_keys: list[str], base_run: dict, sweep_di
     if signature is None or branching.find_parent(_trial_dirs(sweep_dir), base_run, known) is not None:
         return None  # no dendrites, or a point serves already: the next trial starts from it
     for number, folder in running:
-        train = read_yaml(folder / RUN_CONFIG).get("train") or {}
+        run = read_yaml(folder / RUN_CONFIG)  # the resolved run spec the driver wrote ({} when unreadable)
+        train = run.get("train") or {}
         start = train.get("start_from")
         if not train.get("branch_point") or (start and branching.branch_info(Path(start)) is not None):
-            continue  # keeps no points, or started from another's point: it does not train the phase
+            continue  # keeps no points (or no readable run.yaml), or started from another's point: not training the phase
         if any(branching.branch_info(p) for p in branching.point_dirs(folder)):
             continue  # it kept a point that does not serve (another cap, a later state): waiting gains nothing
-        try:
-            theirs = branching.prefix_signature(OmegaConf.to_container(OmegaConf.load(folder / RUN_CONFIG), resolve=True))
-        except Exception:  # noqa: BLE001 - an unreadable run.yaml: not a phase to wait for
-            continue
-        if theirs == signature:
+        if branching.prefix_signature(run) == signature:
             return number
     return None
